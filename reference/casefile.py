@@ -1,0 +1,267 @@
+"""Case definitions: the TOML case-file format (docs/cases.md) and its validation.
+
+Numbers keep their exact written value (TOML floats are read as text, never as Python
+floats) and are rounded once, correctly, to each case dtype. Strings may hold C99 hex
+floats or a named edge value that depends on the dtype (EDGE_VALUES).
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from flint import arb, ctx
+
+from .formats import FORMATS, NAN, NEG_INF, POS_INF, FloatFormat, decode, parse_exact, round_fraction
+
+OPS = ("log_softmax", "cross_entropy")
+REDUCTIONS = ("none", "mean", "sum")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+FIELDS = {"id", "op", "dtypes", "input", "shape", "target", "target_kind", "weight",
+          "ignore_index", "label_smoothing", "reduction", "tags"}
+
+
+class CaseFileError(ValueError):
+    """A malformed case file. The message names the file, the case and the field."""
+
+    def __init__(self, path, case_id, field_name, problem):
+        self.path, self.case_id, self.field, self.problem = str(path), case_id, field_name, problem
+        where = f"case {case_id!r}" if case_id is not None else "file"
+        super().__init__(f"{path}: {where}: field {field_name!r}: {problem}")
+
+
+class _Float(str):
+    """A TOML float kept as its literal text (tomllib's parse_float hook)."""
+
+
+def _log_max(fmt: FloatFormat) -> Fraction:
+    saved = ctx.prec
+    try:
+        ctx.prec = 256
+        mid = arb(str(float(fmt.max_finite))).log().mid()
+        man, exp = (int(p) for p in mid.man_exp())
+        return decode(fmt, round_fraction(fmt, Fraction(man) * Fraction(2) ** exp))
+    finally:
+        ctx.prec = saved
+
+
+# Named edge values, each exactly representable in the dtype it is resolved for.
+EDGE_VALUES = {
+    "max": lambda f: f.max_finite,
+    "min_normal": lambda f: f.min_normal,
+    "min_subnormal": lambda f: f.min_subnormal,
+    "max_subnormal": lambda f: f.min_normal - f.min_subnormal,
+    "eps": lambda f: Fraction(2) ** (1 - f.precision),  # the spacing of values at 1
+    "log_max": _log_max,  # ln(max) rounded to the dtype: exp() of it is near overflow
+}
+
+
+def resolve(value, fmt: FloatFormat) -> int:
+    """Bit pattern of one written value (int, Fraction, special or edge name) in fmt."""
+    if isinstance(value, str) and value in (NAN, POS_INF, NEG_INF):
+        return round_fraction(fmt, value)
+    if isinstance(value, tuple):  # ("edge", sign, name)
+        _, sign, name = value
+        return round_fraction(fmt, sign * EDGE_VALUES[name](fmt))
+    return round_fraction(fmt, value)
+
+
+def _parse_number(raw) -> Fraction | str | tuple:
+    if isinstance(raw, bool):
+        raise ValueError("booleans are not numbers here")
+    if isinstance(raw, int):
+        return Fraction(raw)
+    if isinstance(raw, str):
+        text = raw.strip()
+        bare = text.lstrip("+-")
+        if bare in EDGE_VALUES:
+            return ("edge", -1 if text.startswith("-") else 1, bare)
+        return parse_exact(text)
+    raise ValueError(f"expected a number, got {type(raw).__name__} {raw!r}")
+
+
+def _shape_of(raw, field_name, err) -> tuple[int, ...]:
+    if not isinstance(raw, list):
+        return ()
+    if not raw:
+        return (0,)
+    shapes = {_shape_of(item, field_name, err) for item in raw}
+    if len(shapes) != 1:
+        raise err(field_name, "ragged nested list: every row must have the same length")
+    return (len(raw),) + shapes.pop()
+
+
+def _leaves(raw):
+    if isinstance(raw, list):
+        for item in raw:
+            yield from _leaves(item)
+    else:
+        yield raw
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One case as written: exact values, not yet rounded to a dtype."""
+
+    id: str
+    op: str
+    input: np.ndarray  # object array of written values, canonical layout (class axis 1)
+    dtypes: tuple[str, ...]
+    target: np.ndarray | None = None  # int64 class indices, or object array of values
+    target_kind: str | None = None  # "index" | "probs"
+    weight: tuple | None = None
+    ignore_index: int = -100
+    label_smoothing: Fraction = Fraction(0)  # the float64 value a framework receives
+    reduction: str = "mean"
+    tags: tuple[str, ...] = ()
+    source: str = ""
+
+
+def _obj_array(values: list, shape: tuple[int, ...]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out.reshape(shape)
+
+
+def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
+    case_id = raw.get("id")
+
+    def err(field_name, problem):
+        return CaseFileError(path, case_id if isinstance(case_id, str) else f"#{index}", field_name, problem)
+
+    if not isinstance(case_id, str) or not ID_PATTERN.match(case_id):
+        raise err("id", "required; letters, digits, '-', '_' and '.' only")
+    unknown = sorted(set(raw) - FIELDS)
+    if unknown:
+        raise err(unknown[0], f"unknown field (known: {', '.join(sorted(FIELDS))})")
+    op = raw.get("op")
+    if op not in OPS:
+        raise err("op", f"required; one of {', '.join(OPS)}, got {op!r}")
+
+    dtypes = raw.get("dtypes", list(FORMATS))
+    if not isinstance(dtypes, list) or not dtypes or any(d not in FORMATS for d in dtypes):
+        raise err("dtypes", f"a non-empty list of {', '.join(FORMATS)}; got {dtypes!r}")
+
+    def numbers(field_name, raw_value):
+        try:
+            return [_parse_number(v) for v in _leaves(raw_value)]
+        except ValueError as e:
+            raise err(field_name, str(e)) from None
+
+    if "input" not in raw:
+        raise err("input", "required")
+    shape = _shape_of(raw["input"], "input", err)
+    if "shape" in raw:
+        declared = raw["shape"]
+        if not isinstance(declared, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in declared):
+            raise err("shape", "a list of non-negative integers")
+        if shape != tuple(declared) and not (0 in shape and 0 in declared):
+            raise err("shape", f"declared {tuple(declared)} but input has shape {shape}")
+        shape = tuple(declared)
+    if len(shape) == 0 or (0 in shape and "shape" not in raw):
+        raise err("input", "needs at least one dimension (an empty input needs an explicit 'shape')")
+    class_axis = 0 if len(shape) == 1 else 1
+    n_classes = shape[class_axis]
+    if n_classes == 0:
+        raise err("input", "the class axis must not be empty")
+    x = _obj_array(numbers("input", raw["input"]), shape)
+
+    target = target_kind = None
+    if op == "log_softmax":
+        for name in ("target", "target_kind", "weight", "ignore_index", "label_smoothing", "reduction"):
+            if name in raw:
+                raise err(name, "log_softmax takes no such parameter")
+    else:
+        if "target" not in raw:
+            raise err("target", "required for cross_entropy")
+        leaves = list(_leaves(raw["target"]))
+        target_kind = raw.get("target_kind")
+        if target_kind is None:
+            target_kind = "index" if all(isinstance(v, int) and not isinstance(v, bool) for v in leaves) else "probs"
+        if target_kind not in ("index", "probs"):
+            raise err("target_kind", "'index' or 'probs'")
+        target_shape = shape[:class_axis] + shape[class_axis + 1:] if target_kind == "index" else shape
+        got = _shape_of(raw["target"], "target", err)
+        if got != target_shape and not (0 in got and 0 in target_shape):
+            raise err("target", f"{target_kind} targets need shape {target_shape}, got {got}")
+        if target_kind == "index":
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in leaves):
+                raise err("target", "class-index targets must all be integers")
+            target = np.array(leaves, dtype=np.int64).reshape(target_shape)
+        else:
+            values = numbers("target", raw["target"])
+            if any(isinstance(v, str) for v in values):
+                raise err("target", "probability targets must be finite numbers")
+            target = _obj_array(values, target_shape)
+
+    weight = None
+    if "weight" in raw:
+        values = numbers("weight", raw["weight"])
+        if _shape_of(raw["weight"], "weight", err) != (n_classes,):
+            raise err("weight", f"a list of {n_classes} numbers, one per class")
+        if any(isinstance(v, str) for v in values):
+            raise err("weight", "class weights must be finite numbers")
+        weight = tuple(values)
+
+    ignore_index = raw.get("ignore_index", -100)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise err("ignore_index", f"an integer, got {ignore_index!r}")
+    smoothing_raw = raw.get("label_smoothing", _Float("0.0"))
+    try:
+        smoothing = _parse_number(smoothing_raw)
+        if isinstance(smoothing, (str, tuple)):
+            raise ValueError("a finite number")
+    except ValueError as e:
+        raise err("label_smoothing", str(e)) from None
+    # frameworks receive a Python float: the contract uses that float64 value exactly
+    smoothing = decode(FORMATS["float64"], round_fraction(FORMATS["float64"], smoothing))
+    reduction = raw.get("reduction", "mean")
+    if reduction not in REDUCTIONS:
+        raise err("reduction", f"one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+    tags = raw.get("tags", [])
+    if not isinstance(tags, list) or any(not isinstance(t, str) for t in tags):
+        raise err("tags", "a list of strings")
+
+    return CaseSpec(id=case_id, op=op, input=x, dtypes=tuple(dtypes), target=target,
+                    target_kind=target_kind, weight=weight, ignore_index=ignore_index,
+                    label_smoothing=smoothing, reduction=reduction, tags=tuple(tags), source=str(path))
+
+
+def load_case_file(path: str | Path) -> list[CaseSpec]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise CaseFileError(path, None, "-", f"cannot read: {e.strerror}") from None
+    try:
+        doc = tomllib.loads(text, parse_float=_Float)
+    except tomllib.TOMLDecodeError as e:
+        raise CaseFileError(path, None, "-", f"not valid TOML: {e}") from None
+    extra = sorted(set(doc) - {"case"})
+    if extra:
+        raise CaseFileError(path, None, extra[0], "unknown top-level key; cases go in [[case]] tables")
+    raw_cases = doc.get("case")
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise CaseFileError(path, None, "case", "no [[case]] tables")
+    cases = [_parse_case(raw, path, i) for i, raw in enumerate(raw_cases)]
+    seen = set()
+    for case in cases:
+        if case.id in seen:
+            raise CaseFileError(path, case.id, "id", "duplicate id")
+        seen.add(case.id)
+    return cases
+
+
+def load_case_files(paths) -> list[CaseSpec]:
+    """Every file is read and checked before any case is returned: nothing runs half-way."""
+    cases, origin = [], {}
+    for path in paths:
+        for case in load_case_file(path):
+            if case.id in origin:
+                raise CaseFileError(path, case.id, "id", f"duplicate id (also in {origin[case.id]})")
+            origin[case.id] = path
+            cases.append(case)
+    return cases

@@ -1,0 +1,215 @@
+"""IEEE-style binary formats and correct rounding, in exact integer arithmetic.
+
+Everything here works on exact rationals (``fractions.Fraction``) and bit patterns
+(Python ints). Nothing rounds through a hardware float, so rounding to float16 or
+bfloat16 is a single, correct round-to-nearest-even from the exact value.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+NAN = "nan"
+POS_INF = "+inf"
+NEG_INF = "-inf"
+SPECIALS = (NAN, POS_INF, NEG_INF)
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    name: str
+    precision: int  # significand bits, the implicit bit included
+    emax: int
+    bits: int
+
+    @property
+    def emin(self) -> int:
+        return 1 - self.emax
+
+    @property
+    def frac_bits(self) -> int:
+        return self.precision - 1
+
+    @property
+    def exp_mask(self) -> int:
+        return (1 << (self.bits - self.precision)) - 1
+
+    @property
+    def sign_bit(self) -> int:
+        return 1 << (self.bits - 1)
+
+    @property
+    def unit_roundoff(self) -> Fraction:
+        return Fraction(1, 1 << self.precision)
+
+    @property
+    def storage(self) -> str:
+        """numpy unsigned dtype that holds a bit pattern of this format."""
+        return f"uint{self.bits}"
+
+    @property
+    def max_finite(self) -> Fraction:
+        return Fraction((1 << self.precision) - 1) * Fraction(2) ** (self.emax - self.precision + 1)
+
+    @property
+    def min_normal(self) -> Fraction:
+        return Fraction(2) ** self.emin
+
+    @property
+    def min_subnormal(self) -> Fraction:
+        return Fraction(2) ** (self.emin - self.precision + 1)
+
+
+FORMATS: dict[str, FloatFormat] = {
+    f.name: f
+    for f in (
+        FloatFormat("float64", 53, 1023, 64),
+        FloatFormat("float32", 24, 127, 32),
+        FloatFormat("float16", 11, 15, 16),
+        FloatFormat("bfloat16", 8, 127, 16),
+    )
+}
+
+
+def fmt_of(dtype: str) -> FloatFormat:
+    try:
+        return FORMATS[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(FORMATS)}") from None
+
+
+# --- bit patterns -----------------------------------------------------------------
+
+def special_bits(fmt: FloatFormat, special: str) -> int:
+    inf = fmt.exp_mask << fmt.frac_bits
+    if special == POS_INF:
+        return inf
+    if special == NEG_INF:
+        return fmt.sign_bit | inf
+    if special == NAN:
+        return inf | (1 << (fmt.frac_bits - 1))  # the canonical quiet NaN
+    raise ValueError(special)
+
+
+def decode(fmt: FloatFormat, bits: int) -> Fraction | str:
+    """Exact value of a bit pattern: a Fraction, or one of SPECIALS (-0 decodes as 0)."""
+    sign = -1 if bits & fmt.sign_bit else 1
+    biased = (bits >> fmt.frac_bits) & fmt.exp_mask
+    frac = bits & ((1 << fmt.frac_bits) - 1)
+    if biased == fmt.exp_mask:
+        if frac:
+            return NAN
+        return POS_INF if sign > 0 else NEG_INF
+    if biased == 0:
+        magnitude = Fraction(frac) * Fraction(2) ** (fmt.emin - fmt.frac_bits)
+    else:
+        magnitude = Fraction(frac | (1 << fmt.frac_bits)) * Fraction(2) ** (biased - fmt.emax - fmt.frac_bits)
+    return sign * magnitude
+
+
+def kind_of_bits(fmt: FloatFormat, bits: int) -> str:
+    value = decode(fmt, bits)
+    return value if isinstance(value, str) else "finite"
+
+
+def _round_half_even(num: int, den: int) -> int:
+    """round(num / den) with ties to even, for den > 0."""
+    q, r = divmod(num, den)
+    twice = 2 * r
+    if twice > den or (twice == den and q & 1):
+        q += 1
+    return q
+
+
+def round_fraction(fmt: FloatFormat, value: Fraction | int | str) -> int:
+    """Bit pattern of `value` correctly rounded (to nearest, ties to even) into `fmt`."""
+    if isinstance(value, str):
+        return special_bits(fmt, value)
+    value = Fraction(value)
+    if value == 0:
+        return 0
+    sign = fmt.sign_bit if value < 0 else 0
+    num, den = abs(value.numerator), value.denominator
+    # e = floor(log2(num/den)), from bit lengths and one correction step
+    e = num.bit_length() - den.bit_length()
+    if (num << max(0, -e)) < (den << max(0, e)):
+        e -= 1
+    quantum_exp = max(e, fmt.emin) - fmt.frac_bits  # the spacing of values near |value|
+    if quantum_exp >= 0:
+        m = _round_half_even(num, den << quantum_exp)
+    else:
+        m = _round_half_even(num << -quantum_exp, den)
+    if m >> fmt.precision:  # rounding carried into the next binade
+        m >>= 1
+        quantum_exp += 1
+    if m >> fmt.frac_bits:  # normal
+        exponent = quantum_exp + fmt.frac_bits
+        if exponent > fmt.emax:
+            return sign | special_bits(fmt, POS_INF)
+        return sign | ((exponent + fmt.emax) << fmt.frac_bits) | (m ^ (1 << fmt.frac_bits))
+    return sign | m  # subnormal or zero
+
+
+def round_dyadic(fmt: FloatFormat, mantissa: int, exponent: int) -> int:
+    """round_fraction(mantissa * 2**exponent), without building huge ints for values far
+    outside the format's range (an enclosure can carry exponents like -10**300)."""
+    if mantissa == 0:
+        return 0
+    top = exponent + abs(mantissa).bit_length()  # 2**(top-1) <= |value| < 2**top
+    sign = fmt.sign_bit if mantissa < 0 else 0
+    if top < fmt.emin - fmt.frac_bits - 2:  # below half the smallest subnormal
+        return sign
+    if top > fmt.emax + 2:
+        return sign | special_bits(fmt, POS_INF)
+    return round_fraction(fmt, Fraction(mantissa) * Fraction(2) ** exponent)
+
+
+def ulp(fmt: FloatFormat, value: Fraction) -> Fraction:
+    """Spacing of `fmt` values at |value| (the subnormal spacing below the normal range)."""
+    value = abs(Fraction(value))
+    if value == 0:
+        return fmt.min_subnormal
+    e = math.floor(math.log2(value)) if value < 2**1000 else value.numerator.bit_length() - value.denominator.bit_length()
+    # guard the float log2 estimate with exact checks
+    while Fraction(2) ** e > value:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= value:
+        e += 1
+    return Fraction(2) ** (max(e, fmt.emin) - fmt.frac_bits)
+
+
+def to_float(fmt: FloatFormat, bits: int) -> float:
+    """float64 value of a pattern, for display and tolerance arithmetic (never for golden values)."""
+    value = decode(fmt, bits)
+    if isinstance(value, str):
+        return {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}[value]
+    return float(value)  # exact: every format here is a subset of float64
+
+
+# --- exact parsing of decimal and C99 hex literals ----------------------------------
+
+_HEX = re.compile(r"^([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?[pP]([+-]?\d+)$")
+_SPECIAL_WORDS = {"nan": NAN, "+nan": NAN, "-nan": NAN, "inf": POS_INF, "+inf": POS_INF,
+                  "-inf": NEG_INF, "infinity": POS_INF, "+infinity": POS_INF, "-infinity": NEG_INF}
+
+
+def parse_exact(text: str) -> Fraction | str:
+    """Exact value of a decimal (`1e-3`) or C99 hex (`0x1.8p-3`) literal, or a special."""
+    cleaned = text.strip().replace("_", "")
+    special = _SPECIAL_WORDS.get(cleaned.lower())
+    if special:
+        return special
+    match = _HEX.match(cleaned)
+    if match:
+        sign, whole, frac, exp = match.groups()
+        frac = frac or ""
+        if not whole and not frac:
+            raise ValueError(f"not a number: {text!r}")
+        value = Fraction(int(whole + frac, 16)) * Fraction(2) ** (int(exp) - 4 * len(frac))
+        return -value if sign == "-" else value
+    try:
+        return Fraction(cleaned)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"not a number: {text!r}") from None

@@ -1,0 +1,278 @@
+"""Golden files: the reference's expected outputs, as exact bit patterns per dtype.
+
+A suite is a folder holding `manifest.json` and one `.npz` per case. Arrays are stored as
+unsigned bit patterns (`input.float16` is uint16, ...), so bfloat16 needs no pickled
+dtype and loading uses allow_pickle=False. Files are written deterministically: the
+same case definitions give byte-identical files.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from . import ops, rounding
+from .casefile import CaseSpec, resolve
+from .formats import FORMATS, NAN, NEG_INF, POS_INF, decode
+
+GENERATOR_VERSION = "1"
+OUTPUTS = ("loss", "grad")
+
+
+class GoldenFileError(ValueError):
+    """A golden suite that is missing, corrupt or from another generator version."""
+
+
+# --- writing --------------------------------------------------------------------
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz that np.load reads, with fixed member order and timestamps."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
+def _bits(values: np.ndarray, fmt) -> np.ndarray:
+    return np.array([resolve(v, fmt) for v in values.reshape(-1)], dtype=fmt.storage).reshape(values.shape)
+
+
+def _exact(bits: np.ndarray, fmt) -> np.ndarray:
+    out = np.empty(bits.size, dtype=object)
+    out[:] = [decode(fmt, int(b)) for b in bits.reshape(-1)]
+    return out.reshape(bits.shape)
+
+
+def features(spec: CaseSpec) -> list[str]:
+    """What a case exercises, derived from its definition (the report's feature axis)."""
+    found = {f"op:{spec.op}"}
+    shape = spec.input.shape
+    found.add("shape:unbatched" if len(shape) == 1 else "shape:(N,C)" if len(shape) == 2 else "shape:(N,C,d...)")
+    if 0 in shape:
+        found.add("empty")
+    if shape[0 if len(shape) == 1 else 1] == 1:
+        found.add("one_class")
+    for v in spec.input.reshape(-1):
+        if isinstance(v, tuple):
+            found.add(f"value:{v[2]}")
+        elif isinstance(v, str):
+            found.add(f"value:{v}")
+    if spec.op == "cross_entropy":
+        found.add(f"target:{spec.target_kind}")
+        found.add(f"reduction:{spec.reduction}")
+        if spec.weight is not None and any(w != 1 for w in spec.weight):
+            found.add("weight")
+        if spec.label_smoothing:
+            found.add("label_smoothing")
+        if spec.target_kind == "index":
+            ignored = spec.target == spec.ignore_index
+            if ignored.any():
+                found.add("ignore_index")
+            if ignored.size and ignored.all():
+                found.add("all_ignored")
+    return sorted(found)
+
+
+def _compute(spec: CaseSpec, dtype: str, arrays: dict, sem: ops.Semantics):
+    fmt = FORMATS[dtype]
+    x = _exact(arrays[f"input.{dtype}"], fmt)
+    if spec.op == "log_softmax":
+        return lambda: ops.log_softmax(x, sem)
+    target = arrays["target"] if spec.target_kind == "index" else _exact(arrays[f"target.{dtype}"], fmt)
+    weight = list(_exact(arrays[f"weight.{dtype}"], fmt)) if spec.weight is not None else None
+    return lambda: ops.cross_entropy(
+        x, target, weight, target_kind=spec.target_kind, ignore_index=spec.ignore_index,
+        label_smoothing=spec.label_smoothing, reduction=spec.reduction, sem=sem)
+
+
+def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and manifest fields of one case, every dtype and semantics evaluated."""
+    arrays: dict[str, np.ndarray] = {}
+    for dtype in spec.dtypes:
+        fmt = FORMATS[dtype]
+        arrays[f"input.{dtype}"] = _bits(spec.input, fmt)
+        if spec.target_kind == "probs":
+            arrays[f"target.{dtype}"] = _bits(spec.target, fmt)
+        if spec.weight is not None:
+            weight = np.empty(len(spec.weight), dtype=object)
+            weight[:] = spec.weight
+            arrays[f"weight.{dtype}"] = _bits(weight, fmt)
+    if spec.target_kind == "index":
+        arrays["target"] = spec.target.astype(np.int64)
+
+    expect_error = None
+    precision: dict[str, int] = {}
+    variants: dict[str, list[str]] = {}
+    for dtype in spec.dtypes:
+        fmt = FORMATS[dtype]
+
+        def finish(out: ops.Outputs):
+            return {o: rounding.round_array(fmt, getattr(out, o)) for o in OUTPUTS}, out
+
+        try:
+            (canonical, out), bits = rounding.with_precision(_compute(spec, dtype, arrays, ops.CANONICAL), finish)
+        except ops.DomainError as e:
+            expect_error = f"domain error: {e}"
+            break
+        precision[dtype] = bits
+        for o in OUTPUTS:
+            arrays[f"expected.{dtype}.canonical.{o}"] = canonical[o]
+            arrays[f"cond.{dtype}.canonical.{o}"] = getattr(out, f"{o}_cond").astype(np.float64)
+        for name, sem in ops.VARIANTS.items():
+            (alt, alt_out), _ = rounding.with_precision(_compute(spec, dtype, arrays, sem), finish)
+            if all(alt[o].shape == canonical[o].shape and np.array_equal(alt[o], canonical[o]) for o in OUTPUTS):
+                continue  # the variant does not separate from canonical on this case
+            variants.setdefault(dtype, []).append(name)
+            for o in OUTPUTS:
+                arrays[f"expected.{dtype}.{name}.{o}"] = alt[o]
+                arrays[f"cond.{dtype}.{name}.{o}"] = getattr(alt_out, f"{o}_cond").astype(np.float64)
+    if expect_error:
+        arrays = {k: v for k, v in arrays.items() if not k.startswith(("expected.", "cond."))}
+        precision, variants = {}, {}
+
+    entry = {
+        "id": spec.id,
+        "op": spec.op,
+        "source": spec.source,
+        "dtypes": list(spec.dtypes),
+        "input_shape": list(spec.input.shape),
+        "params": {
+            "target_kind": spec.target_kind,
+            "ignore_index": spec.ignore_index,
+            "label_smoothing": float(spec.label_smoothing),
+            "reduction": spec.reduction if spec.op != "log_softmax" else "none",
+            "weighted": spec.weight is not None,
+        },
+        "tags": sorted(spec.tags),
+        "features": sorted(set(features(spec)) | ({"domain_error"} if expect_error else set())),
+        "expect_error": expect_error,
+        "precision_bits": precision,
+        "variants": variants,
+    }
+    return arrays, entry
+
+
+def generate(specs: list[CaseSpec], out_dir: str | Path, suite: str, progress=None) -> Path:
+    """Write a suite's golden files and manifest; returns the manifest path."""
+    out_dir = Path(out_dir)
+    entries = []
+    for spec in specs:
+        arrays, entry = build_case(spec)
+        data = npz_bytes(arrays)
+        entry["file"] = f"{spec.id}.npz"
+        entry["sha256"] = hashlib.sha256(data).hexdigest()
+        atomic_write_bytes(out_dir / entry["file"], data)
+        entries.append(entry)
+        if progress:
+            progress(spec.id)
+    keep = {e["file"] for e in entries}
+    for stale in out_dir.glob("*.npz"):
+        if stale.name not in keep:
+            stale.unlink()
+    manifest = {
+        "suite": suite,
+        "generator_version": GENERATOR_VERSION,
+        "working_precision_bits": {"start": rounding.START_BITS, "max": rounding.MAX_BITS},
+        "outputs": list(OUTPUTS),
+        "cases": entries,
+    }
+    path = out_dir / "manifest.json"
+    atomic_write_bytes(path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    return path
+
+
+# --- reading --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Expected:
+    bits: np.ndarray
+    cond: np.ndarray
+
+
+@dataclass(frozen=True)
+class GoldenCase:
+    suite_dir: Path
+    entry: dict
+
+    @property
+    def id(self) -> str:
+        return self.entry["id"]
+
+    @property
+    def op(self) -> str:
+        return self.entry["op"]
+
+    @property
+    def params(self) -> dict:
+        return self.entry["params"]
+
+    @property
+    def dtypes(self) -> list[str]:
+        return self.entry["dtypes"]
+
+    @property
+    def expect_error(self) -> str | None:
+        return self.entry["expect_error"]
+
+    @property
+    def path(self) -> Path:
+        return self.suite_dir / self.entry["file"]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        data = self.path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.entry["sha256"]:
+            raise GoldenFileError(f"{self.path}: case {self.id!r}: sha256 does not match the manifest")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    def expected(self, arrays: dict, dtype: str) -> dict[str, dict[str, Expected]]:
+        """{semantics name: {output: Expected}}, canonical first."""
+        names = ["canonical"] + self.entry["variants"].get(dtype, [])
+        return {n: {o: Expected(arrays[f"expected.{dtype}.{n}.{o}"], arrays[f"cond.{dtype}.{n}.{o}"])
+                    for o in OUTPUTS} for n in names}
+
+
+def load_suite(suite_dir: str | Path) -> list[GoldenCase]:
+    suite_dir = Path(suite_dir)
+    path = suite_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise GoldenFileError(f"{path}: cannot read the golden manifest: {e}") from None
+    if manifest.get("generator_version") != GENERATOR_VERSION:
+        raise GoldenFileError(f"{path}: generator version {manifest.get('generator_version')!r}, "
+                              f"expected {GENERATOR_VERSION!r}; run `xent generate`")
+    return [GoldenCase(suite_dir, entry) for entry in manifest["cases"]]
+
+
+def describe_value(fmt_name: str, bits: int) -> str:
+    value = decode(FORMATS[fmt_name], int(bits))
+    if isinstance(value, str):
+        return {NAN: "nan", POS_INF: "inf", NEG_INF: "-inf"}[value]
+    return repr(float(value))  # exact: every format is a subset of float64

@@ -1,0 +1,65 @@
+"""Correct rounding of enclosures to a format, with Ziv's retry at higher precision.
+
+An output is correctly rounded when both ends of its arb enclosure round to the same bit
+pattern: the exact value lies between them, and rounding is monotonic, so it rounds
+there too. When they differ, the whole evaluation is repeated at twice the precision.
+"""
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import numpy as np
+from flint import ctx
+
+from . import extended as ex
+from .formats import FloatFormat, round_dyadic, special_bits
+
+START_BITS = 128
+MAX_BITS = 1 << 15
+
+T = TypeVar("T")
+
+
+class RoundingUndecided(RuntimeError):
+    """The enclosure straddled a rounding boundary even at MAX_BITS."""
+
+
+def round_value(fmt: FloatFormat, value) -> int:
+    if ex.is_special(value):
+        return special_bits(fmt, value)
+    if value.is_exact():
+        return round_dyadic(fmt, *(int(p) for p in value.man_exp()))
+    lo, hi = value.lower(), value.upper()
+    if not (lo.is_finite() and hi.is_finite()):
+        raise ex.PrecisionTooLow
+    lo_bits = round_dyadic(fmt, *(int(p) for p in lo.man_exp()))
+    hi_bits = round_dyadic(fmt, *(int(p) for p in hi.man_exp()))
+    if lo_bits == hi_bits:
+        return lo_bits
+    if lo_bits & ~fmt.sign_bit == 0 and hi_bits & ~fmt.sign_bit == 0:
+        return 0  # both ends round to a zero: the sign of zero is not part of the contract
+    raise ex.PrecisionTooLow
+
+
+def round_array(fmt: FloatFormat, values: np.ndarray) -> np.ndarray:
+    flat = [round_value(fmt, v) for v in values.reshape(-1)]
+    return np.array(flat, dtype=fmt.storage).reshape(values.shape)
+
+
+def with_precision(compute: Callable[[], T], finish: Callable[[T], object],
+                   start_bits: int = START_BITS, max_bits: int = MAX_BITS):
+    """Run compute() then finish() at increasing working precision until neither raises
+    PrecisionTooLow. Returns (finish's result, the precision that decided it)."""
+    bits = start_bits
+    saved = ctx.prec
+    try:
+        while True:
+            ctx.prec = bits
+            try:
+                return finish(compute()), bits
+            except ex.PrecisionTooLow:
+                if bits >= max_bits:
+                    raise RoundingUndecided(f"undecided at {bits} bits") from None
+                bits *= 2
+    finally:
+        ctx.prec = saved
