@@ -32,6 +32,7 @@ class Semantics:
     mean_by_count: bool = False  # mean divides by the number of non-ignored positions
     empty_mean_zero: bool = False  # an empty mean gives 0, not 0/0 = NaN
     zero_times_inf_nan: bool = False  # IEEE 0 * inf = NaN instead of the 0 * inf = 0 rule
+    unit_target_mass_grad: bool = False  # probability-target gradient s - t, as if sum(t) == 1
 
 
 CANONICAL = Semantics()
@@ -41,6 +42,7 @@ VARIANTS = {
         Semantics("mean_by_count", mean_by_count=True),
         Semantics("empty_mean_zero", empty_mean_zero=True),
         Semantics("zero_times_inf_nan", zero_times_inf_nan=True),
+        Semantics("unit_target_mass_grad", unit_target_mass_grad=True),
     )
 }
 
@@ -128,9 +130,11 @@ def _obj(values, shape) -> np.ndarray:
     return out.reshape(shape)
 
 
-def _position_grad(row: Row, coefs: list[Fraction], sem: Semantics) -> tuple[list, list[float]]:
-    """d/dx_j sum_c coefs[c] * (-lp_c) = A * s_j - a_j, and its condition scale."""
-    big_a = sum(coefs, Fraction(0))
+def _position_grad(row: Row, coefs: list[Fraction], sem: Semantics,
+                   unit_mass: bool = False) -> tuple[list, list[float]]:
+    """d/dx_j sum_c coefs[c] * (-lp_c) = A * s_j - a_j, and its condition scale.
+    unit_mass takes A = 1, the gradient of an implementation that assumes sum(t) == 1."""
+    big_a = Fraction(1) if unit_mass else sum(coefs, Fraction(0))
     grad, cond = [], []
     for s_j, a_j, mag_j in zip(row.softmax, coefs, row.cond):
         grad.append(ex.add(ex.scale(big_a, s_j, sem.zero_times_inf_nan), ex.exact(-a_j)))
@@ -208,7 +212,7 @@ def cross_entropy(
         terms = [ex.scale(a, ex.neg(lp), sem.zero_times_inf_nan) for a, lp in zip(coefs, row.lp)]
         losses.append(ex.total(terms))
         conds.append(min(sum(abs(float(a)) * m for a, m in zip(coefs, row.cond) if a), FLOAT_MAX))
-        g, gc = _position_grad(row, coefs, sem)
+        g, gc = _position_grad(row, coefs, sem, sem.unit_target_mass_grad and target_kind == "probs")
         grads += g
         grad_conds += gc
 

@@ -1,0 +1,120 @@
+"""What every adapter shares, free of framework imports.
+
+An adapter is one module per framework with a declarative table `APIS` of `Api` entries:
+which op an API computes, which case parameters it can express, and a small function
+that calls the documented API. Everything a case asks for that an entry does not declare
+is `unsupported`, with the reason, decided here the same way for every framework.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import ml_dtypes
+import numpy as np
+
+from reference.golden import GoldenCase
+
+# numpy dtypes that view the golden bit patterns without converting them
+VIEW_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16,
+               "bfloat16": ml_dtypes.bfloat16}
+STORAGE = {"float64": np.uint64, "float32": np.uint32, "float16": np.uint16, "bfloat16": np.uint16}
+
+
+@dataclass(frozen=True)
+class Api:
+    name: str  # the documented name a user calls
+    op: str  # log_softmax | cross_entropy
+    call: Callable[["Inputs"], Any]  # returns the framework's loss tensor
+    targets: tuple[str, ...] = ()  # target kinds it accepts: "index", "probs"
+    params: frozenset[str] = frozenset()  # weight, ignore_index, label_smoothing
+    class_axis: str = "first"  # "first" (dim 1, or 0 unbatched) or "last"
+    unbatched: bool = True  # accepts (C,) input; otherwise a batch axis of 1 is added
+    weight_as: str = "weight"  # "weight": a class-weight vector; "sample_weight": w[y] per position
+    note: str = ""
+
+
+@dataclass
+class Inputs:
+    """A case's arrays in the layout an API expects (numpy; the adapter makes tensors)."""
+
+    x: np.ndarray
+    target: np.ndarray | None
+    weight: np.ndarray | None  # class weights, or per-position sample weights
+    mask: np.ndarray | None  # True where a position counts (index targets with ignore_index)
+    ignore_index: int
+    label_smoothing: float
+    reduction: str
+    dtype: str
+
+
+def unsupported_reason(api: Api, case: GoldenCase) -> str | None:
+    p = case.params
+    if case.op != api.op:
+        return f"{api.name} computes {api.op}, not {case.op}"
+    if case.op == "log_softmax":
+        return None
+    if p["target_kind"] not in api.targets:
+        return f"{api.name} takes no {p['target_kind']} targets"
+    if p["weighted"] and "weight" not in api.params:
+        return f"{api.name} has no class-weight parameter"
+    if "ignore_index" in case.entry["features"] and "ignore_index" not in api.params:
+        return f"{api.name} cannot ignore a target value"
+    if p["label_smoothing"] and "label_smoothing" not in api.params:
+        return f"{api.name} has no label-smoothing parameter"
+    if p["weighted"] and api.weight_as == "sample_weight" and p["target_kind"] != "index":
+        return f"{api.name} takes class weights only as per-sample weights of index targets"
+    return None
+
+
+def view(bits: np.ndarray, dtype: str) -> np.ndarray:
+    return bits.view(VIEW_DTYPES[dtype])
+
+
+def to_bits(values: np.ndarray) -> tuple[str, np.ndarray]:
+    """The dtype name and bit patterns of an array a framework returned."""
+    for name, np_dtype in VIEW_DTYPES.items():
+        if values.dtype == np.dtype(np_dtype):
+            return name, np.asarray(values, order="C").view(STORAGE[name])
+    raise TypeError(f"unexpected output dtype {values.dtype}")
+
+
+def prepare(api: Api, case: GoldenCase, arrays: dict, dtype: str) -> Inputs:
+    """The case's inputs in the API's layout: batch axis added if it takes no (C,) input,
+    class axis moved last if it wants that. `restore` undoes both on the gradient."""
+    p = case.params
+    x = view(arrays[f"input.{dtype}"], dtype)
+    target = None
+    if case.op == "cross_entropy":
+        target = arrays["target"] if p["target_kind"] == "index" else view(arrays[f"target.{dtype}"], dtype)
+    if _unbatched_for(api, case):
+        x = x[None]
+        target = None if target is None else target[None]
+    if api.class_axis == "last" and x.ndim > 1:
+        x = np.moveaxis(x, 1, -1)
+        if target is not None and p["target_kind"] == "probs":
+            target = np.moveaxis(target, 1, -1)
+    weight = view(arrays[f"weight.{dtype}"], dtype) if p["weighted"] else None
+    mask = None
+    if case.op == "cross_entropy" and p["target_kind"] == "index":
+        mask = target != p["ignore_index"]
+        if weight is not None and api.weight_as == "sample_weight":
+            # Keras' documented class_weight idiom: each position weighted by w[y]
+            weight = weight[np.where(mask, target, 0)]
+    return Inputs(np.asarray(x, order="C"), None if target is None else np.asarray(target, order="C"),
+                  weight, mask, p["ignore_index"], p["label_smoothing"], p["reduction"], dtype)
+
+
+def _unbatched_for(api: Api, case: GoldenCase) -> bool:
+    return len(case.entry["input_shape"]) == 1 and not api.unbatched
+
+
+def restore(api: Api, case: GoldenCase, output: str, value: np.ndarray) -> np.ndarray:
+    """Undo prepare's layout changes on one output. Outputs with a class axis (the
+    gradient, log_softmax) get it back at dim 1; an added batch axis is dropped."""
+    has_class_axis = output == "grad" or case.op == "log_softmax"
+    if api.class_axis == "last" and has_class_axis and value.ndim > 1:
+        value = np.moveaxis(value, -1, 1)
+    if _unbatched_for(api, case) and (has_class_axis or case.params["reduction"] == "none"):
+        value = value[0]
+    return np.asarray(value, order="C")

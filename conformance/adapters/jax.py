@@ -1,0 +1,90 @@
+"""JAX: jax.nn.log_softmax and optax's softmax cross-entropies. Class axis last.
+optax returns per-position losses: a reduction is jnp.mean / jnp.sum over them, and
+ignore_index is optax's documented `where` mask, used by the mean too."""
+from __future__ import annotations
+
+import jax
+
+jax.config.update("jax_enable_x64", True)  # otherwise float64 inputs silently become float32
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from .base import Api, Inputs  # noqa: E402
+
+FRAMEWORK = "jax"
+
+
+def _reduce(loss, c: Inputs):
+    if c.reduction == "mean":
+        return jnp.mean(loss, where=c.mask) if c.mask is not None else jnp.mean(loss)
+    if c.reduction == "sum":
+        return jnp.sum(loss)
+    return loss
+
+
+def _integer_labels(c: Inputs):
+    return _reduce(optax.softmax_cross_entropy_with_integer_labels(c.x, c.target, where=c.mask), c)
+
+
+def _probabilities(c: Inputs):
+    labels = optax.smooth_labels(c.target, c.label_smoothing) if c.label_smoothing else c.target
+    return _reduce(optax.softmax_cross_entropy(c.x, labels), c)
+
+
+APIS = (
+    Api("jax.nn.log_softmax", "log_softmax", lambda c: jax.nn.log_softmax(c.x, axis=-1), class_axis="last"),
+    Api("optax.softmax_cross_entropy_with_integer_labels", "cross_entropy", _integer_labels,
+        targets=("index",), params=frozenset({"ignore_index"}), class_axis="last",
+        note="ignore_index as where=(labels != ignore_index)"),
+    Api("optax.softmax_cross_entropy", "cross_entropy", _probabilities,
+        targets=("probs",), params=frozenset({"label_smoothing"}), class_axis="last",
+        note="label smoothing through optax.smooth_labels"),
+)
+
+
+def version() -> str:
+    return f"{jax.__version__} (optax {optax.__version__})"
+
+
+def _all_devices() -> dict[str, object]:
+    found = {}
+    for d in jax.devices("cpu")[:1] + [d for d in jax.devices() if d.platform != "cpu"]:
+        found[f"{d.platform}:{d.id}"] = d
+    return found
+
+
+def devices() -> list[str]:
+    return list(_all_devices())
+
+
+def device_label(device: str) -> str:
+    d = _all_devices()[device]
+    return device if d.platform == "cpu" else f"{device} ({d.device_kind})"
+
+
+def execute(api: Api, c: Inputs, device: str) -> dict:
+    dev = _all_devices()[device]
+    x = jax.device_put(c.x, dev)
+    target = None if c.target is None else jax.device_put(c.target, dev)
+    mask = None if c.mask is None else jax.device_put(c.mask, dev)
+
+    def loss_of(xv):
+        return api.call(Inputs(xv, target, c.weight, mask, c.ignore_index, c.label_smoothing, c.reduction, c.dtype))
+
+    try:
+        loss = loss_of(x)
+        loss.block_until_ready()
+    except Exception as e:  # the framework's own error is the observation
+        return {"loss": e, "grad": e}
+    out = {"loss": np.asarray(loss)}
+    try:
+        out["grad"] = np.asarray(jax.grad(lambda xv: jnp.sum(loss_of(xv)))(x))
+    except Exception as e:
+        out["grad"] = e
+    return out
+
+
+def is_fatal(error: BaseException) -> bool:
+    return False

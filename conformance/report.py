@@ -1,0 +1,172 @@
+"""The tolerance report, built with pandas from a results file alone.
+
+Tables: a verdict summary per API, the conformance matrix (API x feature -> share
+conforming and worst ULP error), and the semantic differences with the inputs that
+showed them. `render_html` makes one self-contained page: no scripts, no fetches, every
+string escaped.
+"""
+from __future__ import annotations
+
+import html
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .verdicts import CONFORMS, UNSUPPORTED, VERDICTS
+
+RESULT_COLUMNS = [
+    "suite", "case_id", "op", "features", "tags", "framework", "framework_version", "api", "device",
+    "dtype", "output", "verdict", "detail", "expected_kind", "observed_kind", "max_ulp", "max_abs_err",
+    "expected_values", "observed_values", "inputs", "known", "known_reason", "evidence",
+]
+
+
+def results_frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return df.astype({c: "float64" for c in ("max_ulp", "max_abs_err")})
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_results(df: pd.DataFrame, path: Path) -> None:
+    _atomic_write(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    df = pd.read_parquet(path)
+    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not a results file (missing columns {', '.join(missing)})")
+    return df
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows (framework, api), columns verdicts, cells counts of outputs."""
+    table = df.pivot_table(index=["framework", "api"], columns="verdict", values="case_id",
+                           aggfunc="count", fill_value=0)
+    return table.reindex(columns=[v for v in VERDICTS if v in table.columns])
+
+
+def _ulp_text(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.3g}"
+
+
+def conformance_matrix(df: pd.DataFrame) -> pd.DataFrame:
+    """API x feature: share of supported outputs that conform, and the worst ULP error."""
+    tested = df[df["verdict"] != UNSUPPORTED].assign(feature=lambda d: d["features"].str.split(","))
+    tested = tested.explode("feature")
+    if tested.empty:
+        return pd.DataFrame()
+    grouped = tested.groupby(["api", "feature"]).agg(
+        share=("verdict", lambda v: (v == CONFORMS).mean()), worst_ulp=("max_ulp", "max"))
+    cells = grouped.apply(lambda r: f"{r['share']:.0%} ({_ulp_text(r['worst_ulp'])})", axis=1)
+    return cells.unstack("feature").fillna("")
+
+
+def coverage(df: pd.DataFrame) -> pd.DataFrame:
+    """Feature x api: how many cases exercised each feature on each API (unsupported excluded)."""
+    tested = df[df["verdict"] != UNSUPPORTED].assign(feature=lambda d: d["features"].str.split(","))
+    tested = tested.explode("feature")
+    if tested.empty:
+        return pd.DataFrame()
+    return tested.groupby(["feature", "api"])["case_id"].nunique().unstack("api", fill_value=0)
+
+
+def differences(df: pd.DataFrame) -> pd.DataFrame:
+    """Every non-conforming, supported output, one line per (case, api, output, verdict, detail)."""
+    diff = df[~df["verdict"].isin([CONFORMS, UNSUPPORTED])]
+    if diff.empty:
+        return diff
+    keys = ["case_id", "framework", "api", "output", "verdict", "detail"]
+    return diff.groupby(keys, sort=True).agg(
+        dtypes=("dtype", lambda s: ", ".join(sorted(set(s)))),
+        devices=("device", lambda s: ", ".join(sorted(set(s)))),
+        worst_ulp=("max_ulp", "max"),
+        inputs=("inputs", "first"), expected=("expected_values", "first"), observed=("observed_values", "first"),
+        known=("known", "first"), reason=("known_reason", "first"), evidence=("evidence", "first"),
+    ).reset_index()
+
+
+# --- HTML ---------------------------------------------------------------------------
+
+CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 12px; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+td.mono, .mono { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }
+.unexpected { background: #fde2e2; } .known { background: #fff6d6; }
+"""
+
+
+def _esc(value) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return html.escape(str(value), quote=True)
+
+
+def _link(url: str) -> str:
+    if url.startswith(("https://", "http://")):
+        return f'<a href="{_esc(url)}">{_esc(url)}</a>'
+    return _esc(url)
+
+
+def _differences_html(diff: pd.DataFrame) -> str:
+    if diff.empty:
+        return "<p>No semantic differences.</p>"
+    head = ["case", "framework / api", "output", "verdict", "detail", "dtypes", "inputs", "expected",
+            "observed", "known divergence"]
+    rows = []
+    for r in diff.itertuples(index=False):
+        known = f"{_esc(r.reason)}<br>{_link(r.evidence)}" if r.known else "<b>unexpected</b>"
+        cells = [_esc(r.case_id), f"{_esc(r.framework)}<br>{_esc(r.api)}", _esc(r.output), _esc(r.verdict),
+                 _esc(r.detail), _esc(r.dtypes), f'<span class="mono">{_esc(r.inputs)}</span>',
+                 f'<span class="mono">{_esc(r.expected)}</span>', f'<span class="mono">{_esc(r.observed)}</span>', known]
+        css = "known" if r.known else "unexpected"
+        rows.append(f'<tr class="{css}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ("<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
+
+
+def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str:
+    versions = df[["framework", "framework_version"]].drop_duplicates().sort_values("framework")
+    devices = ", ".join(sorted(df["device"].unique()))
+    diff = differences(df)
+    unexpected = int((diff["known"] == "").sum()) if not diff.empty else 0
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+        "<p>" + "; ".join(f"{_esc(f)} {_esc(v)}" for f, v in versions.itertuples(index=False))
+        + f"<br>devices: {_esc(devices)}<br>{len(df)} outputs from {df['case_id'].nunique()} cases; "
+        f"{len(diff)} semantic differences, {unexpected} not in the expectations file.</p>",
+        "<h2>Summary</h2>", summary(df).to_html(escape=True),
+        "<h2>Semantic differences</h2>",
+        "<p>Every output that does not conform, with the case's inputs (first dtype shown). "
+        "Known divergences carry their reason and evidence.</p>",
+        _differences_html(diff),
+        "<h2>Conformance matrix</h2><p>Share of supported outputs that conform (worst ULP error).</p>",
+        conformance_matrix(df).to_html(escape=True),
+        "<h2>Coverage</h2><p>Cases that exercised each feature on each API.</p>",
+        coverage(df).to_html(escape=True),
+        "</body></html>\n",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(df: pd.DataFrame, path: Path) -> None:
+    text = render_html(df)
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -1,0 +1,91 @@
+"""A worker process: one framework's adapter, driven by JSON lines on stdin.
+
+The runner starts one per framework, so a crash or hang (a CUDA device assert, a
+segfault) costs only the case in flight. Replies go to a private copy of the original
+stdout; the process's own stdout is pointed at stderr, so nothing a framework prints
+can corrupt the protocol.
+
+Request: {"suite": DIR, "case": ID, "dtype": D, "api": NAME, "device": DEV}
+Reply:   {"outputs": {"loss": {...}, "grad": {...}}, "fatal": bool}, where an output is
+         {"status": "ok", "dtype", "shape", "hex"} | {"status": "raised", "message"} |
+         {"status": "unsupported", "message"}
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import traceback
+
+from reference.golden import OUTPUTS, load_suite
+
+from .adapters.base import prepare, restore, to_bits, unsupported_reason
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:400]}"
+
+
+def _encode(value) -> dict:
+    if isinstance(value, BaseException):
+        return {"status": "raised", "message": _describe(value)}
+    dtype, bits = to_bits(value)
+    return {"status": "ok", "dtype": dtype, "shape": list(bits.shape), "hex": bits.tobytes().hex()}
+
+
+def serve(framework: str, reply) -> None:
+    try:
+        adapter = importlib.import_module(f"conformance.adapters.{framework}")
+        apis = {api.name: api for api in adapter.APIS}
+        hello = {"framework": framework, "version": adapter.version(),
+                 "devices": [{"id": d, "label": adapter.device_label(d)} for d in adapter.devices()],
+                 "apis": [{"name": a.name, "op": a.op} for a in adapter.APIS]}
+    except Exception as e:  # not installed, or broken: the runner skips this framework
+        reply({"hello": None, "message": _describe(e)})
+        return
+    reply({"hello": hello})
+
+    suites: dict[str, dict] = {}
+    cached_key, cached_arrays = None, None
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["suite"] not in suites:
+            suites[req["suite"]] = {c.id: c for c in load_suite(req["suite"])}
+        case = suites[req["suite"]][req["case"]]
+        if cached_key != (req["suite"], case.id):
+            cached_key, cached_arrays = (req["suite"], case.id), case.arrays()
+        api = apis[req["api"]]
+        reason = unsupported_reason(api, case)
+        if reason:
+            unsupported = {"status": "unsupported", "message": reason}
+            reply({"outputs": {o: unsupported for o in OUTPUTS}, "fatal": False})
+            continue
+        try:
+            inputs = prepare(api, case, cached_arrays, req["dtype"])
+            out = adapter.execute(api, inputs, req["device"])
+            out = {o: v if isinstance(v, BaseException) else restore(api, case, o, v) for o, v in out.items()}
+        except Exception as e:  # a bug of ours, not the framework's: say so plainly
+            out = {o: RuntimeError(f"adapter error: {_describe(e)}") for o in OUTPUTS}
+            traceback.print_exc()
+        fatal = any(isinstance(v, BaseException) and adapter.is_fatal(v) for v in out.values())
+        reply({"outputs": {o: _encode(out[o]) for o in OUTPUTS}, "fatal": fatal})
+        if fatal:
+            return
+
+
+def main() -> None:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever the framework prints goes to stderr
+    sys.stdout = sys.stderr
+
+    def reply(message: dict) -> None:
+        protocol.write(json.dumps(message) + "\n")
+        protocol.flush()
+
+    serve(sys.argv[1], reply)
+
+
+if __name__ == "__main__":
+    main()
