@@ -86,6 +86,14 @@ def coverage(df: pd.DataFrame) -> pd.DataFrame:
     return tested.groupby(["feature", "api"])["case_id"].nunique().unstack("api", fill_value=0)
 
 
+def per_case(df: pd.DataFrame) -> pd.DataFrame:
+    """Case x api: the worst verdict over dtypes, devices and outputs, with its count."""
+    def worst(verdicts: pd.Series) -> str:
+        top = max(verdicts, key=lambda v: (v != UNSUPPORTED, v != CONFORMS, -VERDICTS.index(v)))
+        return f"{top} ({(verdicts == top).sum()}/{len(verdicts)})"
+    return df.groupby(["case_id", "api"])["verdict"].agg(worst).unstack("api").fillna("")
+
+
 def differences(df: pd.DataFrame) -> pd.DataFrame:
     """Every non-conforming, supported output, one line per (case, api, output, verdict, detail)."""
     diff = df[~df["verdict"].isin([CONFORMS, UNSUPPORTED])]
@@ -160,6 +168,9 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str
         _differences_html(diff),
         "<h2>Conformance matrix</h2><p>Share of supported outputs that conform (worst ULP error).</p>",
         conformance_matrix(df).to_html(escape=True),
+        "<h2>Cases</h2><p>Per case and API, the least conforming verdict over dtypes, devices and outputs "
+        "(how many of the outputs have it).</p>",
+        per_case(df).to_html(escape=True),
         "<h2>Coverage</h2><p>Cases that exercised each feature on each API.</p>",
         coverage(df).to_html(escape=True),
         "</body></html>\n",

@@ -56,7 +56,8 @@ def values(bits: np.ndarray, dtype: str) -> np.ndarray:
 def ulp(expected: np.ndarray, dtype: str) -> np.ndarray:
     fmt = FORMATS[dtype]
     _, exponent = np.frexp(np.where(np.isfinite(expected), expected, 1.0))  # |e| in [2**(k-1), 2**k)
-    return np.ldexp(1.0, np.maximum(exponent - 1, fmt.emin) - fmt.frac_bits)
+    exponent = np.where(expected == 0, fmt.emin, exponent - 1)  # frexp(0) has exponent 0
+    return np.ldexp(1.0, np.maximum(exponent, fmt.emin) - fmt.frac_bits)
 
 
 def kinds(v: np.ndarray) -> np.ndarray:
@@ -65,7 +66,7 @@ def kinds(v: np.ndarray) -> np.ndarray:
 
 def summarize_kinds(k: np.ndarray) -> str:
     present = [name for name in ("finite", "+inf", "-inf", "nan") if (k == name).any()]
-    return "+".join(present) if present else "empty"
+    return "/".join(present) if present else "empty"
 
 
 def show(v: np.ndarray, limit: int = 8) -> str:

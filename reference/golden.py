@@ -159,7 +159,7 @@ def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
     entry = {
         "id": spec.id,
         "op": spec.op,
-        "source": spec.source,
+        "source": Path(spec.source).name,  # the file name: stable across checkouts
         "dtypes": list(spec.dtypes),
         "input_shape": list(spec.input.shape),
         "params": {

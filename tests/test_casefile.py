@@ -1,0 +1,141 @@
+"""The TOML case loader: exact values, edge names, and one clear error per malformed file
+that names the file, the case and the field."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from reference.casefile import CaseFileError, load_case_file, load_case_files, resolve
+from reference.formats import FORMATS, decode
+
+GOOD = """
+[[case]]
+id = "ok.1"
+op = "cross_entropy"
+dtypes = ["float16"]
+input = [[0.1, "0x1.8p-3", -inf], [1, "max", "-min_subnormal"]]
+target = [2, -100]
+weight = [1.0, 2, 0.5]
+label_smoothing = 0.1
+reduction = "sum"
+"""
+
+
+def write(tmp_path, text, name="cases.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_good_file_keeps_exact_values(tmp_path):
+    (case,) = load_case_file(write(tmp_path, GOOD))
+    assert case.id == "ok.1" and case.dtypes == ("float16",) and case.reduction == "sum"
+    assert case.input[0, 0] == Fraction(1, 10)  # the decimal's exact value, not a double
+    assert case.input[0, 1] == Fraction(3, 16)
+    assert case.input[0, 2] == "-inf"
+    assert case.input[1, 1] == ("edge", 1, "max")
+    assert case.target.tolist() == [2, -100] and case.target_kind == "index"
+    # label smoothing is the float64 a framework receives
+    assert case.label_smoothing == Fraction(0.1)
+    f16 = FORMATS["float16"]
+    assert resolve(case.input[0, 0], f16) == 0x2E66  # 0.1 rounded once, straight to float16
+    assert decode(f16, resolve(case.input[1, 1], f16)) == 65504
+    assert decode(f16, resolve(case.input[1, 2], f16)) == -Fraction(1, 2**24)
+
+
+def test_probability_targets_and_unbatched(tmp_path):
+    text = """
+[[case]]
+id = "p"
+op = "cross_entropy"
+input = [[0.0, 1.0]]
+target = [[0.25, 0.75]]
+
+[[case]]
+id = "u"
+op = "cross_entropy"
+input = [0.0, 1.0, 2.0]
+target = 1
+
+[[case]]
+id = "e"
+op = "cross_entropy"
+input = []
+shape = [0, 4]
+target = []
+"""
+    p, u, e = load_case_file(write(tmp_path, text))
+    assert p.target_kind == "probs" and p.target[0, 1] == Fraction(3, 4)
+    assert u.target.shape == () and int(u.target) == 1
+    assert e.input.shape == (0, 4) and e.target.shape == (0,)
+
+
+BAD = [
+    # (snippet replacing the good case, field the error must name)
+    ('id = "bad id!"\nop = "log_softmax"\ninput = [[1.0]]', "id"),
+    ('op = "log_softmax"\ninput = [[1.0]]', "id"),
+    ('id = "a"\nop = "softmax"\ninput = [[1.0]]', "op"),
+    ('id = "a"\nop = "log_softmax"\ninput = [[1.0]]\ncolour = 3', "colour"),
+    ('id = "a"\nop = "log_softmax"\ninput = [[1.0]]\ndtypes = ["float8"]', "dtypes"),
+    ('id = "a"\nop = "log_softmax"\ninput = [[1.0, 2.0], [3.0]]', "input"),
+    ('id = "a"\nop = "log_softmax"\ninput = []', "input"),
+    ('id = "a"\nop = "log_softmax"\ninput = [[true, 1.0]]', "input"),
+    ('id = "a"\nop = "log_softmax"\ninput = [["one", 1.0]]', "input"),
+    ('id = "a"\nop = "log_softmax"\ninput = [[1.0, 2.0]]\nshape = [2, 2]', "shape"),
+    ('id = "a"\nop = "log_softmax"\ninput = [[1.0]]\ntarget = [0]', "target"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]', "target"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0, 1]', "target"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [[0.5]]', "target"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [[0.5, nan]]', "target"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0]\ntarget_kind = "soft"', "target_kind"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0]\nweight = [1.0]', "weight"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0]\nweight = [1.0, inf]', "weight"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0]\nignore_index = 1.5', "ignore_index"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0]\nlabel_smoothing = "max"', "label_smoothing"),
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0]\nreduction = "avg"', "reduction"),
+    ('id = "a"\nop = "log_softmax"\ninput = [[1.0]]\ntags = "x"', "tags"),
+]
+
+
+@pytest.mark.parametrize("body, field", BAD)
+def test_malformed_case_names_file_case_and_field(tmp_path, body, field):
+    path = write(tmp_path, "[[case]]\n" + body + "\n")
+    with pytest.raises(CaseFileError) as err:
+        load_case_file(path)
+    assert err.value.field == field
+    assert str(path) in str(err.value) and f"field {field!r}" in str(err.value)
+    if 'id = "a"' in body:
+        assert "case 'a'" in str(err.value)
+
+
+@pytest.mark.parametrize("text, field", [
+    ("[[case]\nid = 1", "-"),  # not TOML
+    ("title = 'x'", "title"),
+    ("", "case"),
+    ('[[case]]\nid = "a"\nop = "log_softmax"\ninput = [[1.0]]\n[[case]]\nid = "a"\nop = "log_softmax"\ninput = [[2.0]]', "id"),
+])
+def test_malformed_file_level(tmp_path, text, field):
+    with pytest.raises(CaseFileError) as err:
+        load_case_file(write(tmp_path, text))
+    assert err.value.field == field
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CaseFileError, match="cannot read"):
+        load_case_file(tmp_path / "nope.toml")
+
+
+def test_all_files_checked_before_any_case_is_returned(tmp_path):
+    good = write(tmp_path, GOOD, "good.toml")
+    bad = write(tmp_path, '[[case]]\nid = "b"\nop = "nope"\ninput = [[1.0]]\n', "bad.toml")
+    with pytest.raises(CaseFileError, match="bad.toml"):
+        load_case_files([good, bad])
+    dup = write(tmp_path, GOOD, "dup.toml")
+    with pytest.raises(CaseFileError, match="duplicate id"):
+        load_case_files([good, dup])
+
+
+def test_default_catalog_loads():
+    cases = load_case_files(["cases/default.toml"])
+    assert len({c.id for c in cases}) == len(cases) > 30
+    assert isinstance(cases[0].input, np.ndarray)

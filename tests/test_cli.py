@@ -1,0 +1,144 @@
+"""The CLI end to end on a small case file, with a real framework, and the runner's
+crash and hang handling with real worker processes."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conformance import runner
+from reference.casefile import load_case_file
+from reference.golden import generate
+
+torch_missing = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("torch") is None, reason="torch is not installed")
+
+SMALL = """
+[[case]]
+id = "small-mean"
+op = "cross_entropy"
+dtypes = ["float32", "bfloat16"]
+input = [[0.5, -1.25, 2.0], [3.0, 1.0, -2.5]]
+target = [2, 0]
+
+[[case]]
+id = "small-all-ignored"
+op = "cross_entropy"
+dtypes = ["float32"]
+input = [[0.5, -1.25, 2.0]]
+target = [-100]
+
+[[case]]
+id = "small-out-of-range"
+op = "cross_entropy"
+dtypes = ["float32"]
+input = [[0.5, -1.25, 2.0]]
+target = [3]
+"""
+
+
+def xent(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+@torch_missing
+def test_run_on_a_small_case_file(tmp_path):
+    cases = tmp_path / "small.toml"
+    cases.write_text(SMALL)
+    out = tmp_path / "out"
+    done = xent("run", "--cases", str(cases), "--frameworks", "torch", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    df = pd.read_parquet(out / "results.parquet")
+    assert set(df["case_id"]) == {"small-mean", "small-all-ignored", "small-out-of-range"}  # default suite replaced
+    assert set(df["framework"]) == {"torch"}
+    assert set(df["api"]) == {"torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss"}
+    mean = df[df["case_id"] == "small-mean"]
+    assert (mean["verdict"] == "conforms").all() and len(mean) == 2 * 2 * 2  # apis x dtypes x outputs
+    assert (df[df["case_id"] == "small-out-of-range"]["verdict"] == "conforms").all()  # IndexError, expected
+    assert df[(df["case_id"] == "small-all-ignored") & (df["output"] == "loss")]["observed_kind"].eq("nan").all()
+    html = (out / "report.html").read_text()
+    assert "small-mean" in html and "Conformance matrix" in html
+    assert "conforms" in done.stdout and str(out / "report.html") in done.stdout
+
+    rebuilt = xent("report", str(out / "results.parquet"), "--out", str(tmp_path / "again.html"))
+    assert rebuilt.returncode == 0 and (tmp_path / "again.html").read_text() == html
+
+
+def test_malformed_case_file_runs_nothing(tmp_path):
+    cases = tmp_path / "bad.toml"
+    cases.write_text(SMALL + '\n[[case]]\nid = "broken"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [[1]]\n')
+    out = tmp_path / "out"
+    done = xent("run", "--cases", str(cases), "--frameworks", "torch", "--out", str(out))
+    assert done.returncode == 2
+    assert str(cases) in done.stderr and "case 'broken'" in done.stderr and "field 'target'" in done.stderr
+    assert not out.exists()
+
+
+def test_unknown_framework_is_refused(tmp_path):
+    done = xent("run", "--frameworks", "mxnet", "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "mxnet" in done.stderr
+
+
+def test_generate_user_cases_is_deterministic(tmp_path):
+    cases = tmp_path / "small.toml"
+    cases.write_text(SMALL)
+    for out in ("a", "b"):
+        assert xent("generate", "--cases", str(cases), "--out", str(tmp_path / out)).returncode == 0
+    for f in (tmp_path / "a").iterdir():
+        assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes()
+
+
+def small_suite(tmp_path):
+    suite = tmp_path / "golden"
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    generate(load_case_file(path)[:1], suite, "small")
+    return suite
+
+
+def worker_children():
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields[1] == me and b"conformance.worker" in cmdline:
+            yield int(stat.parent.name)
+
+
+@torch_missing
+@pytest.mark.slow
+def test_a_dead_worker_is_restarted_and_no_result_is_lost(tmp_path):
+    suite = small_suite(tmp_path)
+    killed = []
+
+    def progress(done, more):
+        if done and not killed:  # after the first task, kill the worker as a crash would
+            for pid in worker_children():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    time.sleep(0.01)  # dead before the next task: the runner must notice and restart
+
+    (run,) = runner.run([suite], ["torch"], out_dir=tmp_path / "o", progress=progress)
+    assert killed
+    assert len(run.rows) == 2 * 2 * 2 and all(r["verdict"] == "conforms" for r in run.rows)
+
+
+@torch_missing
+@pytest.mark.slow
+def test_a_hung_task_becomes_crashed_and_the_run_goes_on(tmp_path):
+    suite = small_suite(tmp_path)
+    runs = runner.run([suite], ["torch", "no_such_framework"], out_dir=tmp_path / "o", timeout=0.0,
+                      dtypes={"float32"})
+    torch_run, missing = runs
+    assert missing.skipped and "no_such_framework" in missing.skipped
+    assert len(torch_run.rows) == 2 * 2
+    assert all(r["verdict"] == "crashed" and "hung" in r["detail"] for r in torch_run.rows)

@@ -1,0 +1,42 @@
+"""The conformance matrix: every framework against every golden case of the default suite.
+
+One test per (framework, case). Known divergences (conformance/expectations.toml) are
+strict xfails; a framework that is not installed is skipped with that reason.
+"""
+import pytest
+
+from conformance.cli import SUITES
+from conformance.expectations import load_expectations
+from conformance.matrix import KnownDivergence, MatrixRun, check, expectations_for, missing_module
+from conformance.runner import FRAMEWORKS
+from reference.golden import load_suite
+
+SUITE_DIR = SUITES["default"][1]
+CASES = load_suite(SUITE_DIR)
+EXPECTATIONS = load_expectations()
+
+
+def params():
+    for framework in FRAMEWORKS:
+        for case in CASES:
+            known = expectations_for(EXPECTATIONS, framework, case)
+            marks = [pytest.mark.slow]
+            if known:
+                reason = "; ".join(f"{e.id}: {e.evidence}" for e in known)
+                marks.append(pytest.mark.xfail(strict=True, raises=KnownDivergence, reason=reason))
+            yield pytest.param(framework, case, id=f"{framework}-{case.id}", marks=marks)
+
+
+@pytest.fixture(scope="session")
+def matrix(tmp_path_factory):
+    return MatrixRun([SUITE_DIR], tmp_path_factory.mktemp("matrix"), EXPECTATIONS)
+
+
+@pytest.mark.parametrize("framework, case", list(params()))
+def test_conformance(matrix, framework, case):
+    missing = missing_module(framework)
+    if missing:
+        pytest.skip(f"{framework} is not installed (no module {missing!r})")
+    rows = matrix.rows(framework, case.id)
+    assert rows, f"no results for {framework} on {case.id}"
+    check(rows, expectations_for(EXPECTATIONS, framework, case))

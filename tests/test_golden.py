@@ -1,0 +1,60 @@
+"""Golden files: deterministic, in sync with the catalog, loadable without pickle."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reference.casefile import load_case_files
+from reference.golden import GoldenFileError, generate, load_suite, npz_bytes
+
+DEFAULT = Path("cases/golden/default")
+
+
+def test_regeneration_is_byte_identical_to_the_committed_suite(tmp_path):
+    generate(load_case_files(["cases/default.toml"]), tmp_path, "default")
+    committed = sorted(p.name for p in DEFAULT.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == committed
+    for name in committed:
+        assert (tmp_path / name).read_bytes() == (DEFAULT / name).read_bytes(), f"{name}: run `xent generate`"
+
+
+def test_npz_bytes_is_deterministic_and_loads_without_pickle(tmp_path):
+    arrays = {"b": np.arange(3, dtype=np.uint16), "a": np.array(5, dtype=np.int64)}
+    assert npz_bytes(arrays) == npz_bytes(dict(reversed(arrays.items())))
+    (tmp_path / "x.npz").write_bytes(npz_bytes(arrays))
+    with np.load(tmp_path / "x.npz", allow_pickle=False) as npz:
+        assert npz["a"].shape == () and npz["b"].tolist() == [0, 1, 2]
+
+
+def test_manifest_records_hashes_versions_and_precision():
+    manifest = json.loads((DEFAULT / "manifest.json").read_text())
+    assert manifest["generator_version"] and manifest["working_precision_bits"]["start"] >= 64
+    case = next(c for c in manifest["cases"] if c["id"] == "ce-mean")
+    assert len(case["sha256"]) == 64 and set(case["precision_bits"]) == {"float64", "float32", "float16", "bfloat16"}
+    errors = [c["id"] for c in manifest["cases"] if c["expect_error"]]
+    assert {"ce-target-out-of-range", "ce-target-negative"} <= set(errors)
+
+
+def test_every_scope_item_is_covered():
+    features = set()
+    for case in load_suite(DEFAULT):
+        features |= set(case.entry["features"])
+    for needed in ["op:log_softmax", "op:cross_entropy", "target:index", "target:probs", "weight", "ignore_index",
+                   "all_ignored", "label_smoothing", "reduction:none", "reduction:mean", "reduction:sum",
+                   "shape:unbatched", "shape:(N,C)", "shape:(N,C,d...)", "value:+inf", "value:-inf", "value:nan",
+                   "value:max", "value:min_subnormal", "domain_error", "empty", "one_class"]:
+        assert needed in features, needed
+
+
+def test_corrupt_golden_file_is_refused(tmp_path):
+    generate(load_case_files(["cases/default.toml"])[:1], tmp_path, "t")
+    (case,) = load_suite(tmp_path)
+    case.path.write_bytes(case.path.read_bytes() + b"x")
+    with pytest.raises(GoldenFileError, match="sha256"):
+        case.arrays()
+
+
+def test_missing_manifest_is_refused(tmp_path):
+    with pytest.raises(GoldenFileError, match="manifest"):
+        load_suite(tmp_path)

@@ -1,0 +1,83 @@
+"""The report builder on a synthetic results frame."""
+import pandas as pd
+
+from conformance import report
+
+
+def row(**kw):
+    base = dict(suite="default", case_id="c1", op="cross_entropy", features="op:cross_entropy,weight", tags="",
+                framework="torch", framework_version="2.13", api="torch.f", device="cpu", dtype="float32",
+                output="loss", verdict="conforms", detail="within tolerance", expected_kind="finite",
+                observed_kind="finite", max_ulp=0.5, max_abs_err=1e-8, expected_values="1.0",
+                observed_values="1.0", inputs="input=[1.0]", known="", known_reason="", evidence="")
+    base.update(kw)
+    return base
+
+
+def frame():
+    return report.results_frame([
+        row(),
+        row(dtype="float16", max_ulp=2.0),
+        row(case_id="c2", features="op:cross_entropy,all_ignored", verdict="variant", detail="empty_mean_zero",
+            framework="tensorflow", api="keras.X", known="k1", known_reason="Keras <divides safely>",
+            evidence="https://example.org/issue?a=1&b=2"),
+        row(case_id="c3", verdict="special_mismatch", detail="expected finite, got nan",
+            inputs="<script>alert(1)</script>", max_ulp=float("nan")),
+        row(case_id="c4", verdict="unsupported", detail="no weight"),
+    ])
+
+
+def test_summary_counts_verdicts():
+    s = report.summary(frame())
+    assert s.loc[("torch", "torch.f"), "conforms"] == 2
+    assert s.loc[("torch", "torch.f"), "special_mismatch"] == 1
+
+
+def test_matrix_share_and_worst_ulp():
+    m = report.conformance_matrix(frame())
+    assert m.loc["torch.f", "weight"] == "67% (2)"  # c1 x2 conform, c3 does not; unsupported c4 left out
+    assert m.loc["keras.X", "all_ignored"] == "0% (0.5)"
+
+
+def test_differences_list_known_and_unexpected():
+    d = report.differences(frame())
+    assert set(d["case_id"]) == {"c2", "c3"}
+    assert d.set_index("case_id").loc["c2", "known"] == "k1"
+
+
+def test_html_is_self_contained_and_escaped(tmp_path):
+    path = tmp_path / "r.html"
+    report.write_report(frame(), path)
+    text = path.read_text()
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "Keras &lt;divides safely&gt;" in text
+    assert 'href="https://example.org/issue?a=1&amp;b=2"' in text
+    for fetch in ("<link", "src=", "@import", "url("):
+        assert fetch not in text
+    assert "<b>unexpected</b>" in text
+
+
+def test_results_round_trip_atomically(tmp_path):
+    path = tmp_path / "results.parquet"
+    report.write_results(frame(), path)
+    back = report.read_results(path)
+    assert len(back) == 5 and list(back.columns) == report.RESULT_COLUMNS
+    assert [p.name for p in tmp_path.iterdir()] == ["results.parquet"]  # no temporary left behind
+
+
+def test_read_results_rejects_other_files(tmp_path):
+    path = tmp_path / "x.parquet"
+    pd.DataFrame({"a": [1]}).to_parquet(path)
+    try:
+        report.read_results(path)
+    except ValueError as e:
+        assert "missing columns" in str(e)
+    else:
+        raise AssertionError("accepted a file that is not a results file")
+
+
+def test_per_case_shows_the_least_conforming_verdict():
+    t = report.per_case(frame())
+    assert t.loc["c1", "torch.f"] == "conforms (2/2)"
+    assert t.loc["c3", "torch.f"] == "special_mismatch (1/1)"
+    assert t.loc["c4", "torch.f"] == "unsupported (1/1)"
