@@ -71,8 +71,7 @@ def cmd_run(args) -> int:
         return 1
     report.write_results(df, out / "results.parquet")
     report.write_report(df, out / "report.html")
-    with_pandas_width = report.summary(df).to_string()
-    print(with_pandas_width)
+    print(report.summary(df).to_string(line_width=200))
     diff = report.differences(df)
     unexpected = diff[diff["known"] == ""] if not diff.empty else diff
     print(f"\n{len(diff)} semantic differences ({len(unexpected)} not in {args.expectations})")
@@ -84,7 +83,7 @@ def cmd_report(args) -> int:
     df = report.read_results(Path(args.results))
     out = Path(args.out) if args.out else Path(args.results).with_name("report.html")
     report.write_report(df, out)
-    print(report.summary(df).to_string())
+    print(report.summary(df).to_string(line_width=200))
     print(f"report: {out}")
     return 0
 

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -115,7 +114,7 @@ def worker_children():
 
 @torch_missing
 @pytest.mark.slow
-def test_a_dead_worker_is_restarted_and_no_result_is_lost(tmp_path):
+def test_a_killed_worker_costs_at_most_the_task_in_flight(tmp_path):
     suite = small_suite(tmp_path)
     killed = []
 
@@ -124,12 +123,17 @@ def test_a_dead_worker_is_restarted_and_no_result_is_lost(tmp_path):
             for pid in worker_children():
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
-                while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    time.sleep(0.01)  # dead before the next task: the runner must notice and restart
 
     (run,) = runner.run([suite], ["torch"], out_dir=tmp_path / "o", progress=progress)
     assert killed
-    assert len(run.rows) == 2 * 2 * 2 and all(r["verdict"] == "conforms" for r in run.rows)
+    assert len(run.rows) == 2 * 2 * 2  # every task has its rows
+    # the runner either sees the exit before the next task (and restarts), or sends that task
+    # to the dying worker: then only that task is `crashed`, and the run goes on
+    crashed = {(r["dtype"], r["api"]) for r in run.rows if r["verdict"] == "crashed"}
+    assert len(crashed) <= 1
+    assert all("exited with code -9" in r["detail"] for r in run.rows if r["verdict"] == "crashed")
+    assert all(r["verdict"] == "conforms" for r in run.rows if (r["dtype"], r["api"]) not in crashed)
+    assert run.rows[-1]["verdict"] == "conforms"  # the restarted worker answered the last task
 
 
 @torch_missing
