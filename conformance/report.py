@@ -8,12 +8,13 @@ string escaped.
 from __future__ import annotations
 
 import html
+import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from reference.golden import atomic_write_bytes
 
 from .verdicts import CONFORMS, UNSUPPORTED, VERDICTS
 
@@ -29,21 +30,10 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
     return df.astype({c: "float64" for c in ("max_ulp", "max_abs_err")})
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_results(df: pd.DataFrame, path: Path) -> None:
-    _atomic_write(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def read_results(path: Path) -> pd.DataFrame:
@@ -179,5 +169,4 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str
 
 
 def write_report(df: pd.DataFrame, path: Path) -> None:
-    text = render_html(df)
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write_bytes(Path(path), render_html(df).encode("utf-8"))

@@ -81,3 +81,12 @@ def test_per_case_shows_the_least_conforming_verdict():
     assert t.loc["c1", "torch.f"] == "conforms (2/2)"
     assert t.loc["c3", "torch.f"] == "special_mismatch (1/1)"
     assert t.loc["c4", "torch.f"] == "unsupported (1/1)"
+
+
+def test_written_files_have_ordinary_permissions(tmp_path):
+    import os
+    path = tmp_path / "r.html"
+    report.write_report(frame(), path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -61,7 +61,7 @@ def devices() -> list[str]:
 
 def device_label(device: str) -> str:
     d = _all_devices()[device]
-    return device if d.platform == "cpu" else f"{device} ({d.device_kind})"
+    return "cpu" if d.platform == "cpu" else f"{device} ({d.device_kind})"
 
 
 def execute(api: Api, c: Inputs, device: str) -> dict:
