@@ -6,13 +6,15 @@ import sys
 from pathlib import Path
 
 from reference.casefile import CaseFileError, load_case_files
+from reference.catalog import default_specs
 from reference.golden import GoldenFileError, generate
 
 from . import report, runner
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations
 
 CASES_DIR = runner.REPO_ROOT / "cases"
-SUITES = {"default": (CASES_DIR / "default.toml", CASES_DIR / "golden" / "default")}
+# suite name -> (its case definitions, its golden folder)
+SUITES = {"default": (default_specs, CASES_DIR / "golden" / "default")}
 
 
 def _progress_bar(desc: str):
@@ -31,16 +33,13 @@ def _progress_bar(desc: str):
 
 
 def cmd_generate(args) -> int:
-    targets = []
+    specs_of, golden_dir = SUITES[args.suite]
     if args.cases:
-        targets.append((args.cases, Path(args.out or "cases/golden/user"), "user"))
+        specs, out_dir, name = load_case_files(args.cases), Path(args.out or "cases/golden/user"), "user"
     else:
-        source, golden_dir = SUITES[args.suite]
-        targets.append(([source], Path(args.out) if args.out else golden_dir, args.suite))
-    for files, out_dir, name in targets:
-        specs = load_case_files(files)
-        manifest = generate(specs, out_dir, name)
-        print(f"{len(specs)} cases -> {manifest}")
+        specs, out_dir, name = specs_of(), Path(args.out) if args.out else golden_dir, args.suite
+    manifest = generate(specs, out_dir, name)
+    print(f"{len(specs)} cases -> {manifest}")
     return 0
 
 

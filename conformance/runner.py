@@ -22,6 +22,7 @@ from .expectations import Expectation, match
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 180.0
+NO_API = "(no API)"
 
 
 class WorkerGone(Exception):
@@ -130,11 +131,16 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
     hello = worker.hello
     result.version = hello["version"]
     devices = hello["devices"]
-    tasks = [(suite, case, dtype, api["name"], device)
+    apis_for = {}
+    for api in hello["apis"]:
+        apis_for.setdefault(api["op"], []).append(api["name"])
+    # an op the framework has no API for is one `unsupported` row per dtype, on no device
+    tasks = [(suite, case, dtype, api, device)
              for suite, cases in suites for case in cases
              for dtype in case.dtypes if dtypes is None or dtype in dtypes
-             for api in hello["apis"] if api["op"] == case.op
-             for device in devices]
+             for api, device_list in ([(a, devices) for a in apis_for[case.op]] if case.op in apis_for
+                                      else [(NO_API, [{"id": "-", "label": "-"}])])
+             for device in device_list]
     if progress:
         progress(0, len(tasks))
     described: dict = {}
@@ -144,7 +150,10 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
             arrays = case.arrays()
             described = {key: (arrays, describe_inputs(case, arrays, dtype))}
         arrays, inputs = described[key]
-        if worker.proc.poll() is not None and not worker.start():
+        if api == NO_API:
+            message = f"{framework} has no API for {case.op}"
+            reply = {"outputs": {o: {"status": "unsupported", "message": message} for o in OUTPUTS}}
+        elif worker.proc.poll() is not None and not worker.start():
             reply = {"outputs": {o: {"status": "crashed", "message": worker.message} for o in OUTPUTS}}
         else:
             try:

@@ -15,12 +15,35 @@ from pathlib import Path
 import numpy as np
 from flint import arb, ctx
 
-from .formats import FORMATS, NAN, NEG_INF, POS_INF, FloatFormat, decode, parse_exact, round_fraction
+from .formats import FORMATS, NEG_ZERO, FloatFormat, decode, parse_exact, round_fraction
 
-OPS = ("log_softmax", "cross_entropy")
 REDUCTIONS = ("none", "mean", "sum")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
-FIELDS = {"id", "op", "dtypes", "input", "shape", "target", "target_kind", "weight",
+
+
+@dataclass(frozen=True)
+class OpFields:
+    """Which case fields an op takes."""
+
+    targets: tuple[str, ...] = ()  # "index", "probs" (class-axis rows), "binary" (elementwise)
+    weight: str = ""  # "class": one per class; "element": the input's shape or its last dim
+    pos_weight: bool = False  # one per entry of the last dim
+    ignore_index: bool = False
+    label_smoothing: bool = False
+    reduction: bool = True
+    ndims: tuple[int, ...] = ()  # allowed input ranks; () = any
+
+
+OPS = {
+    "log_softmax": OpFields(reduction=False),
+    "cross_entropy": OpFields(("index", "probs"), "class", ignore_index=True, label_smoothing=True),
+    "nll_loss": OpFields(("index",), "class", ignore_index=True),
+    "cross_entropy_from_probs": OpFields(("index", "probs"), "class", ignore_index=True),
+    "binary_cross_entropy": OpFields(("binary",), "element", label_smoothing=True),
+    "binary_cross_entropy_with_logits": OpFields(("binary",), "element", pos_weight=True, label_smoothing=True),
+    "multilabel_soft_margin_loss": OpFields(("binary",), "class", ndims=(2,)),
+}
+FIELDS = {"id", "op", "dtypes", "input", "shape", "target", "target_kind", "weight", "pos_weight",
           "ignore_index", "label_smoothing", "reduction", "tags"}
 
 
@@ -33,7 +56,7 @@ class CaseFileError(ValueError):
         super().__init__(f"{path}: {where}: field {field_name!r}: {problem}")
 
 
-class _Float(str):
+class TomlFloat(str):
     """A TOML float kept as its literal text (tomllib's parse_float hook)."""
 
 
@@ -55,13 +78,14 @@ EDGE_VALUES = {
     "min_subnormal": lambda f: f.min_subnormal,
     "max_subnormal": lambda f: f.min_normal - f.min_subnormal,
     "eps": lambda f: Fraction(2) ** (1 - f.precision),  # the spacing of values at 1
+    "below_one": lambda f: 1 - Fraction(2) ** -f.precision,  # the largest value under 1
     "log_max": _log_max,  # ln(max) rounded to the dtype: exp() of it is near overflow
 }
 
 
 def resolve(value, fmt: FloatFormat) -> int:
     """Bit pattern of one written value (int, Fraction, special or edge name) in fmt."""
-    if isinstance(value, str) and value in (NAN, POS_INF, NEG_INF):
+    if isinstance(value, str):  # NAN, POS_INF, NEG_INF or NEG_ZERO
         return round_fraction(fmt, value)
     if isinstance(value, tuple):  # ("edge", sign, name)
         _, sign, name = value
@@ -111,8 +135,9 @@ class CaseSpec:
     input: np.ndarray  # object array of written values, canonical layout (class axis 1)
     dtypes: tuple[str, ...]
     target: np.ndarray | None = None  # int64 class indices, or object array of values
-    target_kind: str | None = None  # "index" | "probs"
-    weight: tuple | None = None
+    target_kind: str | None = None  # "index" | "probs" | "binary"
+    weight: np.ndarray | None = None  # object array: (C,) class weights, or elementwise
+    pos_weight: np.ndarray | None = None  # object array of the last dim's length
     ignore_index: int = -100
     label_smoothing: Fraction = Fraction(0)  # the float64 value a framework receives
     reduction: str = "mean"
@@ -169,49 +194,63 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
         raise err("input", "the class axis must not be empty")
     x = _obj_array(numbers("input", raw["input"]), shape)
 
+    fields = OPS[op]
+    if fields.ndims and len(shape) not in fields.ndims:
+        raise err("input", f"{op} takes inputs of rank {' or '.join(map(str, fields.ndims))}, got shape {shape}")
+    takes = {"target": bool(fields.targets), "target_kind": bool(fields.targets), "weight": bool(fields.weight),
+             "pos_weight": fields.pos_weight, "ignore_index": fields.ignore_index,
+             "label_smoothing": fields.label_smoothing, "reduction": fields.reduction}
+    for name, allowed in takes.items():
+        if name in raw and not allowed:
+            raise err(name, f"{op} takes no such parameter")
+
     target = target_kind = None
-    if op == "log_softmax":
-        for name in ("target", "target_kind", "weight", "ignore_index", "label_smoothing", "reduction"):
-            if name in raw:
-                raise err(name, "log_softmax takes no such parameter")
-    else:
+    if fields.targets:
         if "target" not in raw:
-            raise err("target", "required for cross_entropy")
+            raise err("target", f"required for {op}")
         leaves = list(_leaves(raw["target"]))
-        target_kind = raw.get("target_kind")
-        if target_kind is None:
-            target_kind = "index" if all(isinstance(v, int) and not isinstance(v, bool) for v in leaves) else "probs"
-        if target_kind not in ("index", "probs"):
-            raise err("target_kind", "'index' or 'probs'")
+        all_ints = all(isinstance(v, int) and not isinstance(v, bool) for v in leaves)
+        default_kind = fields.targets[0] if len(fields.targets) == 1 else ("index" if all_ints else "probs")
+        target_kind = raw.get("target_kind", default_kind)
+        if target_kind not in fields.targets:
+            raise err("target_kind", f"{op} takes {' or '.join(repr(k) for k in fields.targets)} targets")
         target_shape = shape[:class_axis] + shape[class_axis + 1:] if target_kind == "index" else shape
         got = _shape_of(raw["target"], "target", err)
         if got != target_shape and not (0 in got and 0 in target_shape):
             raise err("target", f"{target_kind} targets need shape {target_shape}, got {got}")
         if target_kind == "index":
-            if any(isinstance(v, bool) or not isinstance(v, int) for v in leaves):
+            if not all_ints:
                 raise err("target", "class-index targets must all be integers")
             target = np.array(leaves, dtype=np.int64).reshape(target_shape)
         else:
             values = numbers("target", raw["target"])
-            if any(isinstance(v, str) for v in values):
-                raise err("target", "probability targets must be finite numbers")
+            values = [Fraction(0) if v == NEG_ZERO else v for v in values]
+            if any(isinstance(v, (str, tuple)) for v in values):
+                raise err("target", "probability targets must be finite numbers (no edge names)")
             target = _obj_array(values, target_shape)
 
-    weight = None
+    def finite_array(name, allowed_shapes):
+        values = [Fraction(0) if v == NEG_ZERO else v for v in numbers(name, raw[name])]
+        got = _shape_of(raw[name], name, err)
+        if got not in allowed_shapes:
+            raise err(name, f"shape {got}; expected {' or '.join(str(a) for a in allowed_shapes)}")
+        if any(isinstance(v, (str, tuple)) for v in values):
+            raise err(name, "weights must be finite numbers (no edge names)")
+        return _obj_array(values, got)
+
+    weight = pos_weight = None
     if "weight" in raw:
-        values = numbers("weight", raw["weight"])
-        if _shape_of(raw["weight"], "weight", err) != (n_classes,):
-            raise err("weight", f"a list of {n_classes} numbers, one per class")
-        if any(isinstance(v, str) for v in values):
-            raise err("weight", "class weights must be finite numbers")
-        weight = tuple(values)
+        weight = finite_array("weight", [(n_classes,)] if fields.weight == "class" else [shape, shape[-1:]])
+    if "pos_weight" in raw:
+        pos_weight = finite_array("pos_weight", [shape[-1:]])
 
     ignore_index = raw.get("ignore_index", -100)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
         raise err("ignore_index", f"an integer, got {ignore_index!r}")
-    smoothing_raw = raw.get("label_smoothing", _Float("0.0"))
+    smoothing_raw = raw.get("label_smoothing", TomlFloat("0.0"))
     try:
         smoothing = _parse_number(smoothing_raw)
+        smoothing = Fraction(0) if smoothing == NEG_ZERO else smoothing
         if isinstance(smoothing, (str, tuple)):
             raise ValueError("a finite number")
     except ValueError as e:
@@ -226,7 +265,7 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
         raise err("tags", "a list of strings")
 
     return CaseSpec(id=case_id, op=op, input=x, dtypes=tuple(dtypes), target=target,
-                    target_kind=target_kind, weight=weight, ignore_index=ignore_index,
+                    target_kind=target_kind, weight=weight, pos_weight=pos_weight, ignore_index=ignore_index,
                     label_smoothing=smoothing, reduction=reduction, tags=tuple(tags), source=str(path))
 
 
@@ -237,7 +276,7 @@ def load_case_file(path: str | Path) -> list[CaseSpec]:
     except OSError as e:
         raise CaseFileError(path, None, "-", f"cannot read: {e.strerror}") from None
     try:
-        doc = tomllib.loads(text, parse_float=_Float)
+        doc = tomllib.loads(text, parse_float=TomlFloat)
     except tomllib.TOMLDecodeError as e:
         raise CaseFileError(path, None, "-", f"not valid TOML: {e}") from None
     extra = sorted(set(doc) - {"case"})
@@ -246,11 +285,16 @@ def load_case_file(path: str | Path) -> list[CaseSpec]:
     raw_cases = doc.get("case")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise CaseFileError(path, None, "case", "no [[case]] tables")
-    cases = [_parse_case(raw, path, i) for i, raw in enumerate(raw_cases)]
+    return parse_cases(raw_cases, path)
+
+
+def parse_cases(raw_cases: list[dict], source) -> list[CaseSpec]:
+    """Validate case tables (as tomllib gives them, floats as _Float text) from `source`."""
+    cases = [_parse_case(raw, source, i) for i, raw in enumerate(raw_cases)]
     seen = set()
     for case in cases:
         if case.id in seen:
-            raise CaseFileError(path, case.id, "id", "duplicate id")
+            raise CaseFileError(source, case.id, "id", "duplicate id")
         seen.add(case.id)
     return cases
 

@@ -14,6 +14,7 @@ from fractions import Fraction
 NAN = "nan"
 POS_INF = "+inf"
 NEG_INF = "-inf"
+NEG_ZERO = "-0"  # only as a written input: exact values do not carry the sign of zero
 SPECIALS = (NAN, POS_INF, NEG_INF)
 
 
@@ -90,6 +91,8 @@ def special_bits(fmt: FloatFormat, special: str) -> int:
         return fmt.sign_bit | inf
     if special == NAN:
         return inf | (1 << (fmt.frac_bits - 1))  # the canonical quiet NaN
+    if special == NEG_ZERO:
+        return fmt.sign_bit
     raise ValueError(special)
 
 
@@ -124,7 +127,8 @@ def _round_half_even(num: int, den: int) -> int:
 
 
 def round_fraction(fmt: FloatFormat, value: Fraction | int | str) -> int:
-    """Bit pattern of `value` correctly rounded (to nearest, ties to even) into `fmt`."""
+    """Bit pattern of `value` correctly rounded (to nearest, ties to even) into `fmt`;
+    a special (or NEG_ZERO) gives its own pattern."""
     if isinstance(value, str):
         return special_bits(fmt, value)
     value = Fraction(value)
@@ -208,8 +212,11 @@ def parse_exact(text: str) -> Fraction | str:
         if not whole and not frac:
             raise ValueError(f"not a number: {text!r}")
         value = Fraction(int(whole + frac, 16)) * Fraction(2) ** (int(exp) - 4 * len(frac))
-        return -value if sign == "-" else value
+        if sign == "-":
+            return -value if value else NEG_ZERO
+        return value
     try:
-        return Fraction(cleaned)
+        value = Fraction(cleaned)
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"not a number: {text!r}") from None
+    return NEG_ZERO if value == 0 and cleaned.startswith("-") else value

@@ -86,11 +86,13 @@ def features(spec: CaseSpec) -> list[str]:
             found.add(f"value:{v[2]}")
         elif isinstance(v, str):
             found.add(f"value:{v}")
-    if spec.op == "cross_entropy":
+    if spec.op != "log_softmax":
         found.add(f"target:{spec.target_kind}")
         found.add(f"reduction:{spec.reduction}")
-        if spec.weight is not None and any(w != 1 for w in spec.weight):
+        if spec.weight is not None and any(w != 1 for w in spec.weight.reshape(-1)):
             found.add("weight")
+        if spec.pos_weight is not None and any(w != 1 for w in spec.pos_weight.reshape(-1)):
+            found.add("pos_weight")
         if spec.label_smoothing:
             found.add("label_smoothing")
         if spec.target_kind == "index":
@@ -103,15 +105,30 @@ def features(spec: CaseSpec) -> list[str]:
 
 
 def _compute(spec: CaseSpec, dtype: str, arrays: dict, sem: ops.Semantics):
+    """A thunk computing the case's exact outputs in one dtype under one semantics."""
     fmt = FORMATS[dtype]
+    sem = ops.for_dtype(sem, fmt)
     x = _exact(arrays[f"input.{dtype}"], fmt)
     if spec.op == "log_softmax":
         return lambda: ops.log_softmax(x, sem)
     target = arrays["target"] if spec.target_kind == "index" else _exact(arrays[f"target.{dtype}"], fmt)
-    weight = list(_exact(arrays[f"weight.{dtype}"], fmt)) if spec.weight is not None else None
-    return lambda: ops.cross_entropy(
-        x, target, weight, target_kind=spec.target_kind, ignore_index=spec.ignore_index,
-        label_smoothing=spec.label_smoothing, reduction=spec.reduction, sem=sem)
+    weight = _exact(arrays[f"weight.{dtype}"], fmt) if spec.weight is not None else None
+    pos_weight = _exact(arrays[f"pos_weight.{dtype}"], fmt) if spec.pos_weight is not None else None
+    common = dict(reduction=spec.reduction, sem=sem)
+    calls = {
+        "cross_entropy": lambda: ops.cross_entropy(
+            x, target, weight, target_kind=spec.target_kind, ignore_index=spec.ignore_index,
+            label_smoothing=spec.label_smoothing, **common),
+        "nll_loss": lambda: ops.nll_loss(x, target, weight, ignore_index=spec.ignore_index, **common),
+        "cross_entropy_from_probs": lambda: ops.cross_entropy_from_probs(
+            x, target, weight, target_kind=spec.target_kind, ignore_index=spec.ignore_index, **common),
+        "binary_cross_entropy": lambda: ops.binary_cross_entropy(
+            x, target, weight, label_smoothing=spec.label_smoothing, **common),
+        "binary_cross_entropy_with_logits": lambda: ops.binary_cross_entropy_with_logits(
+            x, target, weight, pos_weight, label_smoothing=spec.label_smoothing, **common),
+        "multilabel_soft_margin_loss": lambda: ops.multilabel_soft_margin_loss(x, target, weight, **common),
+    }
+    return calls[spec.op]
 
 
 def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
@@ -120,12 +137,12 @@ def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
     for dtype in spec.dtypes:
         fmt = FORMATS[dtype]
         arrays[f"input.{dtype}"] = _bits(spec.input, fmt)
-        if spec.target_kind == "probs":
+        if spec.target_kind in ("probs", "binary"):
             arrays[f"target.{dtype}"] = _bits(spec.target, fmt)
         if spec.weight is not None:
-            weight = np.empty(len(spec.weight), dtype=object)
-            weight[:] = spec.weight
-            arrays[f"weight.{dtype}"] = _bits(weight, fmt)
+            arrays[f"weight.{dtype}"] = _bits(spec.weight, fmt)
+        if spec.pos_weight is not None:
+            arrays[f"pos_weight.{dtype}"] = _bits(spec.pos_weight, fmt)
     if spec.target_kind == "index":
         arrays["target"] = spec.target.astype(np.int64)
 
@@ -148,7 +165,10 @@ def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
             arrays[f"expected.{dtype}.canonical.{o}"] = canonical[o]
             arrays[f"cond.{dtype}.canonical.{o}"] = getattr(out, f"{o}_cond").astype(np.float64)
         for name, sem in ops.VARIANTS.items():
-            (alt, alt_out), _ = rounding.with_precision(_compute(spec, dtype, arrays, sem), finish)
+            try:
+                (alt, alt_out), _ = rounding.with_precision(_compute(spec, dtype, arrays, sem), finish)
+            except ops.NotApplicable:
+                continue
             if all(alt[o].shape == canonical[o].shape and np.array_equal(alt[o], canonical[o]) for o in OUTPUTS):
                 continue  # the variant does not separate from canonical on this case
             variants.setdefault(dtype, []).append(name)
@@ -171,6 +191,7 @@ def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
             "label_smoothing": float(spec.label_smoothing),
             "reduction": spec.reduction if spec.op != "log_softmax" else "none",
             "weighted": spec.weight is not None,
+            "pos_weighted": spec.pos_weight is not None,
         },
         "tags": sorted(spec.tags),
         "features": sorted(set(features(spec)) | ({"domain_error"} if expect_error else set())),
@@ -198,8 +219,13 @@ def generate(specs: list[CaseSpec], out_dir: str | Path, suite: str, progress=No
     for stale in out_dir.glob("*.npz"):
         if stale.name not in keep:
             stale.unlink()
+    by_feature: dict[str, int] = {}
+    for e in entries:
+        for f in e["features"]:
+            by_feature[f] = by_feature.get(f, 0) + 1
     manifest = {
         "suite": suite,
+        "counts": {"cases": len(entries), "by_feature": by_feature},
         "generator_version": GENERATOR_VERSION,
         "working_precision_bits": {"start": rounding.START_BITS, "max": rounding.MAX_BITS},
         "outputs": list(OUTPUTS),

@@ -1,27 +1,37 @@
 """The canonical semantics of docs/semantics.md as exact formulas over extended reals.
 
-Each op takes exact inputs (numpy object arrays of Fraction or special strings, class
-axis at dim 1, or dim 0 when unbatched) and returns exact outputs plus a condition scale
-per output element (a float64 used by the tolerance policy, never as a golden value).
-The gradient is that of sum(output) with respect to the input, in closed form from the
-same softmax: d/dx_j sum_c a_c * (-lp_c) = A * s_j - a_j with A = sum_c a_c.
+Each op takes exact inputs (numpy object arrays of Fraction or special strings, in the
+canonical layout) and returns exact outputs plus a condition scale per output element (a
+float64 used by the tolerance policy, never as a golden value). The gradient is that of
+sum(output) with respect to the input (logits, log-probabilities or probabilities).
+
+Every loss is computed per *position* (a row along the class axis, or one element for the
+binary losses), then reduced by one shared step (`_reduce`) that owns ignore_index, the
+mean's denominator, the empty mean and the gradient's scaling.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
+from flint import arb
 
 from . import extended as ex
-from .formats import NAN, NEG_INF, POS_INF
+from .formats import NAN, NEG_INF, POS_INF, FloatFormat, decode, round_fraction, FORMATS
 
 FLOAT_MAX = 1.7976931348623157e308
+LOG_CLAMP = Fraction(-100)
+CLIP_EPS = 1e-7
 
 
 class DomainError(ValueError):
     """The inputs are outside the op's domain: the expected outcome is an exception."""
+
+
+class NotApplicable(Exception):
+    """A variant that has no meaning for this op (renormalizing has no class axis in BCE)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,12 @@ class Semantics:
     empty_mean_zero: bool = False  # an empty mean gives 0, not 0/0 = NaN
     zero_times_inf_nan: bool = False  # IEEE 0 * inf = NaN instead of the 0 * inf = 0 rule
     unit_target_mass_grad: bool = False  # probability-target gradient s - t, as if sum(t) == 1
+    log_clamp: bool = False  # each log of a probability clamped below at -100
+    mean_last_axis_first: bool = False  # elementwise losses averaged over the last axis first
+    # transforms of probability inputs, applied in this order: "clip" (to [1e-7, 1 - 1e-7] as
+    # rounded to the case dtype) and "renormalize" (divided by their sum along the class axis)
+    prob_transforms: tuple[str, ...] = ()
+    clip: tuple[Fraction, Fraction] | None = None  # set by for_dtype when "clip" is used
 
 
 CANONICAL = Semantics()
@@ -43,8 +59,29 @@ VARIANTS = {
         Semantics("empty_mean_zero", empty_mean_zero=True),
         Semantics("zero_times_inf_nan", zero_times_inf_nan=True),
         Semantics("unit_target_mass_grad", unit_target_mass_grad=True),
+        Semantics("log_clamp_100", log_clamp=True),
+        Semantics("clip_eps_1e-7", prob_transforms=("clip",)),
+        Semantics("renormalize_probs", prob_transforms=("renormalize",)),
+        Semantics("mean_last_axis_first", mean_last_axis_first=True),
+        # combinations a framework documents, named in the order they apply
+        Semantics("renormalize_probs+clip_eps_1e-7", prob_transforms=("renormalize", "clip")),
+        Semantics("clip_eps_1e-7+renormalize_probs", prob_transforms=("clip", "renormalize")),
+        Semantics("clip_eps_1e-7+renormalize_probs+mean_by_count", prob_transforms=("clip", "renormalize"),
+                  mean_by_count=True),
+        Semantics("clip_eps_1e-7+mean_last_axis_first", prob_transforms=("clip",), mean_last_axis_first=True),
     )
 }
+
+
+def for_dtype(sem: Semantics, fmt: FloatFormat) -> Semantics:
+    """Bind dtype-dependent constants: a framework's eps = 1e-7 and 1 - eps (computed in
+    float64) become dtype values when they meet the tensor."""
+    if "clip" not in sem.prob_transforms:
+        return sem
+    f64 = FORMATS["float64"]
+    eps = decode(f64, round_fraction(f64, Fraction(CLIP_EPS)))
+    hi = decode(f64, round_fraction(f64, 1 - eps))
+    return replace(sem, clip=(decode(fmt, round_fraction(fmt, eps)), decode(fmt, round_fraction(fmt, hi))))
 
 
 @dataclass
@@ -56,14 +93,131 @@ class Outputs:
 
 
 def _mag(v) -> float:
-    f = abs(ex.to_float(v) if not isinstance(v, Fraction) else float(v))
+    f = abs(float(v) if isinstance(v, Fraction) else ex.to_float(v))
     return min(f, FLOAT_MAX) if not math.isnan(f) else 0.0
+
+
+def _cap(x: float) -> float:
+    return min(x, FLOAT_MAX)
 
 
 def _spread(n: int) -> int:
     """Rounding-error growth of a tree reduction over n terms, in units of u."""
     return math.ceil(math.log2(n)) if n > 1 else 0
 
+
+def _obj(values, shape) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out.reshape(shape)
+
+
+def _value(v):
+    """An exact input (Fraction or special) as an extended value."""
+    return v if isinstance(v, str) else ex.exact(v)
+
+
+# --- layouts ----------------------------------------------------------------------
+
+def _rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Class axis moved last and flattened to (positions, C); returns the position shape."""
+    class_axis = 0 if x.ndim == 1 else 1
+    last = np.moveaxis(x, class_axis, -1)
+    return last.reshape(-1, x.shape[class_axis]), last.shape[:-1]
+
+
+def _unrows(flat: np.ndarray, x: np.ndarray) -> np.ndarray:
+    class_axis = 0 if x.ndim == 1 else 1
+    last_shape = np.moveaxis(np.empty(x.shape, dtype=np.int8), class_axis, -1).shape
+    return np.moveaxis(flat.reshape(last_shape), -1, class_axis)
+
+
+# --- positions and the shared reduction ------------------------------------------------
+
+@dataclass
+class Position:
+    loss: object
+    cond: float
+    grad: list  # d loss / d (this position's inputs)
+    grad_cond: list[float]
+    denominator: Fraction  # what it adds to the mean's denominator
+    ignored: bool = False
+
+
+def _ignored(width: int) -> Position:
+    return Position(ex.ZERO, 0.0, [ex.ZERO] * width, [0.0] * width, Fraction(0), ignored=True)
+
+
+def _fold_last_axis(positions: list[Position], length: int) -> list[Position]:
+    """Average consecutive groups of `length` elementwise positions (Keras' mean over the
+    last axis before the reduction)."""
+    folded = []
+    for start in range(0, len(positions), length):
+        group = positions[start:start + length]
+        inv = Fraction(1, length)
+        folded.append(Position(
+            ex.divide(ex.total(p.loss for p in group), Fraction(length)),
+            sum(p.cond for p in group) / length,
+            [ex.scale(inv, g) for p in group for g in p.grad],
+            [c / length for p in group for c in p.grad_cond],
+            Fraction(1)))
+    return folded
+
+
+def _reduce(positions: list[Position], loss_shape: tuple, reduction: str, sem: Semantics):
+    """(loss, loss_cond, flat grads, flat grad conds) for none | sum | mean."""
+    flat_grads = [g for p in positions for g in p.grad]
+    flat_conds = [c for p in positions for c in p.grad_cond]
+    if reduction == "none":
+        return (_obj([p.loss for p in positions], loss_shape),
+                np.array([p.cond for p in positions], dtype=float).reshape(loss_shape), flat_grads, flat_conds)
+    summed = ex.total(p.loss for p in positions)
+    sum_cond = _cap((1 + _spread(len(positions))) * sum(p.cond for p in positions))
+    if reduction == "sum":
+        return _obj([summed], ()), np.array(sum_cond), flat_grads, flat_conds
+    if reduction != "mean":
+        raise ValueError(f"unknown reduction {reduction!r}")
+    denominator = sum((p.denominator for p in positions), Fraction(0))
+    if denominator == 0 and sem.empty_mean_zero:
+        zero = [ex.ZERO] * len(flat_grads)
+        return _obj([ex.ZERO], ()), np.array(0.0), zero, [0.0] * len(flat_grads)
+    value = ex.divide(summed, denominator)
+    cond = sum_cond / abs(float(denominator)) if denominator else 0.0
+    grads, conds = [], []
+    for p in positions:
+        for g, c in zip(p.grad, p.grad_cond):
+            if p.ignored:
+                grads.append(ex.ZERO)
+                conds.append(0.0)
+            elif denominator == 0:  # the mean is NaN around this point: no derivative
+                grads.append(NAN)
+                conds.append(0.0)
+            else:
+                grads.append(ex.scale(1 / denominator, g))
+                conds.append(_cap(c / abs(float(denominator))))
+    return _obj([value], ()), np.array(_cap(cond)), grads, conds
+
+
+def _finish_rows(positions, pos_shape, x, reduction, sem) -> Outputs:
+    """Reduce row positions; gradients back in x's layout (class axis at dim 1)."""
+    loss, loss_cond, grads, conds = _reduce(positions, pos_shape, reduction, sem)
+    flat_shape = (len(positions), x.shape[0 if x.ndim == 1 else 1])
+    return Outputs(loss, np.asarray(loss_cond, dtype=float), _unrows(_obj(grads, flat_shape), x),
+                   _unrows(np.array(conds, dtype=float).reshape(flat_shape), x))
+
+
+def _finish_elements(positions, x, reduction, sem, fold_last: bool) -> Outputs:
+    """Reduce elementwise positions, optionally averaging the last axis first."""
+    shape = x.shape
+    if fold_last:
+        positions = _fold_last_axis(positions, shape[-1])
+        shape = shape[:-1]
+    loss, loss_cond, grads, conds = _reduce(positions, shape, reduction, sem)
+    return Outputs(loss, np.asarray(loss_cond, dtype=float), _obj(grads, x.shape),
+                   np.array(conds, dtype=float).reshape(x.shape))
+
+
+# --- log_softmax and the softmax cross-entropy ----------------------------------------
 
 @dataclass
 class Row:
@@ -107,39 +261,22 @@ def analyse_row(xs: list) -> Row:
     lse_mag = _mag(ex.exact(top) + log_total)
     lp = [shifted[i] - log_total if i in shifted else NEG_INF for i in range(size)]
     sm = [exps[i] / total if i in exps else ex.ZERO for i in range(size)]
-    cond = [min(_mag(x) + lse_mag + _spread(size), FLOAT_MAX) for x in xs]
+    cond = [_cap(_mag(x) + lse_mag + _spread(size)) for x in xs]
     return Row(lp, sm, cond)
 
 
-def _rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Class axis moved last and flattened to (positions, C); returns the position shape."""
-    class_axis = 0 if x.ndim == 1 else 1
-    last = np.moveaxis(x, class_axis, -1)
-    return last.reshape(-1, x.shape[class_axis]), last.shape[:-1]
-
-
-def _unrows(flat: np.ndarray, x: np.ndarray) -> np.ndarray:
-    class_axis = 0 if x.ndim == 1 else 1
-    last_shape = np.moveaxis(np.empty(x.shape, dtype=np.int8), class_axis, -1).shape
-    return np.moveaxis(flat.reshape(last_shape), -1, class_axis)
-
-
-def _obj(values, shape) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out.reshape(shape)
-
-
-def _position_grad(row: Row, coefs: list[Fraction], sem: Semantics,
-                   unit_mass: bool = False) -> tuple[list, list[float]]:
-    """d/dx_j sum_c coefs[c] * (-lp_c) = A * s_j - a_j, and its condition scale.
-    unit_mass takes A = 1, the gradient of an implementation that assumes sum(t) == 1."""
+def _softmax_position(row: Row, coefs: list[Fraction], denominator: Fraction, sem: Semantics,
+                      unit_mass: bool = False) -> Position:
+    """loss = sum_c a_c * (-lp_c); d/dx_j = A * s_j - a_j with A = sum_c a_c (or 1 when
+    unit_mass: the gradient of an implementation that assumes sum(t) == 1)."""
+    terms = [ex.scale(a, ex.neg(lp), sem.zero_times_inf_nan) for a, lp in zip(coefs, row.lp)]
     big_a = Fraction(1) if unit_mass else sum(coefs, Fraction(0))
-    grad, cond = [], []
+    grad, grad_cond = [], []
     for s_j, a_j, mag_j in zip(row.softmax, coefs, row.cond):
         grad.append(ex.add(ex.scale(big_a, s_j, sem.zero_times_inf_nan), ex.exact(-a_j)))
-        cond.append(min(abs(float(big_a)) * _mag(s_j) * (2 + mag_j) + abs(float(a_j)), FLOAT_MAX))
-    return grad, cond
+        grad_cond.append(_cap(abs(float(big_a)) * _mag(s_j) * (2 + mag_j) + abs(float(a_j))))
+    cond = _cap(sum(abs(float(a)) * m for a, m in zip(coefs, row.cond) if a))
+    return Position(ex.total(terms), cond, grad, grad_cond, denominator)
 
 
 def log_softmax(x: np.ndarray, sem: Semantics = CANONICAL) -> Outputs:
@@ -148,11 +285,11 @@ def log_softmax(x: np.ndarray, sem: Semantics = CANONICAL) -> Outputs:
     loss, loss_cond, grad, grad_cond = [], [], [], []
     for r in rows:
         row = analyse_row(list(r))
+        p = _softmax_position(row, [Fraction(-1)] * size, Fraction(0), sem)
         loss += row.lp
         loss_cond += row.cond
-        g, gc = _position_grad(row, [Fraction(-1)] * size, sem)
-        grad += g
-        grad_cond += gc
+        grad += p.grad
+        grad_cond += p.grad_cond
     flat_shape = rows.shape
     return Outputs(
         _unrows(_obj(loss, flat_shape), x), _unrows(np.array(loss_cond).reshape(flat_shape), x),
@@ -160,9 +297,26 @@ def log_softmax(x: np.ndarray, sem: Semantics = CANONICAL) -> Outputs:
     )
 
 
-def _check_smoothing(label_smoothing: Fraction) -> None:
-    if not 0 <= label_smoothing <= 1:
-        raise DomainError(f"label_smoothing {float(label_smoothing)} outside [0, 1]")
+def _check_unit_interval(name: str, values, allow_nan: bool = True) -> None:
+    for pos, v in enumerate(np.asarray(values, dtype=object).reshape(-1)):
+        if isinstance(v, str):
+            if v == NAN and allow_nan:
+                continue
+            raise DomainError(f"{name} {v} at flat position {pos} outside [0, 1]")
+        if not 0 <= v <= 1:
+            raise DomainError(f"{name} {float(v)} at flat position {pos} outside [0, 1]")
+
+
+def _check_targets(target: np.ndarray, size: int, ignore_index: int) -> np.ndarray:
+    flat = np.asarray(target).reshape(-1)
+    for pos, t in enumerate(flat):
+        if t != ignore_index and not 0 <= t < size:
+            raise DomainError(f"target {int(t)} at flat position {pos} outside [0, {size})")
+    return flat
+
+
+def _index_coefs(t: int, w: list[Fraction], smoothing: Fraction, size: int) -> list[Fraction]:
+    return [(1 - smoothing) * w[t] * (c == t) + smoothing / size * w[c] for c in range(size)]
 
 
 def cross_entropy(
@@ -177,82 +331,245 @@ def cross_entropy(
     sem: Semantics = CANONICAL,
 ) -> Outputs:
     """torch-style cross_entropy over logits, with class-index or probability targets."""
-    _check_smoothing(label_smoothing)
+    _check_unit_interval("label_smoothing", [label_smoothing], allow_nan=False)
     rows, pos_shape = _rows(x)
     n_pos, size = rows.shape
     w = [Fraction(1)] * size if weight is None else list(weight)
-    smooth = label_smoothing / size if size else Fraction(0)
+    positions = []
     if target_kind == "index":
-        flat_target = np.asarray(target).reshape(-1)
-        for pos, t in enumerate(flat_target):
-            if t != ignore_index and not 0 <= t < size:
-                raise DomainError(f"target {int(t)} at flat position {pos} outside [0, {size})")
-    else:
-        flat_target, _ = _rows(target)
-
-    losses, conds, grads, grad_conds = [], [], [], []
-    denominator, ignored = Fraction(0), []
-    for pos in range(n_pos):
-        if target_kind == "index":
-            t = int(flat_target[pos])
+        flat = _check_targets(target, size, ignore_index)
+        for pos in range(n_pos):
+            t = int(flat[pos])
             if t == ignore_index:
-                ignored.append(True)
-                losses.append(ex.ZERO)
-                conds.append(0.0)
-                grads += [ex.ZERO] * size
-                grad_conds += [0.0] * size
+                positions.append(_ignored(size))
                 continue
-            coefs = [(1 - label_smoothing) * w[t] * (c == t) + smooth * w[c] for c in range(size)]
-            denominator += 1 if sem.mean_by_count else w[t]
-        else:
-            coefs = [w[c] * ((1 - label_smoothing) * flat_target[pos][c] + smooth) for c in range(size)]
-            denominator += 1
-        ignored.append(False)
-        row = analyse_row(list(rows[pos]))
-        terms = [ex.scale(a, ex.neg(lp), sem.zero_times_inf_nan) for a, lp in zip(coefs, row.lp)]
-        losses.append(ex.total(terms))
-        conds.append(min(sum(abs(float(a)) * m for a, m in zip(coefs, row.cond) if a), FLOAT_MAX))
-        g, gc = _position_grad(row, coefs, sem, sem.unit_target_mass_grad and target_kind == "probs")
-        grads += g
-        grad_conds += gc
-
-    grad_flat_shape = (n_pos, size)
-    if reduction == "none":
-        return Outputs(
-            _obj(losses, pos_shape), np.array(conds, dtype=float).reshape(pos_shape),
-            _unrows(_obj(grads, grad_flat_shape), x),
-            _unrows(np.array(grad_conds, dtype=float).reshape(grad_flat_shape), x),
-        )
-    summed = ex.total(losses)
-    sum_cond = min((1 + _spread(n_pos)) * sum(conds), FLOAT_MAX)
-    if reduction == "sum":
-        grad_scale = Fraction(1)
-        value, cond = summed, sum_cond
-    elif reduction == "mean":
-        if denominator == 0 and sem.empty_mean_zero:
-            value, cond, grad_scale = ex.ZERO, 0.0, Fraction(0)
-        else:
-            value = ex.divide(summed, denominator)
-            cond = sum_cond / abs(float(denominator)) if denominator else 0.0
-            grad_scale = 1 / denominator if denominator else None
+            coefs = _index_coefs(t, w, label_smoothing, size)
+            positions.append(_softmax_position(analyse_row(list(rows[pos])), coefs,
+                                               Fraction(1) if sem.mean_by_count else w[t], sem))
     else:
-        raise ValueError(f"unknown reduction {reduction!r}")
+        probs, _ = _rows(target)
+        for pos in range(n_pos):
+            coefs = [w[c] * ((1 - label_smoothing) * probs[pos][c] + label_smoothing / size) for c in range(size)]
+            positions.append(_softmax_position(analyse_row(list(rows[pos])), coefs, Fraction(1), sem,
+                                               unit_mass=sem.unit_target_mass_grad))
+    return _finish_rows(positions, pos_shape, x, reduction, sem)
 
-    scaled, scaled_cond = [], []
+
+def nll_loss(x: np.ndarray, target: np.ndarray, weight: list[Fraction] | None = None, *,
+             ignore_index: int = -100, reduction: str = "mean", sem: Semantics = CANONICAL) -> Outputs:
+    """loss_i = -w[y_i] * x[i, y_i] on log-probabilities; its gradient is -w[y] at y."""
+    rows, pos_shape = _rows(x)
+    n_pos, size = rows.shape
+    w = [Fraction(1)] * size if weight is None else list(weight)
+    flat = _check_targets(target, size, ignore_index)
+    positions = []
     for pos in range(n_pos):
-        for j in range(size):
-            k = pos * size + j
-            if ignored[pos]:
-                scaled.append(ex.ZERO)
-                scaled_cond.append(0.0)
-            elif grad_scale is None:  # empty mean: the loss is NaN around this point
-                scaled.append(NAN)
-                scaled_cond.append(0.0)
-            else:
-                scaled.append(ex.scale(grad_scale, grads[k]))
-                scaled_cond.append(min(grad_conds[k] * float(grad_scale), FLOAT_MAX))
-    return Outputs(
-        _obj([value], ()), np.array(min(cond, FLOAT_MAX)),
-        _unrows(_obj(scaled, grad_flat_shape), x),
-        _unrows(np.array(scaled_cond, dtype=float).reshape(grad_flat_shape), x),
-    )
+        t = int(flat[pos])
+        if t == ignore_index:
+            positions.append(_ignored(size))
+            continue
+        coefs = [w[t] if c == t else Fraction(0) for c in range(size)]
+        terms = [ex.scale(a, ex.neg(_value(v)), sem.zero_times_inf_nan) for a, v in zip(coefs, rows[pos])]
+        positions.append(Position(
+            ex.total(terms), _cap(abs(float(w[t])) * _mag(rows[pos][t])),
+            [ex.exact(-a) for a in coefs], [abs(float(a)) for a in coefs],
+            Fraction(1) if sem.mean_by_count else w[t]))
+    return _finish_rows(positions, pos_shape, x, reduction, sem)
+
+
+# --- losses on probabilities ----------------------------------------------------------
+
+def _log(q: Fraction, sem: Semantics):
+    """log of an exact probability: log 0 = -inf, clamped at -100 under the variant.
+    Returns (value, clamped)."""
+    value = NEG_INF if q == 0 else ex.exact(q).log()
+    if not sem.log_clamp:
+        return value, False
+    if isinstance(value, str) or value < ex.exact(LOG_CLAMP):
+        return ex.exact(LOG_CLAMP), True
+    if not value > ex.exact(LOG_CLAMP):
+        raise ex.PrecisionTooLow  # the enclosure straddles the clamp
+    return value, False
+
+
+def _clip(q: Fraction, sem: Semantics) -> tuple[Fraction, bool]:
+    """q clipped to the variant's bounds, and whether the gradient passes (TF's
+    clip_by_value passes it where lo <= q <= hi)."""
+    lo, hi = sem.clip
+    return min(max(q, lo), hi), lo <= q <= hi
+
+
+def _prob_row_position(p: list, coefs: list[Fraction], denominator: Fraction, sem: Semantics) -> Position:
+    """loss = sum_c a_c * (-log q_c) where q is p after the variant's transforms; the
+    gradient with respect to p by the chain rule through those transforms."""
+    size = len(p)
+    if any(isinstance(v, str) for v in p):  # NaN probabilities (inf is a domain error)
+        return Position(NAN, 0.0, [NAN] * size, [0.0] * size, denominator)
+    q = list(p)
+    passes = []  # per transform: ("clip", mask) or ("renormalize", total)
+    for step in sem.prob_transforms:
+        if step == "clip":
+            clipped = [_clip(v, sem) for v in q]
+            q = [c for c, _ in clipped]
+            passes.append(("clip", [m for _, m in clipped]))
+        else:
+            total = sum(q, Fraction(0))
+            if total == 0:
+                return Position(NAN, 0.0, [NAN] * size, [0.0] * size, denominator)
+            q = [v / total for v in q]
+            passes.append(("renormalize", total))
+    logs = [_log(v, sem) for v in q]
+    terms = [ex.scale(a, ex.neg(lv), sem.zero_times_inf_nan) for a, (lv, _) in zip(coefs, logs)]
+    cond = _cap(sum(abs(float(a)) * (_mag(lv) + 1 + _spread(size)) for a, (lv, _) in zip(coefs, logs) if a))
+    # d loss / d q_c = -a_c / q_c (0 where a_c = 0 or the log is clamped)
+    grad = []
+    for a, v, (_, clamped) in zip(coefs, q, logs):
+        if a == 0 or clamped:
+            grad.append(ex.ZERO)
+        elif v == 0:
+            grad.append(NEG_INF if a > 0 else POS_INF)
+        else:
+            grad.append(ex.exact(-a / v))
+    for (step, info), q_in in zip(reversed(passes), _inputs_of(p, sem, passes)):
+        if step == "clip":
+            grad = [g if m else ex.ZERO for g, m in zip(grad, info)]
+        else:  # q = p / S: dL/dp_j = g_j / S - sum_c g_c q_c / S, where g_c q_c = -a_c
+            total = info  # if g_c = -a_c / q_c is infinite because q_c = 0
+            dot = ex.total(ex.exact(-a) if q_c == 0 and ex.is_special(g) else ex.scale(q_c, g)
+                           for a, q_c, g in zip(coefs, [v / total for v in q_in], grad))
+            grad = [ex.add(ex.divide(g, total), ex.neg(ex.divide(dot, total))) for g in grad]
+    grad_cond = [_cap(2 * (1 + _spread(size)) * _mag(g)) for g in grad]
+    return Position(ex.total(terms), cond, grad, grad_cond, denominator)
+
+
+def _inputs_of(p: list, sem: Semantics, passes: list) -> list[list[Fraction]]:
+    """The input of each transform, last transform first (for the backward pass)."""
+    inputs, q = [], list(p)
+    for step, info in passes:
+        inputs.append(q)
+        q = [_clip(v, sem)[0] for v in q] if step == "clip" else [v / info for v in q]
+    return list(reversed(inputs))
+
+
+def cross_entropy_from_probs(p: np.ndarray, target: np.ndarray, weight: list[Fraction] | None = None, *,
+                             target_kind: str, ignore_index: int = -100, reduction: str = "mean",
+                             sem: Semantics = CANONICAL) -> Outputs:
+    """Categorical cross-entropy on probabilities: -w[y] log p_y, or -sum_c w_c t_c log p_c."""
+    _check_unit_interval("probability", p)
+    rows, pos_shape = _rows(p)
+    n_pos, size = rows.shape
+    w = [Fraction(1)] * size if weight is None else list(weight)
+    positions = []
+    if target_kind == "index":
+        flat = _check_targets(target, size, ignore_index)
+        for pos in range(n_pos):
+            t = int(flat[pos])
+            if t == ignore_index:
+                positions.append(_ignored(size))
+                continue
+            coefs = [w[t] if c == t else Fraction(0) for c in range(size)]
+            positions.append(_prob_row_position(list(rows[pos]), coefs,
+                                                Fraction(1) if sem.mean_by_count else w[t], sem))
+    else:
+        probs, _ = _rows(target)
+        for pos in range(n_pos):
+            coefs = [w[c] * probs[pos][c] for c in range(size)]
+            positions.append(_prob_row_position(list(rows[pos]), coefs, Fraction(1), sem))
+    return _finish_rows(positions, pos_shape, p, reduction, sem)
+
+
+def _broadcast(values, shape) -> np.ndarray:
+    if values is None:
+        return np.full(shape, Fraction(1), dtype=object)
+    return np.broadcast_to(np.asarray(values, dtype=object), shape)
+
+
+def _binary_targets(target: np.ndarray, label_smoothing: Fraction) -> np.ndarray:
+    """Binary label smoothing pulls toward 1/2: t' = (1 - e) t + e / 2."""
+    _check_unit_interval("target", target, allow_nan=False)
+    _check_unit_interval("label_smoothing", [label_smoothing], allow_nan=False)
+    return np.vectorize(lambda t: (1 - label_smoothing) * t + label_smoothing / 2, otypes=[object])(target)
+
+
+def binary_cross_entropy(p: np.ndarray, target: np.ndarray, weight=None, *, label_smoothing: Fraction = Fraction(0),
+                         reduction: str = "mean", sem: Semantics = CANONICAL) -> Outputs:
+    """-w (t log p + (1-t) log(1-p)), elementwise; log 0 = -inf, 0 * inf = 0."""
+    if "renormalize" in sem.prob_transforms:
+        raise NotApplicable
+    _check_unit_interval("probability", p)
+    t = _binary_targets(target, label_smoothing)
+    w = _broadcast(weight, p.shape)
+    positions = []
+    for pv, tv, wv in zip(p.reshape(-1), t.reshape(-1), w.reshape(-1)):
+        if isinstance(pv, str):
+            positions.append(Position(NAN, 0.0, [NAN], [0.0], Fraction(1)))
+            continue
+        q, passes_grad = _clip(pv, sem) if "clip" in sem.prob_transforms else (pv, True)
+        a, b = wv * tv, wv * (1 - tv)  # coefficients of -log q and -log(1 - q)
+        (log_q, clamp_q), (log_r, clamp_r) = _log(q, sem), _log(1 - q, sem)
+        loss = ex.add(ex.scale(a, ex.neg(log_q), sem.zero_times_inf_nan),
+                      ex.scale(b, ex.neg(log_r), sem.zero_times_inf_nan))
+        cond = _cap(abs(float(a)) * (_mag(log_q) + 1) + abs(float(b)) * (_mag(log_r) + 1))
+
+        def part(coef, v, clamped, sign):  # d/dq of -coef * log(v), v = q or 1 - q
+            if coef == 0 or clamped:
+                return ex.ZERO
+            if v == 0:
+                return NEG_INF if coef * sign > 0 else POS_INF
+            return ex.exact(-coef * sign / v)
+
+        g = ex.add(part(a, q, clamp_q, 1), part(b, 1 - q, clamp_r, -1)) if passes_grad else ex.ZERO
+        positions.append(Position(loss, cond, [g], [_cap(4 * _mag(g))], Fraction(1)))
+    return _finish_elements(positions, p, reduction, sem, sem.mean_last_axis_first)
+
+
+# --- losses on logits, elementwise ------------------------------------------------------
+
+def _softplus(z: Fraction | str):
+    """log(1 + exp(z)), exact for finite z, with its limits."""
+    if isinstance(z, str):
+        return {POS_INF: POS_INF, NEG_INF: ex.ZERO, NAN: NAN}[z]
+    if z > 0:
+        return ex.exact(z) + (-ex.exact(z)).exp().log1p()
+    return ex.exact(z).exp().log1p()
+
+
+def _sigmoid(z: Fraction | str):
+    if isinstance(z, str):
+        return {POS_INF: ex.exact(1), NEG_INF: ex.ZERO, NAN: NAN}[z]
+    if z >= 0:
+        return 1 / (1 + (-ex.exact(z)).exp())
+    e = ex.exact(z).exp()
+    return e / (1 + e)
+
+
+def _logit_positions(x: np.ndarray, t: np.ndarray, w: np.ndarray, pos_weight: np.ndarray,
+                     sem: Semantics) -> list[Position]:
+    """w (p t softplus(-x) + (1-t) softplus(x)) per element; d/dx = -A sigmoid(-x) + B sigmoid(x)."""
+    positions = []
+    for xv, tv, wv, pw in zip(x.reshape(-1), t.reshape(-1), w.reshape(-1), pos_weight.reshape(-1)):
+        a, b = wv * pw * tv, wv * (1 - tv)  # coefficients of softplus(-x) and softplus(x)
+        neg_x = xv if isinstance(xv, str) and xv == NAN else (
+            {POS_INF: NEG_INF, NEG_INF: POS_INF}[xv] if isinstance(xv, str) else -xv)
+        loss = ex.add(ex.scale(a, _softplus(neg_x), sem.zero_times_inf_nan),
+                      ex.scale(b, _softplus(xv), sem.zero_times_inf_nan))
+        grad = ex.add(ex.neg(ex.scale(a, _sigmoid(neg_x))), ex.scale(b, _sigmoid(xv)))
+        scale = abs(float(a)) + abs(float(b))
+        positions.append(Position(loss, _cap(scale * (_mag(xv) + 1)), [grad], [_cap(2 * scale)], Fraction(1)))
+    return positions
+
+
+def binary_cross_entropy_with_logits(x: np.ndarray, target: np.ndarray, weight=None, pos_weight=None, *,
+                                     label_smoothing: Fraction = Fraction(0), reduction: str = "mean",
+                                     sem: Semantics = CANONICAL) -> Outputs:
+    t = _binary_targets(target, label_smoothing)
+    positions = _logit_positions(x, t, _broadcast(weight, x.shape), _broadcast(pos_weight, x.shape), sem)
+    return _finish_elements(positions, x, reduction, sem, sem.mean_last_axis_first)
+
+
+def multilabel_soft_margin_loss(x: np.ndarray, target: np.ndarray, weight=None, *, reduction: str = "mean",
+                                sem: Semantics = CANONICAL) -> Outputs:
+    """-(1/C) sum_c w_c (t log sigmoid(x) + (1-t) log sigmoid(-x)) per row, reduced over N."""
+    t = _binary_targets(target, Fraction(0))
+    positions = _logit_positions(x, t, _broadcast(weight, x.shape), _broadcast(None, x.shape), sem)
+    return _finish_elements(positions, x, reduction, sem, fold_last=True)

@@ -24,10 +24,10 @@ STORAGE = {"float64": np.uint64, "float32": np.uint32, "float16": np.uint16, "bf
 @dataclass(frozen=True)
 class Api:
     name: str  # the documented name a user calls
-    op: str  # log_softmax | cross_entropy
+    op: str  # an op of reference.casefile.OPS
     call: Callable[["Inputs"], Any]  # returns the framework's loss tensor
     targets: tuple[str, ...] = ()  # target kinds it accepts: "index", "probs"
-    params: frozenset[str] = frozenset()  # weight, ignore_index, label_smoothing
+    params: frozenset[str] = frozenset()  # weight, pos_weight, ignore_index, label_smoothing
     class_axis: str = "first"  # "first" (dim 1, or 0 unbatched) or "last"
     unbatched: bool = True  # accepts (C,) input; otherwise a batch axis of 1 is added
     weight_as: str = "weight"  # "weight": a class-weight vector; "sample_weight": w[y] per position
@@ -40,7 +40,8 @@ class Inputs:
 
     x: np.ndarray
     target: np.ndarray | None
-    weight: np.ndarray | None  # class weights, or per-position sample weights
+    weight: np.ndarray | None  # class or elementwise weights, or per-position sample weights
+    pos_weight: np.ndarray | None
     mask: np.ndarray | None  # True where a position counts (index targets with ignore_index)
     ignore_index: int
     label_smoothing: float
@@ -57,7 +58,9 @@ def unsupported_reason(api: Api, case: GoldenCase) -> str | None:
     if p["target_kind"] not in api.targets:
         return f"{api.name} takes no {p['target_kind']} targets"
     if p["weighted"] and "weight" not in api.params:
-        return f"{api.name} has no class-weight parameter"
+        return f"{api.name} has no weight parameter"
+    if p.get("pos_weighted") and "pos_weight" not in api.params:
+        return f"{api.name} has no pos_weight parameter"
     if "ignore_index" in case.entry["features"] and "ignore_index" not in api.params:
         return f"{api.name} cannot ignore a target value"
     if p["label_smoothing"] and "label_smoothing" not in api.params:
@@ -85,7 +88,7 @@ def prepare(api: Api, case: GoldenCase, arrays: dict, dtype: str) -> Inputs:
     p = case.params
     x = view(arrays[f"input.{dtype}"], dtype)
     target = None
-    if case.op == "cross_entropy":
+    if case.op != "log_softmax":
         target = arrays["target"] if p["target_kind"] == "index" else view(arrays[f"target.{dtype}"], dtype)
     if _unbatched_for(api, case):
         x = x[None]
@@ -95,14 +98,15 @@ def prepare(api: Api, case: GoldenCase, arrays: dict, dtype: str) -> Inputs:
         if target is not None and p["target_kind"] == "probs":
             target = np.moveaxis(target, 1, -1)
     weight = view(arrays[f"weight.{dtype}"], dtype) if p["weighted"] else None
+    pos_weight = view(arrays[f"pos_weight.{dtype}"], dtype) if p.get("pos_weighted") else None
     mask = None
-    if case.op == "cross_entropy" and p["target_kind"] == "index":
+    if p["target_kind"] == "index":
         mask = target != p["ignore_index"]
         if weight is not None and api.weight_as == "sample_weight":
             # Keras' documented class_weight idiom: each position weighted by w[y]
             weight = weight[np.where(mask, target, 0)]
     return Inputs(np.asarray(x, order="C"), None if target is None else np.asarray(target, order="C"),
-                  weight, mask, p["ignore_index"], p["label_smoothing"], p["reduction"], dtype)
+                  weight, pos_weight, mask, p["ignore_index"], p["label_smoothing"], p["reduction"], dtype)
 
 
 def _unbatched_for(api: Api, case: GoldenCase) -> bool:

@@ -1,5 +1,7 @@
-"""PyTorch: torch.nn.functional.cross_entropy, torch.nn.CrossEntropyLoss, torch.log_softmax."""
+"""PyTorch: the functional and module forms of each loss, and torch.log_softmax."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -13,11 +15,20 @@ TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32,
 INT_VIEW = {"float64": np.int64, "float32": np.int32, "float16": np.int16, "bfloat16": np.int16}
 INT_TORCH = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 CE_PARAMS = frozenset({"weight", "ignore_index", "label_smoothing"})
+NLL_PARAMS = frozenset({"weight", "ignore_index"})
 
 
 def _ce_kwargs(c: Inputs) -> dict:
     return dict(weight=c.weight, ignore_index=c.ignore_index, reduction=c.reduction,
                 label_smoothing=c.label_smoothing)
+
+
+def _nll_kwargs(c: Inputs) -> dict:
+    return dict(weight=c.weight, ignore_index=c.ignore_index, reduction=c.reduction)
+
+
+def _class_dim(c: Inputs) -> int:
+    return 0 if c.x.ndim == 1 else 1
 
 
 APIS = (
@@ -27,8 +38,34 @@ APIS = (
     Api("torch.nn.CrossEntropyLoss", "cross_entropy",
         lambda c: torch.nn.CrossEntropyLoss(**_ce_kwargs(c))(c.x, c.target),
         targets=("index", "probs"), params=CE_PARAMS),
-    Api("torch.log_softmax", "log_softmax",
-        lambda c: torch.log_softmax(c.x, dim=0 if c.x.ndim == 1 else 1)),
+    Api("torch.log_softmax", "log_softmax", lambda c: torch.log_softmax(c.x, dim=_class_dim(c))),
+    Api("torch.nn.functional.nll_loss", "nll_loss", lambda c: F.nll_loss(c.x, c.target, **_nll_kwargs(c)),
+        targets=("index",), params=NLL_PARAMS),
+    Api("torch.nn.NLLLoss", "nll_loss", lambda c: torch.nn.NLLLoss(**_nll_kwargs(c))(c.x, c.target),
+        targets=("index",), params=NLL_PARAMS),
+    Api("torch.nn.functional.nll_loss(torch.log(p))", "cross_entropy_from_probs",
+        lambda c: F.nll_loss(torch.log(c.x), c.target, **_nll_kwargs(c)),
+        targets=("index",), params=NLL_PARAMS, note="the idiom NLLLoss' docs give for probabilities"),
+    Api("torch.nn.functional.binary_cross_entropy", "binary_cross_entropy",
+        lambda c: F.binary_cross_entropy(c.x, c.target, weight=c.weight, reduction=c.reduction),
+        targets=("binary",), params=frozenset({"weight"})),
+    Api("torch.nn.BCELoss", "binary_cross_entropy",
+        lambda c: torch.nn.BCELoss(weight=c.weight, reduction=c.reduction)(c.x, c.target),
+        targets=("binary",), params=frozenset({"weight"})),
+    Api("torch.nn.functional.binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits",
+        lambda c: F.binary_cross_entropy_with_logits(c.x, c.target, weight=c.weight, pos_weight=c.pos_weight,
+                                                     reduction=c.reduction),
+        targets=("binary",), params=frozenset({"weight", "pos_weight"})),
+    Api("torch.nn.BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
+        lambda c: torch.nn.BCEWithLogitsLoss(weight=c.weight, pos_weight=c.pos_weight,
+                                             reduction=c.reduction)(c.x, c.target),
+        targets=("binary",), params=frozenset({"weight", "pos_weight"})),
+    Api("torch.nn.functional.multilabel_soft_margin_loss", "multilabel_soft_margin_loss",
+        lambda c: F.multilabel_soft_margin_loss(c.x, c.target, weight=c.weight, reduction=c.reduction),
+        targets=("binary",), params=frozenset({"weight"})),
+    Api("torch.nn.MultiLabelSoftMarginLoss", "multilabel_soft_margin_loss",
+        lambda c: torch.nn.MultiLabelSoftMarginLoss(weight=c.weight, reduction=c.reduction)(c.x, c.target),
+        targets=("binary",), params=frozenset({"weight"})),
 )
 
 
@@ -69,9 +106,8 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 def execute(api: Api, c: Inputs, device: str) -> dict:
     """{"loss": array or exception, "grad": array or exception}."""
     x = _tensor(c.x, device).requires_grad_(True)
-    call = Inputs(x, None if c.target is None else _tensor(c.target, device),
-                  None if c.weight is None else _tensor(c.weight, device),
-                  c.mask, c.ignore_index, c.label_smoothing, c.reduction, c.dtype)
+    call = replace(c, x=x, **{name: None if getattr(c, name) is None else _tensor(getattr(c, name), device)
+                              for name in ("target", "weight", "pos_weight")})
     try:
         loss = api.call(call)
     except Exception as e:  # the framework's own error is the observation
