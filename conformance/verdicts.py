@@ -97,8 +97,8 @@ def compare(expected: Expected, dtype: str, observed: np.ndarray) -> Comparison:
         u = float(FORMATS[dtype].unit_roundoff)
         tol = np.maximum(TOL_FACTOR * u * expected.cond, ulp(exp, dtype))
         ulps = np.where(both, err / ulp(exp, dtype), 0.0)
+        worst = int(np.argmax(np.where(both, err / tol, -1.0)))
     within = bool((err <= tol).all())
-    worst = int(np.argmax(np.where(both, err / tol, -1.0)))
     index = np.unravel_index(worst, exp.shape) if exp.ndim else ()
     where = (f"at {tuple(int(i) for i in index)}: " if exp.ndim else "") + \
         f"expected {exp.reshape(-1)[worst]!r}, got {observed.reshape(-1)[worst]!r}, " \

@@ -94,6 +94,20 @@ BAD = [
     ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0]\nlabel_smoothing = "max"', "label_smoothing"),
     ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0]\nreduction = "avg"', "reduction"),
     ('id = "a"\nop = "log_softmax"\ninput = [[1.0]]\ntags = "x"', "tags"),
+    # the rest of the family
+    ('id = "a"\nop = "cross_entropy"\ninput = [[1.0, 2.0]]\ntarget = [0]\npos_weight = [1.0, 2.0]', "pos_weight"),
+    ('id = "a"\nop = "nll_loss"\ninput = [[-1.0, -2.0]]\ntarget = [0]\nlabel_smoothing = 0.1', "label_smoothing"),
+    ('id = "a"\nop = "nll_loss"\ninput = [[-1.0, -2.0]]\ntarget = [[0.5, 0.5]]', "target"),
+    ('id = "a"\nop = "cross_entropy_from_probs"\ninput = [[0.5, 0.5]]\ntarget = [0]\nlabel_smoothing = 0.1', "label_smoothing"),
+    ('id = "a"\nop = "binary_cross_entropy"\ninput = [[0.5, 0.5]]\ntarget = [0]', "target"),
+    ('id = "a"\nop = "binary_cross_entropy"\ninput = [[0.5, 0.5]]\ntarget = [[0, 1]]\nignore_index = 1', "ignore_index"),
+    ('id = "a"\nop = "binary_cross_entropy"\ninput = [[0.5, 0.5]]\ntarget = [[0, 1]]\nweight = [1.0, 2.0, 3.0]', "weight"),
+    ('id = "a"\nop = "binary_cross_entropy"\ninput = [[0.5, 0.5]]\ntarget = [[0, "max"]]', "target"),
+    ('id = "a"\nop = "binary_cross_entropy_with_logits"\ninput = [[0.5, 0.5]]\ntarget = [[0, 1]]\npos_weight = [1.0]', "pos_weight"),
+    ('id = "a"\nop = "binary_cross_entropy_with_logits"\ninput = [[0.5, 0.5]]\ntarget = [[0, 1]]\npos_weight = [1.0, nan]', "pos_weight"),
+    ('id = "a"\nop = "binary_cross_entropy_with_logits"\ninput = [[0.5, 0.5]]\ntarget = [[0, 1]]\ntarget_kind = "index"', "target_kind"),
+    ('id = "a"\nop = "multilabel_soft_margin_loss"\ninput = [0.5, 0.5]\ntarget = [0, 1]', "input"),
+    ('id = "a"\nop = "multilabel_soft_margin_loss"\ninput = [[0.5, 0.5]]\ntarget = [[0, 1]]\nweight = [[1.0, 1.0]]', "weight"),
 ]
 
 
@@ -139,3 +153,29 @@ def test_default_catalog_loads():
     cases = load_case_files(["cases/default.toml"])
     assert len({c.id for c in cases}) == len(cases) > 30
     assert isinstance(cases[0].input, np.ndarray)
+
+
+def test_family_fields(tmp_path):
+    text = """
+[[case]]
+id = "b"
+op = "binary_cross_entropy_with_logits"
+input = [[0.5, -1.0], [2.0, 0.0]]
+target = [[0, 1], [0.5, 1]]
+weight = [2.0, 0.5]
+pos_weight = [1.0, 3.0]
+label_smoothing = 0.25
+
+[[case]]
+id = "z"
+op = "binary_cross_entropy"
+input = [["-0.0", "below_one"]]
+target = [[1, 0]]
+weight = [[1.0, 2.0]]
+"""
+    b, z = load_case_file(write(tmp_path, text))
+    assert b.target_kind == "binary" and b.target[1, 0] == Fraction(1, 2)
+    assert b.weight.shape == (2,) and b.pos_weight.tolist() == [1, 3]
+    f32 = FORMATS["float32"]
+    assert resolve(z.input[0, 0], f32) == 0x80000000  # -0 keeps its sign on the way in
+    assert decode(f32, resolve(z.input[0, 1], f32)) == 1 - Fraction(1, 2**24)
