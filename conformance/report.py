@@ -84,6 +84,14 @@ def per_case(df: pd.DataFrame) -> pd.DataFrame:
     return df.groupby(["case_id", "api"])["verdict"].agg(worst).unstack("api").fillna("")
 
 
+def unsupported(df: pd.DataFrame) -> pd.DataFrame:
+    """Why each API could not run some cases, and how many (outputs of all dtypes)."""
+    rows = df[df["verdict"] == UNSUPPORTED]
+    if rows.empty:
+        return pd.DataFrame()
+    return rows.groupby(["framework", "api", "detail"])["case_id"].nunique().rename("cases").reset_index()
+
+
 def differences(df: pd.DataFrame) -> pd.DataFrame:
     """Every non-conforming, supported output, one line per (case, api, output, verdict, detail)."""
     diff = df[~df["verdict"].isin([CONFORMS, UNSUPPORTED])]
@@ -161,6 +169,8 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str
         "<h2>Cases</h2><p>Per case and API, the least conforming verdict over dtypes, devices and outputs "
         "(how many of the outputs have it).</p>",
         per_case(df).to_html(escape=True),
+        "<h2>Unsupported</h2><p>What each API cannot express, and for how many cases.</p>",
+        unsupported(df).to_html(escape=True, index=False),
         "<h2>Coverage</h2><p>Cases that exercised each feature on each API.</p>",
         coverage(df).to_html(escape=True),
         "</body></html>\n",

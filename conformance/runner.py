@@ -99,14 +99,17 @@ def describe_inputs(case: GoldenCase, arrays: dict, dtype: str) -> str:
     """The case's inputs in the dtype, short, for the report."""
     parts = [f"input{tuple(case.entry['input_shape'])}={verdicts.show(verdicts.values(arrays[f'input.{dtype}'], dtype), 12)}"]
     p = case.params
-    if case.op == "cross_entropy":
+    if case.op != "log_softmax":
         if p["target_kind"] == "index":
             parts.append(f"target={np.asarray(arrays['target']).reshape(-1)[:12].tolist()}")
         else:
             parts.append(f"target={verdicts.show(verdicts.values(arrays[f'target.{dtype}'], dtype), 12)}")
-        if p["weighted"]:
-            parts.append(f"weight={verdicts.show(verdicts.values(arrays[f'weight.{dtype}'], dtype))}")
-        parts.append(f"ignore_index={p['ignore_index']} label_smoothing={p['label_smoothing']} reduction={p['reduction']}")
+        for name, present in (("weight", p["weighted"]), ("pos_weight", p.get("pos_weighted"))):
+            if present:
+                parts.append(f"{name}={verdicts.show(verdicts.values(arrays[f'{name}.{dtype}'], dtype))}")
+        if p["target_kind"] == "index":
+            parts.append(f"ignore_index={p['ignore_index']}")
+        parts.append(f"label_smoothing={p['label_smoothing']} reduction={p['reduction']}")
     return " ".join(parts)
 
 

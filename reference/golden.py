@@ -76,7 +76,7 @@ def features(spec: CaseSpec) -> list[str]:
     """What a case exercises, derived from its definition (the report's feature axis)."""
     found = {f"op:{spec.op}"}
     shape = spec.input.shape
-    found.add("shape:unbatched" if len(shape) == 1 else "shape:(N,C)" if len(shape) == 2 else "shape:(N,C,d...)")
+    found.add("shape:unbatched" if len(shape) == 1 else "shape:NxC" if len(shape) == 2 else "shape:NxCxd...")
     if 0 in shape:
         found.add("empty")
     if shape[0 if len(shape) == 1 else 1] == 1:

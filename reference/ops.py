@@ -315,8 +315,33 @@ def _check_targets(target: np.ndarray, size: int, ignore_index: int) -> np.ndarr
     return flat
 
 
-def _index_coefs(t: int, w: list[Fraction], smoothing: Fraction, size: int) -> list[Fraction]:
-    return [(1 - smoothing) * w[t] * (c == t) + smoothing / size * w[c] for c in range(size)]
+def _row_loss(x, target, weight, *, target_kind, ignore_index, reduction, sem, index_coefs, prob_coefs,
+              position) -> Outputs:
+    """The loop every class-axis loss shares: ignored positions, the mean's denominator (w[y],
+    or 1 per position), and the coefficients of each class, handed to `position(row, coefs,
+    denominator, target_kind)` for the op's own per-row loss and gradient."""
+    rows, pos_shape = _rows(x)
+    n_pos, size = rows.shape
+    w = [Fraction(1)] * size if weight is None else list(weight)
+    positions = []
+    if target_kind == "index":
+        flat = _check_targets(target, size, ignore_index)
+        for pos in range(n_pos):
+            t = int(flat[pos])
+            if t == ignore_index:
+                positions.append(_ignored(size))
+                continue
+            denominator = Fraction(1) if sem.mean_by_count else w[t]
+            positions.append(position(list(rows[pos]), index_coefs(t, w, size), denominator, target_kind))
+    else:
+        probs, _ = _rows(target)
+        for pos in range(n_pos):
+            positions.append(position(list(rows[pos]), prob_coefs(probs[pos], w, size), Fraction(1), target_kind))
+    return _finish_rows(positions, pos_shape, x, reduction, sem)
+
+
+def _onehot_coefs(t: int, w: list[Fraction], size: int) -> list[Fraction]:
+    return [w[t] if c == t else Fraction(0) for c in range(size)]
 
 
 def cross_entropy(
@@ -332,49 +357,30 @@ def cross_entropy(
 ) -> Outputs:
     """torch-style cross_entropy over logits, with class-index or probability targets."""
     _check_unit_interval("label_smoothing", [label_smoothing], allow_nan=False)
-    rows, pos_shape = _rows(x)
-    n_pos, size = rows.shape
-    w = [Fraction(1)] * size if weight is None else list(weight)
-    positions = []
-    if target_kind == "index":
-        flat = _check_targets(target, size, ignore_index)
-        for pos in range(n_pos):
-            t = int(flat[pos])
-            if t == ignore_index:
-                positions.append(_ignored(size))
-                continue
-            coefs = _index_coefs(t, w, label_smoothing, size)
-            positions.append(_softmax_position(analyse_row(list(rows[pos])), coefs,
-                                               Fraction(1) if sem.mean_by_count else w[t], sem))
-    else:
-        probs, _ = _rows(target)
-        for pos in range(n_pos):
-            coefs = [w[c] * ((1 - label_smoothing) * probs[pos][c] + label_smoothing / size) for c in range(size)]
-            positions.append(_softmax_position(analyse_row(list(rows[pos])), coefs, Fraction(1), sem,
-                                               unit_mass=sem.unit_target_mass_grad))
-    return _finish_rows(positions, pos_shape, x, reduction, sem)
+    e = label_smoothing
+
+    def position(row, coefs, denominator, kind):
+        unit_mass = sem.unit_target_mass_grad and kind == "probs"
+        return _softmax_position(analyse_row(row), coefs, denominator, sem, unit_mass)
+
+    return _row_loss(
+        x, target, weight, target_kind=target_kind, ignore_index=ignore_index, reduction=reduction, sem=sem,
+        index_coefs=lambda t, w, size: [(1 - e) * w[t] * (c == t) + e / size * w[c] for c in range(size)],
+        prob_coefs=lambda t, w, size: [w[c] * ((1 - e) * t[c] + e / size) for c in range(size)],
+        position=position)
 
 
 def nll_loss(x: np.ndarray, target: np.ndarray, weight: list[Fraction] | None = None, *,
              ignore_index: int = -100, reduction: str = "mean", sem: Semantics = CANONICAL) -> Outputs:
     """loss_i = -w[y_i] * x[i, y_i] on log-probabilities; its gradient is -w[y] at y."""
-    rows, pos_shape = _rows(x)
-    n_pos, size = rows.shape
-    w = [Fraction(1)] * size if weight is None else list(weight)
-    flat = _check_targets(target, size, ignore_index)
-    positions = []
-    for pos in range(n_pos):
-        t = int(flat[pos])
-        if t == ignore_index:
-            positions.append(_ignored(size))
-            continue
-        coefs = [w[t] if c == t else Fraction(0) for c in range(size)]
-        terms = [ex.scale(a, ex.neg(_value(v)), sem.zero_times_inf_nan) for a, v in zip(coefs, rows[pos])]
-        positions.append(Position(
-            ex.total(terms), _cap(abs(float(w[t])) * _mag(rows[pos][t])),
-            [ex.exact(-a) for a in coefs], [abs(float(a)) for a in coefs],
-            Fraction(1) if sem.mean_by_count else w[t]))
-    return _finish_rows(positions, pos_shape, x, reduction, sem)
+    def position(row, coefs, denominator, kind):
+        terms = [ex.scale(a, ex.neg(_value(v)), sem.zero_times_inf_nan) for a, v in zip(coefs, row)]
+        cond = _cap(sum(abs(float(a)) * _mag(v) for a, v in zip(coefs, row) if a))
+        return Position(ex.total(terms), cond, [ex.exact(-a) for a in coefs], [abs(float(a)) for a in coefs],
+                        denominator)
+
+    return _row_loss(x, target, weight, target_kind="index", ignore_index=ignore_index, reduction=reduction,
+                     sem=sem, index_coefs=_onehot_coefs, prob_coefs=None, position=position)
 
 
 # --- losses on probabilities ----------------------------------------------------------
@@ -456,26 +462,10 @@ def cross_entropy_from_probs(p: np.ndarray, target: np.ndarray, weight: list[Fra
                              sem: Semantics = CANONICAL) -> Outputs:
     """Categorical cross-entropy on probabilities: -w[y] log p_y, or -sum_c w_c t_c log p_c."""
     _check_unit_interval("probability", p)
-    rows, pos_shape = _rows(p)
-    n_pos, size = rows.shape
-    w = [Fraction(1)] * size if weight is None else list(weight)
-    positions = []
-    if target_kind == "index":
-        flat = _check_targets(target, size, ignore_index)
-        for pos in range(n_pos):
-            t = int(flat[pos])
-            if t == ignore_index:
-                positions.append(_ignored(size))
-                continue
-            coefs = [w[t] if c == t else Fraction(0) for c in range(size)]
-            positions.append(_prob_row_position(list(rows[pos]), coefs,
-                                                Fraction(1) if sem.mean_by_count else w[t], sem))
-    else:
-        probs, _ = _rows(target)
-        for pos in range(n_pos):
-            coefs = [w[c] * probs[pos][c] for c in range(size)]
-            positions.append(_prob_row_position(list(rows[pos]), coefs, Fraction(1), sem))
-    return _finish_rows(positions, pos_shape, p, reduction, sem)
+    return _row_loss(
+        p, target, weight, target_kind=target_kind, ignore_index=ignore_index, reduction=reduction, sem=sem,
+        index_coefs=_onehot_coefs, prob_coefs=lambda t, w, size: [w[c] * t[c] for c in range(size)],
+        position=lambda row, coefs, denominator, kind: _prob_row_position(row, coefs, denominator, sem))
 
 
 def _broadcast(values, shape) -> np.ndarray:

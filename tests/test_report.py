@@ -90,3 +90,8 @@ def test_written_files_have_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_unsupported_reasons_are_listed():
+    u = report.unsupported(frame())
+    assert u.to_dict("records") == [{"framework": "torch", "api": "torch.f", "detail": "no weight", "cases": 1}]
