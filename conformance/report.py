@@ -20,14 +20,14 @@ from .verdicts import CONFORMS, UNSUPPORTED, VERDICTS
 
 RESULT_COLUMNS = [
     "suite", "case_id", "op", "features", "tags", "framework", "framework_version", "api", "device",
-    "dtype", "output", "verdict", "detail", "expected_kind", "observed_kind", "max_ulp", "max_abs_err",
+    "dtype", "output", "verdict", "detail", "expected_kind", "observed_kind", "max_ulp", "max_abs_err", "max_tol_ratio",
     "expected_values", "observed_values", "inputs", "known", "known_reason", "evidence",
 ]
 
 
 def results_frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    return df.astype({c: "float64" for c in ("max_ulp", "max_abs_err")})
+    return df.astype({c: "float64" for c in ("max_ulp", "max_abs_err", "max_tol_ratio")})
 
 
 def write_results(df: pd.DataFrame, path: Path) -> None:
@@ -56,15 +56,23 @@ def _ulp_text(x: float) -> str:
 
 
 def conformance_matrix(df: pd.DataFrame) -> pd.DataFrame:
-    """API x feature: share of supported outputs that conform, and the worst ULP error."""
+    """API x feature: share of supported outputs that conform, and, over the conforming ones,
+    the largest share of the tolerance used and the worst ULP error."""
     tested = df[df["verdict"] != UNSUPPORTED].assign(feature=lambda d: d["features"].str.split(","))
     tested = tested.explode("feature")
     if tested.empty:
         return pd.DataFrame()
-    grouped = tested.groupby(["api", "feature"]).agg(
-        share=("verdict", lambda v: (v == CONFORMS).mean()), worst_ulp=("max_ulp", "max"))
-    cells = grouped.apply(lambda r: f"{r['share']:.0%} ({_ulp_text(r['worst_ulp'])})", axis=1)
+    conforming = tested["verdict"] == CONFORMS
+    grouped = tested.assign(ratio=tested["max_tol_ratio"].where(conforming),
+                            ulps=tested["max_ulp"].where(conforming)).groupby(["api", "feature"]).agg(
+        share=("verdict", lambda v: (v == CONFORMS).mean()), worst_ratio=("ratio", "max"), worst_ulp=("ulps", "max"))
+    cells = grouped.apply(lambda r: f"{r['share']:.0%} ({_ratio_text(r['worst_ratio'])} tol, "
+                                    f"{_ulp_text(r['worst_ulp'])} ulp)", axis=1)
     return cells.unstack("feature").fillna("")
+
+
+def _ratio_text(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.2f}"
 
 
 def coverage(df: pd.DataFrame) -> pd.DataFrame:
@@ -164,7 +172,9 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str
         "<p>Every output that does not conform, with the case's inputs (first dtype shown). "
         "Known divergences carry their reason and evidence.</p>",
         _differences_html(diff),
-        "<h2>Conformance matrix</h2><p>Share of supported outputs that conform (worst ULP error).</p>",
+        "<h2>Conformance matrix</h2><p>Share of supported outputs that conform; over the conforming ones, "
+        "the largest fraction of the tolerance used and the worst error in ULPs of the expected value "
+        "(large where the exact result cancels to almost nothing: docs/tolerance.md).</p>",
         conformance_matrix(df).to_html(escape=True),
         "<h2>Cases</h2><p>Per case and API, the least conforming verdict over dtypes, devices and outputs "
         "(how many of the outputs have it).</p>",

@@ -40,6 +40,7 @@ class Verdict:
     observed_kind: str
     max_ulp: float = math.nan
     max_abs_err: float = math.nan
+    max_tol_ratio: float = math.nan  # the worst |error| / tolerance: above 1 is beyond tolerance
     expected_values: str = ""
     observed_values: str = ""
 
@@ -82,6 +83,7 @@ class Comparison:
     kinds_match: bool
     max_ulp: float
     max_abs_err: float
+    max_tol_ratio: float
     worst: str  # where it is furthest off, for the detail
 
 
@@ -91,19 +93,21 @@ def compare(expected: Expected, dtype: str, observed: np.ndarray) -> Comparison:
     kinds_match = bool((k_exp == k_obs).all())
     both = (k_exp == "finite") & (k_obs == "finite")
     if not both.any():
-        return Comparison(kinds_match, kinds_match, math.nan, math.nan, "")
+        return Comparison(kinds_match, kinds_match, math.nan, math.nan, math.nan, "")
     with np.errstate(over="ignore", invalid="ignore"):
         err = np.where(both, np.abs(observed - exp), 0.0)
         u = float(FORMATS[dtype].unit_roundoff)
         tol = np.maximum(TOL_FACTOR * u * expected.cond, ulp(exp, dtype))
         ulps = np.where(both, err / ulp(exp, dtype), 0.0)
-        worst = int(np.argmax(np.where(both, err / tol, -1.0)))
+        ratio = np.where(both, err / tol, -1.0)
+        worst = int(np.argmax(ratio))
     within = bool((err <= tol).all())
     index = np.unravel_index(worst, exp.shape) if exp.ndim else ()
     where = (f"at {tuple(int(i) for i in index)}: " if exp.ndim else "") + \
         f"expected {exp.reshape(-1)[worst]!r}, got {observed.reshape(-1)[worst]!r}, " \
         f"tolerance {tol.reshape(-1)[worst]:.3g}"
-    return Comparison(kinds_match and within, kinds_match, float(ulps.max()), float(err.max()), where)
+    return Comparison(kinds_match and within, kinds_match, float(ulps.max()), float(err.max()),
+                      float(ratio.max()), where)
 
 
 def classify(expected: dict[str, Expected] | None, expect_error: str | None,
@@ -137,7 +141,7 @@ def classify(expected: dict[str, Expected] | None, expect_error: str | None,
         return Verdict(SHAPE_MISMATCH, f"expected shape {tuple(exp.shape)}, got {tuple(got.shape)}{note}",
                        exp_kind, obs_kind, **shown)
     main = results["canonical"]
-    metrics = dict(max_ulp=main.max_ulp, max_abs_err=main.max_abs_err, **shown)
+    metrics = dict(max_ulp=main.max_ulp, max_abs_err=main.max_abs_err, max_tol_ratio=main.max_tol_ratio, **shown)
     if main.conforms:
         return Verdict(CONFORMS, "within tolerance" + note, exp_kind, obs_kind, **metrics)
     if matching:

@@ -8,7 +8,7 @@ def row(**kw):
     base = dict(suite="default", case_id="c1", op="cross_entropy", features="op:cross_entropy,weight", tags="",
                 framework="torch", framework_version="2.13", api="torch.f", device="cpu", dtype="float32",
                 output="loss", verdict="conforms", detail="within tolerance", expected_kind="finite",
-                observed_kind="finite", max_ulp=0.5, max_abs_err=1e-8, expected_values="1.0",
+                observed_kind="finite", max_ulp=0.5, max_abs_err=1e-8, max_tol_ratio=0.25, expected_values="1.0",
                 observed_values="1.0", inputs="input=[1.0]", known="", known_reason="", evidence="")
     base.update(kw)
     return base
@@ -17,7 +17,7 @@ def row(**kw):
 def frame():
     return report.results_frame([
         row(),
-        row(dtype="float16", max_ulp=2.0),
+        row(dtype="float16", max_ulp=2.0, max_tol_ratio=0.5),
         row(case_id="c2", features="op:cross_entropy,all_ignored", verdict="variant", detail="empty_mean_zero",
             framework="tensorflow", api="keras.X", known="k1", known_reason="Keras <divides safely>",
             evidence="https://example.org/issue?a=1&b=2"),
@@ -35,8 +35,9 @@ def test_summary_counts_verdicts():
 
 def test_matrix_share_and_worst_ulp():
     m = report.conformance_matrix(frame())
-    assert m.loc["torch.f", "weight"] == "67% (2)"  # c1 x2 conform, c3 does not; unsupported c4 left out
-    assert m.loc["keras.X", "all_ignored"] == "0% (0.5)"
+    # c1 conforms twice, c3 does not; unsupported c4 is left out; metrics over conforming outputs
+    assert m.loc["torch.f", "weight"] == "67% (0.50 tol, 2 ulp)"
+    assert m.loc["keras.X", "all_ignored"] == "0% (- tol, - ulp)"
 
 
 def test_differences_list_known_and_unexpected():

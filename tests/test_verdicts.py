@@ -29,7 +29,7 @@ def test_exact_and_within_tolerance_conform():
     u = 2.0 ** -24
     near = 1.5 + 4 * u * 1.5  # a few ulps away, inside 8 * u * cond with cond = 4
     v = classify({"canonical": expected(1.5, cond=4.0)}, None, obs(near), "float32")
-    assert v.verdict == "conforms" and v.max_ulp > 1
+    assert v.verdict == "conforms" and v.max_ulp > 1 and 0 < v.max_tol_ratio <= 1
 
 
 def test_beyond_tolerance_is_inaccurate_with_ulps():
