@@ -16,7 +16,7 @@ import numpy as np
 from reference.formats import FORMATS
 from reference.golden import Expected
 
-TOL_FACTOR = 8
+TOL_FACTOR = 4
 
 CONFORMS, VARIANT, INACCURATE, SPECIAL_MISMATCH = "conforms", "variant", "inaccurate", "special_mismatch"
 RAISED, NO_ERROR, UNSUPPORTED, CRASHED, SHAPE_MISMATCH = "raised", "no_error", "unsupported", "crashed", "shape_mismatch"

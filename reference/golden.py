@@ -14,7 +14,6 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np

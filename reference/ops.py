@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
-from flint import arb
 
 from . import extended as ex
 from .formats import NAN, NEG_INF, POS_INF, FloatFormat, decode, round_fraction, FORMATS
@@ -71,6 +70,13 @@ VARIANTS = {
         Semantics("clip_eps_1e-7+mean_last_axis_first", prob_transforms=("clip",), mean_last_axis_first=True),
     )
 }
+
+
+def _on_logits(sem: Semantics) -> Semantics:
+    """Ops on logits or log-probabilities have no probabilities to clip, renormalize or clamp."""
+    if sem.prob_transforms or sem.log_clamp:
+        raise NotApplicable
+    return sem
 
 
 def for_dtype(sem: Semantics, fmt: FloatFormat) -> Semantics:
@@ -172,7 +178,8 @@ def _reduce(positions: list[Position], loss_shape: tuple, reduction: str, sem: S
         return (_obj([p.loss for p in positions], loss_shape),
                 np.array([p.cond for p in positions], dtype=float).reshape(loss_shape), flat_grads, flat_conds)
     summed = ex.total(p.loss for p in positions)
-    sum_cond = _cap((1 + _spread(len(positions))) * sum(p.cond for p in positions))
+    # each position's own error, plus a tree sum's: ceil(log2 n) u times the summands' magnitudes
+    sum_cond = _cap(sum(p.cond for p in positions) + _spread(len(positions)) * sum(_mag(p.loss) for p in positions))
     if reduction == "sum":
         return _obj([summed], ()), np.array(sum_cond), flat_grads, flat_conds
     if reduction != "mean":
@@ -280,6 +287,7 @@ def _softmax_position(row: Row, coefs: list[Fraction], denominator: Fraction, se
 
 
 def log_softmax(x: np.ndarray, sem: Semantics = CANONICAL) -> Outputs:
+    _on_logits(sem)
     rows, _ = _rows(x)
     size = rows.shape[1]
     loss, loss_cond, grad, grad_cond = [], [], [], []
@@ -356,6 +364,7 @@ def cross_entropy(
     sem: Semantics = CANONICAL,
 ) -> Outputs:
     """torch-style cross_entropy over logits, with class-index or probability targets."""
+    _on_logits(sem)
     _check_unit_interval("label_smoothing", [label_smoothing], allow_nan=False)
     e = label_smoothing
 
@@ -373,6 +382,8 @@ def cross_entropy(
 def nll_loss(x: np.ndarray, target: np.ndarray, weight: list[Fraction] | None = None, *,
              ignore_index: int = -100, reduction: str = "mean", sem: Semantics = CANONICAL) -> Outputs:
     """loss_i = -w[y_i] * x[i, y_i] on log-probabilities; its gradient is -w[y] at y."""
+    _on_logits(sem)
+
     def position(row, coefs, denominator, kind):
         terms = [ex.scale(a, ex.neg(_value(v)), sem.zero_times_inf_nan) for a, v in zip(coefs, row)]
         cond = _cap(sum(abs(float(a)) * _mag(v) for a, v in zip(coefs, row) if a))
@@ -552,6 +563,7 @@ def _logit_positions(x: np.ndarray, t: np.ndarray, w: np.ndarray, pos_weight: np
 def binary_cross_entropy_with_logits(x: np.ndarray, target: np.ndarray, weight=None, pos_weight=None, *,
                                      label_smoothing: Fraction = Fraction(0), reduction: str = "mean",
                                      sem: Semantics = CANONICAL) -> Outputs:
+    _on_logits(sem)
     t = _binary_targets(target, label_smoothing)
     positions = _logit_positions(x, t, _broadcast(weight, x.shape), _broadcast(pos_weight, x.shape), sem)
     return _finish_elements(positions, x, reduction, sem, sem.mean_last_axis_first)
@@ -560,6 +572,7 @@ def binary_cross_entropy_with_logits(x: np.ndarray, target: np.ndarray, weight=N
 def multilabel_soft_margin_loss(x: np.ndarray, target: np.ndarray, weight=None, *, reduction: str = "mean",
                                 sem: Semantics = CANONICAL) -> Outputs:
     """-(1/C) sum_c w_c (t log sigmoid(x) + (1-t) log sigmoid(-x)) per row, reduced over N."""
+    _on_logits(sem)
     t = _binary_targets(target, Fraction(0))
     positions = _logit_positions(x, t, _broadcast(weight, x.shape), _broadcast(None, x.shape), sem)
     return _finish_elements(positions, x, reduction, sem, fold_last=True)

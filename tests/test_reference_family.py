@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from reference import ops
-from reference.formats import FORMATS, NAN, NEG_INF, POS_INF, decode, round_fraction
+from reference.formats import FORMATS, NAN, NEG_INF, POS_INF
 
 from test_reference import LN2, arr, evaluate, rounded
 

@@ -1,0 +1,172 @@
+"""A fast path that stays proven: log_softmax and class-index cross-entropy in float64 with
+numpy, an a-priori error bound per element, both ends of [value - bound, value + bound]
+rounded to the target format, and the arbitrary-precision path (reference/ops.py) for every
+row where the two ends round differently (Ziv's strategy).
+
+Assumptions the bound rests on, each checked by tests/test_fast.py against arb:
+- float64 arithmetic is IEEE round-to-nearest: each +, -, *, / errs by at most u = 2**-53
+  relative (numpy's float64 ufuncs are IEEE operations).
+- numpy's float64 exp and log are accurate to EXP_LOG_ULPS ulp (relative error at most
+  EXP_LOG_ULPS * 2u), far above their measured error; exp results below the normal range
+  err by at most one subnormal spacing (2**-1074).
+- A sum of n non-negative terms in any order errs by at most (n - 1) u times the exact sum
+  (Higham, Accuracy and Stability, 4.2), so numpy's summation order does not matter.
+The bound adds the first-order terms and multiplies by SAFETY, which covers the second-order
+terms while every relative error is below 2**-30 (checked before the bound is used: rows
+outside it go to the slow path).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .formats import FloatFormat
+
+U = 2.0 ** -53
+EXP_LOG_ULPS = 4
+SAFETY = 1.0 + 2.0 ** -20
+TINY = 2.0 ** -1074
+
+
+def round_to_format(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """Bit patterns of float64 values correctly rounded (to nearest, ties to even) into fmt.
+
+    Exact float64 steps only: frexp, scaling by a power of two and rint (which rounds to an
+    integer with ties to even) introduce no error of their own, so there is one rounding."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    safe = np.where(finite, v, 0.0)
+    _, e = np.frexp(safe)  # |v| in [2**(e-1), 2**e)
+    quantum_exp = np.maximum(e - 1, fmt.emin) - fmt.frac_bits
+    rounded = np.ldexp(np.rint(np.ldexp(safe, -quantum_exp)), quantum_exp)
+    out = np.where(finite, rounded, v)
+    out = np.where(np.abs(out) > float(fmt.max_finite), np.copysign(np.inf, out), out)
+    if fmt.name == "float64":
+        return out.view(np.uint64)
+    if fmt.name == "float32":
+        return out.astype(np.float32).view(np.uint32)  # exact: out is a float32 value
+    if fmt.name == "float16":
+        return out.astype(np.float16).view(np.uint16)  # exact: out is a float16 value
+    return (out.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)  # bfloat16: exact truncation
+
+
+def log_softmax_bound(x: np.ndarray):
+    """log_softmax of finite float64 rows (P, C) with a rigorous absolute error bound per
+    element, and the row-wise softmax with its bound. Returns (lp, lp_err, sm, sm_err, ok),
+    where ok marks the rows the bound covers (the others need the slow path)."""
+    x = np.asarray(x, dtype=np.float64)
+    size = x.shape[1]
+    top = x.max(axis=1, keepdims=True)
+    d = x - top  # one rounding: |err| <= u |d|
+    e = np.exp(d)
+    exp_rel = EXP_LOG_ULPS * 2 * U + U * np.abs(d)  # exp's own error, and d's error amplified
+    total = e.sum(axis=1, keepdims=True)  # >= 1: the max term is exp(0) = 1
+    total_rel = (exp_rel.max(axis=1, keepdims=True) + (size - 1) * U * (1 + exp_rel.max(axis=1, keepdims=True))
+                 + size * TINY)  # subnormal exp results: absolute 2**-1074 each, total >= 1
+    log_total = np.log(total)
+    log_err = EXP_LOG_ULPS * 2 * U * np.abs(log_total) + total_rel * (1 + 2 * total_rel)
+    lp = d - log_total
+    lp_err = SAFETY * (U * np.abs(d) + log_err + U * np.abs(lp))
+    sm = e / total
+    sm_rel = exp_rel + total_rel + U
+    sm_err = SAFETY * sm * sm_rel + TINY
+    ok = (total_rel < 2.0 ** -30).all(axis=1)
+    return lp, lp_err, sm, sm_err, ok
+
+
+def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Bits of both ends of [value - err, value + err], each end widened outward by one
+    float64 ulp to cover the rounding of the subtraction and addition themselves."""
+    lo = np.nextafter(value - err, -np.inf)
+    hi = np.nextafter(value + err, np.inf)
+    lo_bits, hi_bits = round_to_format(lo, fmt), round_to_format(hi, fmt)
+    # ends at -0 and +0 agree on 0, as in rounding.round_value: the sign of zero is not part
+    # of the contract (both ends at -0 stay -0, the correct rounding of a tiny negative value)
+    straddle = (lo_bits == fmt.sign_bit) & (hi_bits == 0)
+    return np.where(straddle, 0, lo_bits).astype(lo_bits.dtype), hi_bits
+
+
+def _exact_rows(x: np.ndarray) -> np.ndarray:
+    from fractions import Fraction
+    out = np.empty(x.shape, dtype=object)
+    out[...] = [[Fraction(float(v)) for v in row] for row in x]
+    return out
+
+
+def _slow(compute, fmt):
+    """The arbitrary-precision path for a few rows: (loss bits, grad bits)."""
+    from . import rounding
+    (bits, _), _ = rounding.with_precision(
+        compute, lambda o: ({k: rounding.round_array(fmt, getattr(o, k)) for k in ("loss", "grad")}, o))
+    return bits["loss"], bits["grad"]
+
+
+def log_softmax(x: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray, int]:
+    """Correctly rounded log_softmax and its gradient (of the sum) for finite float64 rows
+    (P, C), exactly representable in fmt. Returns (loss bits, grad bits, rows that fell back)."""
+    from . import ops
+    lp, lp_err, sm, sm_err, ok = log_softmax_bound(x)
+    size = x.shape[1]
+    grad = 1 - size * sm  # d/dx_j sum_c lp_c
+    grad_err = SAFETY * (size * sm_err + U * (size * sm + np.abs(grad)))
+    loss_lo, loss_hi = bracket(lp, lp_err, fmt)
+    grad_lo, grad_hi = bracket(grad, grad_err, fmt)
+    undecided = ~ok | (loss_lo != loss_hi).any(axis=1) | (grad_lo != grad_hi).any(axis=1)
+    for row in np.flatnonzero(undecided):
+        loss_lo[row], grad_lo[row] = _slow(lambda: ops.log_softmax(_exact_rows(x[row:row + 1])), fmt)
+    return loss_lo, grad_lo, int(undecided.sum())
+
+
+def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction: str = "mean"):
+    """Correctly rounded class-index cross-entropy (no weights, smoothing or ignored targets)
+    and its gradient, for finite float64 rows (P, C). Returns (loss bits, grad bits, fallbacks):
+    rows that fell back for 'none', or 1 when a reduced value needed the exact path."""
+    from . import ops
+    lp, lp_err, sm, sm_err, ok = log_softmax_bound(x)
+    rows = np.arange(x.shape[0])
+    loss, loss_err = -lp[rows, target], lp_err[rows, target]
+    grad = sm.copy()
+    grad[rows, target] -= 1
+    grad_err = SAFETY * (sm_err + U * np.abs(grad))
+    n = x.shape[0]
+    if reduction != "none":
+        total = loss.sum()
+        total_err = SAFETY * (loss_err.sum() + (n - 1) * U * np.abs(loss).sum())
+        if reduction == "mean":
+            total, total_err = total / n, SAFETY * (total_err / n + U * abs(total / n))
+            grad, grad_err = grad / n, SAFETY * (grad_err / n + U * np.abs(grad / n))
+        loss, loss_err = np.array(total), np.array(total_err)
+    loss_lo, loss_hi = bracket(loss, loss_err, fmt)
+    grad_lo, grad_hi = bracket(grad, grad_err, fmt)
+    exact = lambda rows_x, t: ops.cross_entropy(_exact_rows(rows_x), t, target_kind="index", reduction=reduction)
+    if reduction != "none":
+        if not ok.all() or (loss_lo != loss_hi).any() or (grad_lo != grad_hi).any():
+            loss_lo, grad_lo = _slow(lambda: exact(x, target), fmt)
+            return loss_lo, grad_lo, 1
+        return loss_lo, grad_lo, 0
+    undecided = ~ok | (loss_lo != loss_hi) | (grad_lo != grad_hi).any(axis=1)
+    for row in np.flatnonzero(undecided):
+        l_bits, g_bits = _slow(lambda: exact(x[row:row + 1], target[row:row + 1]), fmt)
+        loss_lo[row], grad_lo[row] = l_bits[0], g_bits[0]
+    return loss_lo, grad_lo, int(undecided.sum())
+
+
+def to_float64(bits: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """Exact float64 values of bit patterns of fmt."""
+    if fmt.name == "bfloat16":
+        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    view = {"float64": np.float64, "float32": np.float32, "float16": np.float16}[fmt.name]
+    return bits.view(view).astype(np.float64)
+
+
+def log_softmax_bits(bits: np.ndarray, fmt: FloatFormat, rows_per_chunk: int = 16):
+    """log_softmax (and gradient) of a (P, C) array of fmt bit patterns, a chunk of rows at a
+    time so that no float64 temporary of the whole input exists: peak memory is the input and
+    output bits plus a few chunks. Returns (loss bits, grad bits, rows that fell back)."""
+    loss = np.empty_like(bits)
+    grad = np.empty_like(bits)
+    fell_back = 0
+    for start in range(0, bits.shape[0], rows_per_chunk):
+        chunk = slice(start, start + rows_per_chunk)
+        loss[chunk], grad[chunk], n = log_softmax(to_float64(bits[chunk], fmt), fmt)
+        fell_back += n
+    return loss, grad, fell_back
