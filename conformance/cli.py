@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from reference.casefile import CaseFileError, load_case_files
+from reference import large
 from reference.catalog import default_specs
 from reference.golden import GoldenFileError, generate
 
@@ -13,8 +14,9 @@ from . import report, runner
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations
 
 CASES_DIR = runner.REPO_ROOT / "cases"
-# suite name -> (its case definitions, its golden folder)
-SUITES = {"default": (default_specs, CASES_DIR / "golden" / "default")}
+# suite name -> (its case definitions, its golden folder); large is generated on demand
+SUITES = {"default": (default_specs, CASES_DIR / "golden" / "default"),
+          "large": (None, CASES_DIR / "golden" / "large")}
 
 
 def _progress_bar(desc: str):
@@ -34,6 +36,15 @@ def _progress_bar(desc: str):
 
 def cmd_generate(args) -> int:
     specs_of, golden_dir = SUITES[args.suite]
+    if args.suite == "large" and not args.cases:
+        bar, progress = _progress_bar("xent generate --suite large")
+        bar.total = sum(1 for _ in large.cases())
+        try:
+            manifest = large.generate(Path(args.out) if args.out else golden_dir, lambda case_id: progress(1, 0))
+        finally:
+            bar.close()
+        print(f"{bar.total} cases -> {manifest}")
+        return 0
     if args.cases:
         specs, out_dir, name = load_case_files(args.cases), Path(args.out or "cases/golden/user"), "user"
     else:

@@ -12,6 +12,7 @@ import io
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from reference.golden import atomic_write_bytes
@@ -21,13 +22,13 @@ from .verdicts import CONFORMS, UNSUPPORTED, VERDICTS
 RESULT_COLUMNS = [
     "suite", "case_id", "op", "features", "tags", "framework", "framework_version", "api", "device",
     "dtype", "output", "verdict", "detail", "expected_kind", "observed_kind", "max_ulp", "max_abs_err", "max_tol_ratio",
-    "expected_values", "observed_values", "inputs", "known", "known_reason", "evidence",
+    "median_ulp", "expected_values", "observed_values", "inputs", "known", "known_reason", "evidence",
 ]
 
 
 def results_frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    return df.astype({c: "float64" for c in ("max_ulp", "max_abs_err", "max_tol_ratio")})
+    return df.astype({c: "float64" for c in ("max_ulp", "max_abs_err", "max_tol_ratio", "median_ulp")})
 
 
 def write_results(df: pd.DataFrame, path: Path) -> None:
@@ -115,6 +116,59 @@ def differences(df: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
+def error_growth(df: pd.DataFrame) -> pd.DataFrame:
+    """Per dtype, api and number of classes (cases tagged classes:N, the large suite): the
+    worst and the median ULP error of the loss over the cases that compared finite values."""
+    classes = df["features"].str.extract(r"(?:^|,)classes:(\d+)(?:,|$)")[0]
+    rows = df.assign(classes=pd.to_numeric(classes)).dropna(subset=["classes", "max_ulp"])
+    rows = rows[rows["output"] == "loss"]
+    if rows.empty:
+        return pd.DataFrame()
+    return rows.groupby(["dtype", "api", "classes"]).agg(
+        worst_ulp=("max_ulp", "max"), median_ulp=("median_ulp", "median")).reset_index()
+
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def _growth_svg(panel: pd.DataFrame, dtype: str) -> str:
+    """One inline SVG: log2(classes) across, log10(1 + ulp) up, a solid line per API for the
+    worst error and a dashed one for the median."""
+    width, height, left, bottom, top, right = 700, 300, 60, 40, 30, 330
+    xs = np.log2(panel["classes"].astype(float))
+    ys = np.log10(1 + panel[["worst_ulp", "median_ulp"]].to_numpy(dtype=float))
+    x0, x1 = float(xs.min()), max(float(xs.max()), float(xs.min()) + 1)
+    y1 = max(1.0, float(np.nanmax(ys)))
+    sx = lambda v: left + (v - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
+    sy = lambda v: height - bottom - v / y1 * (height - bottom - top)  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+             f'<text x="{left}" y="18" font-size="13">{_esc(dtype)}: ULP error of the loss vs classes</text>',
+             f'<line x1="{left}" y1="{sy(0)}" x2="{width - right}" y2="{sy(0)}" stroke="#444"/>',
+             f'<line x1="{left}" y1="{sy(0)}" x2="{left}" y2="{top}" stroke="#444"/>']
+    for c in sorted(panel["classes"].unique()):
+        x = sx(np.log2(float(c)))
+        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 15}" font-size="10" text-anchor="middle">{int(c)}</text>')
+    for k in range(0, int(np.ceil(y1)) + 1, max(1, int(np.ceil(y1 / 6)))):
+        parts.append(f'<text x="{left - 5}" y="{sy(k) + 3:.1f}" font-size="10" text-anchor="end">{10.0 ** k - 1:.3g}</text>')
+    for i, (api, line) in enumerate(panel.sort_values("classes").groupby("api")):
+        color = PALETTE[i % len(PALETTE)]
+        lx = np.log2(line["classes"].astype(float))
+        for column, dash in (("worst_ulp", ""), ("median_ulp", ' stroke-dasharray="4 3"')):
+            ly = np.log10(1 + line[column].astype(float))
+            points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(lx, ly) if np.isfinite(b))
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5"{dash} points="{points}"/>')
+        parts.append(f'<text x="{width - right + 8}" y="{top + 14 * i + 10}" font-size="10" fill="{color}">{_esc(api)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def error_growth_html(df: pd.DataFrame) -> str:
+    growth = error_growth(df)
+    if growth.empty:
+        return "<p>No results with several vocabulary sizes (run <code>xent run --suite large</code>).</p>"
+    return "".join(_growth_svg(panel, dtype) for dtype, panel in growth.groupby("dtype"))
+
+
 # --- HTML ---------------------------------------------------------------------------
 
 CSS = """
@@ -172,6 +226,9 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str
         "<p>Every output that does not conform, with the case's inputs (first dtype shown). "
         "Known divergences carry their reason and evidence.</p>",
         _differences_html(diff),
+        "<h2>Error growth</h2><p>Worst (solid) and median (dashed) ULP error of the loss against the "
+        "number of classes, per API.</p>",
+        error_growth_html(df),
         "<h2>Conformance matrix</h2><p>Share of supported outputs that conform; over the conforming ones, "
         "the largest fraction of the tolerance used and the worst error in ULPs of the expected value "
         "(large where the exact result cancels to almost nothing: docs/tolerance.md).</p>",

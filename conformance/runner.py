@@ -176,6 +176,7 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
                 "verdict": v.verdict, "detail": v.detail,
                 "expected_kind": v.expected_kind, "observed_kind": v.observed_kind,
                 "max_ulp": v.max_ulp, "max_abs_err": v.max_abs_err, "max_tol_ratio": v.max_tol_ratio,
+                "median_ulp": v.median_ulp,
                 "expected_values": v.expected_values, "observed_values": v.observed_values,
                 "inputs": inputs,
             }

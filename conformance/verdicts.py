@@ -41,6 +41,7 @@ class Verdict:
     max_ulp: float = math.nan
     max_abs_err: float = math.nan
     max_tol_ratio: float = math.nan  # the worst |error| / tolerance: above 1 is beyond tolerance
+    median_ulp: float = math.nan
     expected_values: str = ""
     observed_values: str = ""
 
@@ -84,6 +85,7 @@ class Comparison:
     max_ulp: float
     max_abs_err: float
     max_tol_ratio: float
+    median_ulp: float
     worst: str  # where it is furthest off, for the detail
 
 
@@ -93,7 +95,7 @@ def compare(expected: Expected, dtype: str, observed: np.ndarray) -> Comparison:
     kinds_match = bool((k_exp == k_obs).all())
     both = (k_exp == "finite") & (k_obs == "finite")
     if not both.any():
-        return Comparison(kinds_match, kinds_match, math.nan, math.nan, math.nan, "")
+        return Comparison(kinds_match, kinds_match, math.nan, math.nan, math.nan, math.nan, "")
     with np.errstate(over="ignore", invalid="ignore"):
         err = np.where(both, np.abs(observed - exp), 0.0)
         u = float(FORMATS[dtype].unit_roundoff)
@@ -107,7 +109,7 @@ def compare(expected: Expected, dtype: str, observed: np.ndarray) -> Comparison:
         f"expected {exp.reshape(-1)[worst]!r}, got {observed.reshape(-1)[worst]!r}, " \
         f"tolerance {tol.reshape(-1)[worst]:.3g}"
     return Comparison(kinds_match and within, kinds_match, float(ulps.max()), float(err.max()),
-                      float(ratio.max()), where)
+                      float(ratio.max()), float(np.median(ulps[both])), where)
 
 
 def classify(expected: dict[str, Expected] | None, expect_error: str | None,
@@ -141,7 +143,8 @@ def classify(expected: dict[str, Expected] | None, expect_error: str | None,
         return Verdict(SHAPE_MISMATCH, f"expected shape {tuple(exp.shape)}, got {tuple(got.shape)}{note}",
                        exp_kind, obs_kind, **shown)
     main = results["canonical"]
-    metrics = dict(max_ulp=main.max_ulp, max_abs_err=main.max_abs_err, max_tol_ratio=main.max_tol_ratio, **shown)
+    metrics = dict(max_ulp=main.max_ulp, max_abs_err=main.max_abs_err, max_tol_ratio=main.max_tol_ratio,
+                   median_ulp=main.median_ulp, **shown)
     if main.conforms:
         return Verdict(CONFORMS, "within tolerance" + note, exp_kind, obs_kind, **metrics)
     if matching:

@@ -9,13 +9,16 @@ Assumptions the bound rests on, each checked by tests/test_fast.py against arb:
 - numpy's float64 exp and log are accurate to EXP_LOG_ULPS ulp (relative error at most
   EXP_LOG_ULPS * 2u), far above their measured error; exp results below the normal range
   err by at most one subnormal spacing (2**-1074).
-- A sum of n non-negative terms in any order errs by at most (n - 1) u times the exact sum
-  (Higham, Accuracy and Stability, 4.2), so numpy's summation order does not matter.
+- math.fsum returns the correctly rounded sum of its float64 terms (Shewchuk's algorithm in
+  CPython, exact under round-half-even): one rounding, u relative, however many classes.
 The bound adds the first-order terms and multiplies by SAFETY, which covers the second-order
 terms while every relative error is below 2**-30 (checked before the bound is used: rows
 outside it go to the slow path).
 """
 from __future__ import annotations
+
+import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -59,9 +62,11 @@ def log_softmax_bound(x: np.ndarray):
     d = x - top  # one rounding: |err| <= u |d|
     e = np.exp(d)
     exp_rel = EXP_LOG_ULPS * 2 * U + U * np.abs(d)  # exp's own error, and d's error amplified
-    total = e.sum(axis=1, keepdims=True)  # >= 1: the max term is exp(0) = 1
-    total_rel = (exp_rel.max(axis=1, keepdims=True) + (size - 1) * U * (1 + exp_rel.max(axis=1, keepdims=True))
-                 + size * TINY)  # subnormal exp results: absolute 2**-1074 each, total >= 1
+    total = np.array([[math.fsum(row)] for row in e])  # >= 1: the max term is exp(0) = 1
+    worst = exp_rel.max(axis=1, keepdims=True)
+    # the terms' own errors, the correctly rounded sum's one rounding, and subnormal exp
+    # results (absolute 2**-1074 each, relative to a total of at least 1)
+    total_rel = worst + U * (1 + worst) + size * TINY
     log_total = np.log(total)
     log_err = EXP_LOG_ULPS * 2 * U * np.abs(log_total) + total_rel * (1 + 2 * total_rel)
     lp = d - log_total
@@ -71,6 +76,18 @@ def log_softmax_bound(x: np.ndarray):
     sm_err = SAFETY * sm * sm_rel + TINY
     ok = (total_rel < 2.0 ** -30).all(axis=1)
     return lp, lp_err, sm, sm_err, ok
+
+
+def target_gradient(sm: np.ndarray, sm_err: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """softmax_y - 1 at each row's target, as -sum_{j != y} softmax_j: no cancellation when
+    softmax_y is close to 1 (a sharp distribution), one correctly rounded sum."""
+    rest = np.empty(sm.shape[0])
+    rest_err = np.empty(sm.shape[0])
+    for r, y in enumerate(target):
+        others = np.delete(sm[r], y)
+        rest[r] = math.fsum(others)
+        rest_err[r] = SAFETY * (math.fsum(np.delete(sm_err[r], y)) + U * rest[r])
+    return -rest, rest_err
 
 
 def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +103,6 @@ def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat) -> tuple[np.nd
 
 
 def _exact_rows(x: np.ndarray) -> np.ndarray:
-    from fractions import Fraction
     out = np.empty(x.shape, dtype=object)
     out[...] = [[Fraction(float(v)) for v in row] for row in x]
     return out
@@ -100,6 +116,24 @@ def _slow(compute, fmt):
     return bits["loss"], bits["grad"]
 
 
+def _slow_elements(row: np.ndarray, columns: np.ndarray, fmt: FloatFormat, value_of) -> list[int]:
+    """Correctly rounded bits of a few elements of one finite row: the row's log-sum-exp in
+    arb once, then only those elements. value_of(lp_c, softmax_c, c) gives the element."""
+    from flint import arb
+    from . import extended as ex, rounding
+
+    top = float(row.max())
+    shifted = [ex.exact(Fraction(float(v)) - Fraction(top)) for v in row]
+
+    def compute():
+        total = sum((s.exp() for s in shifted), arb(0))
+        log_total = total.log()
+        return [value_of(shifted[c] - log_total, shifted[c].exp() / total, c) for c in columns]
+
+    bits, _ = rounding.with_precision(compute, lambda vals: [rounding.round_value(fmt, v) for v in vals])
+    return bits
+
+
 def log_softmax(x: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray, int]:
     """Correctly rounded log_softmax and its gradient (of the sum) for finite float64 rows
     (P, C), exactly representable in fmt. Returns (loss bits, grad bits, rows that fell back)."""
@@ -110,23 +144,30 @@ def log_softmax(x: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray
     grad_err = SAFETY * (size * sm_err + U * (size * sm + np.abs(grad)))
     loss_lo, loss_hi = bracket(lp, lp_err, fmt)
     grad_lo, grad_hi = bracket(grad, grad_err, fmt)
-    undecided = ~ok | (loss_lo != loss_hi).any(axis=1) | (grad_lo != grad_hi).any(axis=1)
-    for row in np.flatnonzero(undecided):
+    for row in np.flatnonzero(~ok):  # outside the bound's range: the whole row, exactly
         loss_lo[row], grad_lo[row] = _slow(lambda: ops.log_softmax(_exact_rows(x[row:row + 1])), fmt)
-    return loss_lo, grad_lo, int(undecided.sum())
+    fell_back = int((~ok).sum())
+    for row in np.flatnonzero(ok & ((loss_lo != loss_hi).any(axis=1) | (grad_lo != grad_hi).any(axis=1))):
+        fell_back += 1
+        cols = np.flatnonzero(loss_lo[row] != loss_hi[row])
+        if cols.size:
+            loss_lo[row, cols] = _slow_elements(x[row], cols, fmt, lambda lp, s, c: lp)
+        cols = np.flatnonzero(grad_lo[row] != grad_hi[row])
+        if cols.size:
+            grad_lo[row, cols] = _slow_elements(x[row], cols, fmt, lambda lp, s, c: 1 - size * s)
+    return loss_lo, grad_lo, fell_back
 
 
 def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction: str = "mean"):
     """Correctly rounded class-index cross-entropy (no weights, smoothing or ignored targets)
     and its gradient, for finite float64 rows (P, C). Returns (loss bits, grad bits, fallbacks):
     rows that fell back for 'none', or 1 when a reduced value needed the exact path."""
-    from . import ops
+    from . import extended as ex, ops
     lp, lp_err, sm, sm_err, ok = log_softmax_bound(x)
     rows = np.arange(x.shape[0])
     loss, loss_err = -lp[rows, target], lp_err[rows, target]
-    grad = sm.copy()
-    grad[rows, target] -= 1
-    grad_err = SAFETY * (sm_err + U * np.abs(grad))
+    grad, grad_err = sm.copy(), sm_err.copy()
+    grad[rows, target], grad_err[rows, target] = target_gradient(sm, sm_err, target)
     n = x.shape[0]
     if reduction != "none":
         total = loss.sum()
@@ -137,15 +178,25 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction
         loss, loss_err = np.array(total), np.array(total_err)
     loss_lo, loss_hi = bracket(loss, loss_err, fmt)
     grad_lo, grad_hi = bracket(grad, grad_err, fmt)
-    exact = lambda rows_x, t: ops.cross_entropy(_exact_rows(rows_x), t, target_kind="index", reduction=reduction)
+    def exact(rows_x, t, reduction_for_rows):
+        return _slow(lambda: ops.cross_entropy(_exact_rows(rows_x), t, target_kind="index",
+                                               reduction=reduction_for_rows), fmt)
+
     if reduction != "none":
-        if not ok.all() or (loss_lo != loss_hi).any() or (grad_lo != grad_hi).any():
-            loss_lo, grad_lo = _slow(lambda: exact(x, target), fmt)
+        fell_back = 0
+        if not ok.all() or (loss_lo != loss_hi).any():
+            loss_lo, grad_lo = exact(x, target, reduction)  # the reduced value needs every row
             return loss_lo, grad_lo, 1
-        return loss_lo, grad_lo, 0
+        scale = Fraction(1, n) if reduction == "mean" else Fraction(1)
+        for row in np.flatnonzero((grad_lo != grad_hi).any(axis=1)):
+            cols = np.flatnonzero(grad_lo[row] != grad_hi[row])
+            y = int(target[row])
+            grad_lo[row, cols] = _slow_elements(x[row], cols, fmt, lambda lp, s, c: (s - (c == y)) * ex.exact(scale))
+            fell_back += 1
+        return loss_lo, grad_lo, fell_back
     undecided = ~ok | (loss_lo != loss_hi) | (grad_lo != grad_hi).any(axis=1)
     for row in np.flatnonzero(undecided):
-        l_bits, g_bits = _slow(lambda: exact(x[row:row + 1], target[row:row + 1]), fmt)
+        l_bits, g_bits = exact(x[row:row + 1], target[row:row + 1], "none")
         loss_lo[row], grad_lo[row] = l_bits[0], g_bits[0]
     return loss_lo, grad_lo, int(undecided.sum())
 

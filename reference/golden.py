@@ -282,7 +282,7 @@ class GoldenCase:
     def expected(self, arrays: dict, dtype: str) -> dict[str, dict[str, Expected]]:
         """{semantics name: {output: Expected}}, canonical first."""
         names = ["canonical"] + self.entry["variants"].get(dtype, [])
-        return {n: {o: Expected(arrays[f"expected.{dtype}.{n}.{o}"], arrays[f"cond.{dtype}.{n}.{o}"])
+        return {n: {o: Expected(arrays[f"expected.{dtype}.{n}.{o}"], arrays[f"cond.{dtype}.{n}.{o}"].astype(np.float64))
                     for o in OUTPUTS} for n in names}
 
 
@@ -292,7 +292,8 @@ def load_suite(suite_dir: str | Path) -> list[GoldenCase]:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise GoldenFileError(f"{path}: cannot read the golden manifest: {e}") from None
+        raise GoldenFileError(f"{path}: cannot read the golden manifest ({e}); "
+                              f"`xent generate --suite {suite_dir.name}` writes it") from None
     if manifest.get("generator_version") != GENERATOR_VERSION:
         raise GoldenFileError(f"{path}: generator version {manifest.get('generator_version')!r}, "
                               f"expected {GENERATOR_VERSION!r}; run `xent generate`")

@@ -8,7 +8,7 @@ def row(**kw):
     base = dict(suite="default", case_id="c1", op="cross_entropy", features="op:cross_entropy,weight", tags="",
                 framework="torch", framework_version="2.13", api="torch.f", device="cpu", dtype="float32",
                 output="loss", verdict="conforms", detail="within tolerance", expected_kind="finite",
-                observed_kind="finite", max_ulp=0.5, max_abs_err=1e-8, max_tol_ratio=0.25, expected_values="1.0",
+                observed_kind="finite", max_ulp=0.5, max_abs_err=1e-8, max_tol_ratio=0.25, median_ulp=0.25, expected_values="1.0",
                 observed_values="1.0", inputs="input=[1.0]", known="", known_reason="", evidence="")
     base.update(kw)
     return base
@@ -96,3 +96,18 @@ def test_written_files_have_ordinary_permissions(tmp_path):
 def test_unsupported_reasons_are_listed():
     u = report.unsupported(frame())
     assert u.to_dict("records") == [{"framework": "torch", "api": "torch.f", "detail": "no weight", "cases": 1}]
+
+
+def test_error_growth_plot_from_classes_features():
+    rows = []
+    for classes, ulps in ((32768, 1.0), (131072, 3.0), (262144, 7.0)):
+        for dtype in ("bfloat16", "float32"):
+            rows.append(row(case_id=f"large-{classes}", features=f"op:log_softmax,classes:{classes}",
+                            dtype=dtype, max_ulp=ulps, median_ulp=ulps / 2, api="torch.log_softmax"))
+    df = report.results_frame(rows + [row()])
+    growth = report.error_growth(df)
+    assert set(growth["classes"]) == {32768, 131072, 262144}
+    assert growth.set_index(["dtype", "classes"]).loc[("float32", 131072), "worst_ulp"] == 3.0
+    html = report.render_html(df)
+    assert html.count("<svg") == 2 and "torch.log_softmax" in html and "<polyline" in html
+    assert "No results with several vocabulary sizes" in report.render_html(report.results_frame([row()]))

@@ -1,0 +1,128 @@
+"""The `large` suite: LLM-vocabulary log_softmax and class-index cross-entropy, generated on
+demand (`xent generate --suite large`, not kept in git) with the proven fast path.
+
+Realistic logit distributions, each at vocabularies 32768, 131072 and 262144:
+- sharp: N(0, 1) * 6, a peaked softmax like a trained model's;
+- flat: N(0, 1) * 0.5, nearly uniform;
+- dominant: N(0, 1) with one class at +18, almost all the mass on one token.
+The golden files have the default suite's format (canonical semantics only: no weights,
+ignored targets or special values, so no variant differs), with float32 condition scales.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import fast
+from .formats import FORMATS
+from .golden import GENERATOR_VERSION, OUTPUTS, atomic_write_bytes, npz_bytes
+
+VOCABULARIES = (32768, 131072, 262144)
+DISTRIBUTIONS = ("sharp", "flat", "dominant")
+DTYPES = ("bfloat16", "float16", "float32")
+POSITIONS = 4
+OPS = (("log_softmax", "none"), ("cross_entropy", "none"), ("cross_entropy", "mean"))
+
+
+def _logits(distribution: str, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)  # PCG64: the same numbers on every platform
+    x = rng.standard_normal((POSITIONS, classes))
+    if distribution == "sharp":
+        x *= 6
+    elif distribution == "flat":
+        x *= 0.5
+    else:
+        x[np.arange(POSITIONS), rng.integers(0, classes, POSITIONS)] = 18.0
+    return x, rng.integers(0, classes, POSITIONS)
+
+
+def _spread(n: int) -> int:
+    return math.ceil(math.log2(n)) if n > 1 else 0
+
+
+def _conds(x: np.ndarray, target: np.ndarray, op: str, reduction: str) -> dict[str, np.ndarray]:
+    """The condition scales of docs/tolerance.md, vectorised (float64 estimates suffice)."""
+    lp, _, sm, _, _ = fast.log_softmax_bound(x)
+    lse = np.abs(x - lp)  # |lse| per row, broadcast
+    lp_cond = np.abs(x) + lse + _spread(x.shape[1])
+    size = x.shape[1]
+    if op == "log_softmax":
+        return {"loss": lp_cond, "grad": size * sm * (2 + lp_cond) + 1}
+    rows = np.arange(x.shape[0])
+    coef = np.zeros_like(x)
+    coef[rows, target] = 1
+    grad_cond = sm * (2 + lp_cond) + coef
+    loss_cond = lp_cond[rows, target]
+    if reduction == "none":
+        return {"loss": loss_cond, "grad": grad_cond}
+    n = x.shape[0]
+    total = loss_cond.sum() + _spread(n) * np.abs(lp[rows, target]).sum()
+    return {"loss": np.array(total / n), "grad": grad_cond / n}
+
+
+def build(case_id: str, op: str, reduction: str, distribution: str, classes: int, seed: int):
+    x64, target = _logits(distribution, classes, seed)
+    arrays, precision = {}, {}
+    fell_back = {}
+    for dtype in DTYPES:
+        fmt = FORMATS[dtype]
+        bits = fast.round_to_format(x64, fmt)
+        x = fast.to_float64(bits, fmt)
+        arrays[f"input.{dtype}"] = bits
+        if op == "log_softmax":
+            loss, grad, n = fast.log_softmax(x, fmt)
+        else:
+            loss, grad, n = fast.cross_entropy(x, target, fmt, reduction)
+        fell_back[dtype] = n
+        conds = _conds(x, target, op, reduction)
+        for o, value in (("loss", loss), ("grad", grad)):
+            arrays[f"expected.{dtype}.canonical.{o}"] = value
+            arrays[f"cond.{dtype}.canonical.{o}"] = conds[o].astype(np.float32)
+        precision[dtype] = 53  # decided by the float64 bound (rows that fell back: see fell_back)
+    if op == "cross_entropy":
+        arrays["target"] = target.astype(np.int64)
+    entry = {
+        "id": case_id, "op": op, "source": "reference/large.py", "dtypes": list(DTYPES),
+        "input_shape": [POSITIONS, classes],
+        "params": {"target_kind": "index" if op == "cross_entropy" else None, "ignore_index": -100,
+                   "label_smoothing": 0.0, "reduction": reduction, "weighted": False, "pos_weighted": False},
+        "tags": ["large", f"distribution:{distribution}"],
+        "features": sorted({f"op:{op}", "shape:NxC", f"classes:{classes}", f"distribution:{distribution}",
+                            f"reduction:{reduction}"} | ({"target:index"} if op == "cross_entropy" else set())),
+        "expect_error": None, "precision_bits": precision, "variants": {}, "fallback_rows": fell_back,
+    }
+    return arrays, entry
+
+
+def cases(vocabularies=VOCABULARIES):
+    seed = 0
+    for classes in vocabularies:
+        for distribution in DISTRIBUTIONS:
+            for op, reduction in OPS:
+                seed += 1
+                short = "ls" if op == "log_softmax" else f"ce-{reduction}"
+                yield f"large-{short}-{distribution}-{classes}", op, reduction, distribution, classes, seed
+
+
+def generate(out_dir: str | Path, progress=None, vocabularies=VOCABULARIES) -> Path:
+    out_dir = Path(out_dir)
+    entries = []
+    for case_id, op, reduction, distribution, classes, seed in cases(vocabularies):
+        arrays, entry = build(case_id, op, reduction, distribution, classes, seed)
+        data = npz_bytes(arrays)
+        entry["file"] = f"{case_id}.npz"
+        entry["sha256"] = hashlib.sha256(data).hexdigest()
+        atomic_write_bytes(out_dir / entry["file"], data)
+        entries.append(entry)
+        if progress:
+            progress(case_id)
+    manifest = {"suite": "large", "generator_version": GENERATOR_VERSION, "outputs": list(OUTPUTS),
+                "working_precision_bits": {"fast_path": 53, "fallback": "reference.rounding"},
+                "counts": {"cases": len(entries)}, "cases": entries}
+    path = out_dir / "manifest.json"
+    atomic_write_bytes(path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    return path
