@@ -9,8 +9,10 @@ Assumptions the bound rests on, each checked by tests/test_fast.py against arb:
 - numpy's float64 exp and log are accurate to EXP_LOG_ULPS ulp (relative error at most
   EXP_LOG_ULPS * 2u), far above their measured error; exp results below the normal range
   err by at most one subnormal spacing (2**-1074).
-- math.fsum returns the correctly rounded sum of its float64 terms (Shewchuk's algorithm in
-  CPython, exact under round-half-even): one rounding, u relative, however many classes.
+- A sum of n non-negative terms in any order errs by at most (n - 1) u times the exact sum
+  (Higham, Accuracy and Stability, 4.2), so numpy's summation order does not matter; rows
+  that bound leaves undecided are summed again with math.fsum, which returns the correctly
+  rounded sum (Shewchuk's algorithm in CPython): one rounding, however many classes.
 The bound adds the first-order terms and multiplies by SAFETY, which covers the second-order
 terms while every relative error is below 2**-30 (checked before the bound is used: rows
 outside it go to the slow path).
@@ -31,42 +33,67 @@ TINY = 2.0 ** -1074
 
 
 def round_to_format(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
-    """Bit patterns of float64 values correctly rounded (to nearest, ties to even) into fmt.
-
-    Exact float64 steps only: frexp, scaling by a power of two and rint (which rounds to an
-    integer with ties to even) introduce no error of their own, so there is one rounding."""
+    """Bit patterns of float64 values correctly rounded (to nearest, ties to even) into fmt:
+    always one rounding (checked exhaustively against reference.formats by tests/test_fast.py)."""
     v = np.asarray(values, dtype=np.float64)
+    if fmt.name in ("float32", "float16"):  # numpy's float64 casts to these round once, to nearest even
+        with np.errstate(over="ignore"):
+            return v.astype(np.float32 if fmt.name == "float32" else np.float16).view(fmt.storage)
+    if fmt.name == "bfloat16":
+        return _bfloat16_bits(v, fmt)
+    return _general_round(v, fmt).view(np.uint64)
+
+
+def _bfloat16_bits(v: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """Round to nearest even on the float64 bit pattern: drop the 45 low significand bits with
+    the classic add-and-shift (a carry into the exponent is right: IEEE magnitudes order like
+    integers). Values in bfloat16's subnormal range take the general path."""
+    bits = v.view(np.uint64)
+    sign = bits & np.uint64(1 << 63)
+    magnitude = bits & np.uint64((1 << 63) - 1)
+    kept = (magnitude + np.uint64((1 << 44) - 1) + ((magnitude >> np.uint64(45)) & np.uint64(1))) >> np.uint64(45)
+    out = ((kept << np.uint64(45)) | sign).view(np.float64)
+    out = np.where(np.isnan(v), v, out)
+    small = np.abs(v) < float(fmt.min_normal)
+    if small.any():
+        out[small] = _general_round(v[small], fmt)
+    out = np.where(np.abs(out) > float(fmt.max_finite), np.copysign(np.inf, out), out)
+    return (out.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)  # exact: out is a bfloat16 value
+
+
+def _general_round(v: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """Float64 values of v rounded to fmt, with exact steps only: frexp, scaling by a power of
+    two and rint (which rounds to an integer with ties to even)."""
     finite = np.isfinite(v)
     safe = np.where(finite, v, 0.0)
     _, e = np.frexp(safe)  # |v| in [2**(e-1), 2**e)
     quantum_exp = np.maximum(e - 1, fmt.emin) - fmt.frac_bits
     rounded = np.ldexp(np.rint(np.ldexp(safe, -quantum_exp)), quantum_exp)
     out = np.where(finite, rounded, v)
-    out = np.where(np.abs(out) > float(fmt.max_finite), np.copysign(np.inf, out), out)
-    if fmt.name == "float64":
-        return out.view(np.uint64)
-    if fmt.name == "float32":
-        return out.astype(np.float32).view(np.uint32)  # exact: out is a float32 value
-    if fmt.name == "float16":
-        return out.astype(np.float16).view(np.uint16)  # exact: out is a float16 value
-    return (out.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)  # bfloat16: exact truncation
+    return np.where(np.abs(out) > float(fmt.max_finite), np.copysign(np.inf, out), out)
 
 
-def log_softmax_bound(x: np.ndarray):
+def log_softmax_bound(x: np.ndarray, exact_sum: bool = False):
     """log_softmax of finite float64 rows (P, C) with a rigorous absolute error bound per
     element, and the row-wise softmax with its bound. Returns (lp, lp_err, sm, sm_err, ok),
-    where ok marks the rows the bound covers (the others need the slow path)."""
+    where ok marks the rows the bound covers (the others need the slow path). The sum of the
+    exponentials is numpy's (any order: bound (C - 1) u) or, with exact_sum, math.fsum's
+    (correctly rounded: bound u)."""
     x = np.asarray(x, dtype=np.float64)
     size = x.shape[1]
     top = x.max(axis=1, keepdims=True)
     d = x - top  # one rounding: |err| <= u |d|
     e = np.exp(d)
     exp_rel = EXP_LOG_ULPS * 2 * U + U * np.abs(d)  # exp's own error, and d's error amplified
-    total = np.array([[math.fsum(row)] for row in e])  # >= 1: the max term is exp(0) = 1
     worst = exp_rel.max(axis=1, keepdims=True)
-    # the terms' own errors, the correctly rounded sum's one rounding, and subnormal exp
-    # results (absolute 2**-1074 each, relative to a total of at least 1)
-    total_rel = worst + U * (1 + worst) + size * TINY
+    # the terms' own errors, the sum's rounding, and subnormal exp results (absolute 2**-1074
+    # each, relative to a total that is at least 1: the max term is exp(0) = 1)
+    if exact_sum:
+        total = np.array([[math.fsum(row)] for row in e])
+        total_rel = worst + U * (1 + worst) + size * TINY
+    else:
+        total = e.sum(axis=1, keepdims=True)
+        total_rel = worst + (size - 1) * U * (1 + worst) + size * TINY
     log_total = np.log(total)
     log_err = EXP_LOG_ULPS * 2 * U * np.abs(log_total) + total_rel * (1 + 2 * total_rel)
     lp = d - log_total
@@ -138,12 +165,18 @@ def log_softmax(x: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray
     """Correctly rounded log_softmax and its gradient (of the sum) for finite float64 rows
     (P, C), exactly representable in fmt. Returns (loss bits, grad bits, rows that fell back)."""
     from . import ops
-    lp, lp_err, sm, sm_err, ok = log_softmax_bound(x)
     size = x.shape[1]
-    grad = 1 - size * sm  # d/dx_j sum_c lp_c
-    grad_err = SAFETY * (size * sm_err + U * (size * sm + np.abs(grad)))
-    loss_lo, loss_hi = bracket(lp, lp_err, fmt)
-    grad_lo, grad_hi = bracket(grad, grad_err, fmt)
+
+    def attempt(rows_x, exact_sum):
+        lp, lp_err, sm, sm_err, ok = log_softmax_bound(rows_x, exact_sum)
+        grad = 1 - size * sm  # d/dx_j sum_c lp_c
+        grad_err = SAFETY * (size * sm_err + U * (size * sm + np.abs(grad)))
+        return (*bracket(lp, lp_err, fmt), *bracket(grad, grad_err, fmt), ok)
+
+    loss_lo, loss_hi, grad_lo, grad_hi, ok = attempt(x, False)
+    again = np.flatnonzero(~ok | (loss_lo != loss_hi).any(axis=1) | (grad_lo != grad_hi).any(axis=1))
+    if again.size:  # a tighter bound (a correctly rounded sum) for the rows left undecided
+        loss_lo[again], loss_hi[again], grad_lo[again], grad_hi[again], ok[again] = attempt(x[again], True)
     for row in np.flatnonzero(~ok):  # outside the bound's range: the whole row, exactly
         loss_lo[row], grad_lo[row] = _slow(lambda: ops.log_softmax(_exact_rows(x[row:row + 1])), fmt)
     fell_back = int((~ok).sum())
@@ -163,7 +196,7 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction
     and its gradient, for finite float64 rows (P, C). Returns (loss bits, grad bits, fallbacks):
     rows that fell back for 'none', or 1 when a reduced value needed the exact path."""
     from . import extended as ex, ops
-    lp, lp_err, sm, sm_err, ok = log_softmax_bound(x)
+    lp, lp_err, sm, sm_err, ok = log_softmax_bound(x, exact_sum=True)
     rows = np.arange(x.shape[0])
     loss, loss_err = -lp[rows, target], lp_err[rows, target]
     grad, grad_err = sm.copy(), sm_err.copy()

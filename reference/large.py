@@ -46,7 +46,7 @@ def _spread(n: int) -> int:
 
 def _conds(x: np.ndarray, target: np.ndarray, op: str, reduction: str) -> dict[str, np.ndarray]:
     """The condition scales of docs/tolerance.md, vectorised (float64 estimates suffice)."""
-    lp, _, sm, _, _ = fast.log_softmax_bound(x)
+    lp, _, sm, _, _ = fast.log_softmax_bound(x, exact_sum=True)
     lse = np.abs(x - lp)  # |lse| per row, broadcast
     lp_cond = np.abs(x) + lse + _spread(x.shape[1])
     size = x.shape[1]
