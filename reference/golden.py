@@ -201,19 +201,19 @@ def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, entry
 
 
-def generate(specs: list[CaseSpec], out_dir: str | Path, suite: str, progress=None) -> Path:
-    """Write a suite's golden files and manifest; returns the manifest path."""
+def write_suite(built, out_dir: str | Path, suite: str, working_precision: dict, progress=None) -> Path:
+    """Write (arrays, manifest entry) pairs as a suite's .npz files and manifest, removing
+    files of cases that are gone; returns the manifest path."""
     out_dir = Path(out_dir)
     entries = []
-    for spec in specs:
-        arrays, entry = build_case(spec)
+    for arrays, entry in built:
         data = npz_bytes(arrays)
-        entry["file"] = f"{spec.id}.npz"
+        entry["file"] = f"{entry['id']}.npz"
         entry["sha256"] = hashlib.sha256(data).hexdigest()
         atomic_write_bytes(out_dir / entry["file"], data)
         entries.append(entry)
         if progress:
-            progress(spec.id)
+            progress(entry["id"])
     keep = {e["file"] for e in entries}
     for stale in out_dir.glob("*.npz"):
         if stale.name not in keep:
@@ -226,13 +226,19 @@ def generate(specs: list[CaseSpec], out_dir: str | Path, suite: str, progress=No
         "suite": suite,
         "counts": {"cases": len(entries), "by_feature": by_feature},
         "generator_version": GENERATOR_VERSION,
-        "working_precision_bits": {"start": rounding.START_BITS, "max": rounding.MAX_BITS},
+        "working_precision_bits": working_precision,
         "outputs": list(OUTPUTS),
         "cases": entries,
     }
     path = out_dir / "manifest.json"
     atomic_write_bytes(path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     return path
+
+
+def generate(specs: list[CaseSpec], out_dir: str | Path, suite: str, progress=None) -> Path:
+    """Evaluate case definitions with the arbitrary-precision reference and write the suite."""
+    return write_suite((build_case(spec) for spec in specs), out_dir, suite,
+                       {"start": rounding.START_BITS, "max": rounding.MAX_BITS}, progress)
 
 
 # --- reading --------------------------------------------------------------------

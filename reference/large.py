@@ -10,8 +10,6 @@ ignored targets or special values, so no variant differs), with float32 conditio
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 
 from . import fast
 from .formats import FORMATS
-from .golden import GENERATOR_VERSION, OUTPUTS, atomic_write_bytes, npz_bytes
+from .golden import write_suite
 
 VOCABULARIES = (32768, 131072, 262144)
 DISTRIBUTIONS = ("sharp", "flat", "dominant")
@@ -109,20 +107,5 @@ def cases(vocabularies=VOCABULARIES):
 
 
 def generate(out_dir: str | Path, progress=None, vocabularies=VOCABULARIES) -> Path:
-    out_dir = Path(out_dir)
-    entries = []
-    for case_id, op, reduction, distribution, classes, seed in cases(vocabularies):
-        arrays, entry = build(case_id, op, reduction, distribution, classes, seed)
-        data = npz_bytes(arrays)
-        entry["file"] = f"{case_id}.npz"
-        entry["sha256"] = hashlib.sha256(data).hexdigest()
-        atomic_write_bytes(out_dir / entry["file"], data)
-        entries.append(entry)
-        if progress:
-            progress(case_id)
-    manifest = {"suite": "large", "generator_version": GENERATOR_VERSION, "outputs": list(OUTPUTS),
-                "working_precision_bits": {"fast_path": 53, "fallback": "reference.rounding"},
-                "counts": {"cases": len(entries)}, "cases": entries}
-    path = out_dir / "manifest.json"
-    atomic_write_bytes(path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
-    return path
+    return write_suite((build(*case) for case in cases(vocabularies)), out_dir, "large",
+                       {"fast_path": 53, "fallback": "reference.rounding"}, progress)
