@@ -146,13 +146,12 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
              for device in device_list]
     if progress:
         progress(0, len(tasks))
-    described: dict = {}
+    loaded_key, described_key = None, None
     for suite, case, dtype, api, device in tasks:
-        key = (suite, case.id, dtype)
-        if key not in described:
-            arrays = case.arrays()
-            described = {key: (arrays, describe_inputs(case, arrays, dtype))}
-        arrays, inputs = described[key]
+        if loaded_key != (suite, case.id):  # tasks come case by case: load each file once
+            loaded_key, arrays = (suite, case.id), case.arrays()
+        if described_key != (suite, case.id, dtype):
+            described_key, inputs = (suite, case.id, dtype), describe_inputs(case, arrays, dtype)
         if api == NO_API:
             message = f"{framework} has no API for {case.op}"
             reply = {"outputs": {o: {"status": "unsupported", "message": message} for o in OUTPUTS}}
