@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reference.formats import FORMATS
 from reference.golden import OUTPUTS, GoldenCase, load_suite
 
 from . import verdicts
@@ -117,7 +118,7 @@ def _observed(payload: dict) -> verdicts.Observed:
     status = payload["status"]
     if status != "ok":
         return verdicts.Observed(status, message=payload.get("message", ""))
-    storage = {"float64": np.uint64, "float32": np.uint32, "float16": np.uint16, "bfloat16": np.uint16}[payload["dtype"]]
+    storage = FORMATS[payload["dtype"]].storage
     bits = np.frombuffer(bytes.fromhex(payload["hex"]), dtype=storage).reshape(payload["shape"])
     return verdicts.Observed("ok", payload["dtype"], bits)
 

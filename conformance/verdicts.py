@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reference.fast import to_float64
 from reference.formats import FORMATS
 from reference.golden import Expected
 
@@ -48,11 +49,7 @@ class Verdict:
 
 def values(bits: np.ndarray, dtype: str) -> np.ndarray:
     """Exact float64 values of bit patterns (every format here is a subset of float64)."""
-    bits = np.asarray(bits)
-    if dtype == "bfloat16":
-        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    view = {"float64": np.float64, "float32": np.float32, "float16": np.float16}[dtype]
-    return bits.view(view).astype(np.float64)
+    return to_float64(np.asarray(bits), FORMATS[dtype])
 
 
 def ulp(expected: np.ndarray, dtype: str) -> np.ndarray:
