@@ -1,7 +1,8 @@
 """A fast path that stays proven: log_softmax and class-index cross-entropy in float64 with
 numpy, an a-priori error bound per element, both ends of [value - bound, value + bound]
 rounded to the target format, and the arbitrary-precision path (reference/ops.py) for every
-row where the two ends round differently (Ziv's strategy).
+element whose two ends round differently (Ziv's strategy). float64 targets go to
+reference/fast_float64.py: a float64 bound cannot decide a float64 rounding.
 
 Assumptions the bound rests on, each checked by tests/test_fast.py against arb:
 - float64 arithmetic is IEEE round-to-nearest: each +, -, *, / errs by at most u = 2**-53
@@ -35,7 +36,7 @@ TINY = 2.0 ** -1074
 def round_to_format(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     """Bit patterns of float64 values correctly rounded (to nearest, ties to even) into fmt:
     always one rounding (checked exhaustively against reference.formats by tests/test_fast.py)."""
-    v = np.asarray(values, dtype=np.float64)
+    v = np.ascontiguousarray(values, dtype=np.float64)
     if fmt.name in ("float32", "float16"):  # numpy's float64 casts to these round once, to nearest even
         with np.errstate(over="ignore"):
             return v.astype(np.float32 if fmt.name == "float32" else np.float16).view(fmt.storage)
@@ -45,20 +46,20 @@ def round_to_format(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
 
 
 def _bfloat16_bits(v: np.ndarray, fmt: FloatFormat) -> np.ndarray:
-    """Round to nearest even on the float64 bit pattern: drop the 45 low significand bits with
-    the classic add-and-shift (a carry into the exponent is right: IEEE magnitudes order like
-    integers). Values in bfloat16's subnormal range take the general path."""
-    bits = v.view(np.uint64)
-    sign = bits & np.uint64(1 << 63)
-    magnitude = bits & np.uint64((1 << 63) - 1)
-    kept = (magnitude + np.uint64((1 << 44) - 1) + ((magnitude >> np.uint64(45)) & np.uint64(1))) >> np.uint64(45)
-    out = ((kept << np.uint64(45)) | sign).view(np.float64)
-    out = np.where(np.isnan(v), v, out)
-    small = np.abs(v) < float(fmt.min_normal)
-    if small.any():
-        out[small] = _general_round(v[small], fmt)
-    out = np.where(np.abs(out) > float(fmt.max_finite), np.copysign(np.inf, out), out)
-    return (out.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)  # exact: out is a bfloat16 value
+    """float64 -> float32 (numpy's cast: one rounding to nearest even), then to nearest even
+    on the float32 bit pattern by the classic add-and-shift (a carry into the exponent is right:
+    IEEE magnitudes order like integers, and it makes overflow infinity). Rounding twice is
+    wrong only where the float32 value is a bfloat16 midpoint (low 16 bits 0x8000) that v is
+    not: those few elements, and NaNs, take the general path."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = v.astype(np.float32).view(np.uint32)
+    low = single & np.uint32(0xFFFF)
+    out = ((single + np.uint32(0x7FFF) + ((single >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
+    redo = np.flatnonzero((low == 0x8000) | ((single & np.uint32(0x7FFFFFFF)) > 0x7F800000))
+    if redo.size:
+        exact = _general_round(v.ravel()[redo], fmt)
+        out.ravel()[redo] = exact.astype(np.float32).view(np.uint32) >> np.uint32(16)  # exact: bfloat16 values
+    return out
 
 
 def _general_round(v: np.ndarray, fmt: FloatFormat) -> np.ndarray:
@@ -78,14 +79,15 @@ def log_softmax_bound(x: np.ndarray, exact_sum: bool = False):
     element, and the row-wise softmax with its bound. Returns (lp, lp_err, sm, sm_err, ok),
     where ok marks the rows the bound covers (the others need the slow path). The sum of the
     exponentials is numpy's (any order: bound (C - 1) u) or, with exact_sum, math.fsum's
-    (correctly rounded: bound u)."""
+    (correctly rounded: bound u). Every bound below is an upper bound of its first-order
+    terms, written as a row constant plus a multiple of |d| = -d so that it costs few passes."""
     x = np.asarray(x, dtype=np.float64)
     size = x.shape[1]
     top = x.max(axis=1, keepdims=True)
-    d = x - top  # one rounding: |err| <= u |d|
+    d = x - top  # d <= 0, one rounding: |err| <= u |d|
     e = np.exp(d)
-    exp_rel = EXP_LOG_ULPS * 2 * U + U * np.abs(d)  # exp's own error, and d's error amplified
-    worst = exp_rel.max(axis=1, keepdims=True)
+    # exp's relative error: its own, and d's error amplified: EXP_LOG_ULPS 2u + u |d|
+    worst = EXP_LOG_ULPS * 2 * U - U * d.min(axis=1, keepdims=True)
     # the terms' own errors, the sum's rounding, and subnormal exp results (absolute 2**-1074
     # each, relative to a total that is at least 1: the max term is exp(0) = 1)
     if exact_sum:
@@ -94,13 +96,15 @@ def log_softmax_bound(x: np.ndarray, exact_sum: bool = False):
     else:
         total = e.sum(axis=1, keepdims=True)
         total_rel = worst + (size - 1) * U * (1 + worst) + size * TINY
-    log_total = np.log(total)
-    log_err = EXP_LOG_ULPS * 2 * U * np.abs(log_total) + total_rel * (1 + 2 * total_rel)
-    lp = d - log_total
-    lp_err = SAFETY * (U * np.abs(d) + log_err + U * np.abs(lp))
+    log_total = np.log(total)  # >= 0
+    log_err = EXP_LOG_ULPS * 2 * U * log_total + total_rel * (1 + 2 * total_rel)
+    lp = d - log_total  # <= 0
+    # d's error, log's, and the subtraction's u |lp| <= u (log_total + |d|)
+    lp_err = SAFETY * (log_err + U * log_total) - (2 * SAFETY * U) * d
     sm = e / total
-    sm_rel = exp_rel + total_rel + U
-    sm_err = SAFETY * sm * sm_rel + TINY
+    # relative: exp's, the total's, the division's
+    sm_err = sm * (SAFETY * (EXP_LOG_ULPS * 2 * U + total_rel + U) - (SAFETY * U) * d)
+    sm_err += TINY
     ok = (total_rel < 2.0 ** -30).all(axis=1)
     return lp, lp_err, sm, sm_err, ok
 
@@ -118,15 +122,23 @@ def target_gradient(sm: np.ndarray, sm_err: np.ndarray, target: np.ndarray) -> t
 
 
 def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
-    """Bits of both ends of [value - err, value + err], each end widened outward by one
-    float64 ulp to cover the rounding of the subtraction and addition themselves."""
-    lo = np.nextafter(value - err, -np.inf)
-    hi = np.nextafter(value + err, np.inf)
-    lo_bits, hi_bits = round_to_format(lo, fmt), round_to_format(hi, fmt)
+    """Bits of both ends of [value - err, value + err], rounded to fmt. The half-width is
+    widened to w = (err + 2**-50 |value| + 2**-1073) (1 + 2**-48), which covers the rounding
+    of w itself and of value -/+ w (each within u |.| + 2**-1075): the float64 ends enclose
+    the true interval."""
+    width = np.abs(value)
+    width *= 2.0 ** -50
+    width += err
+    width += 2 * TINY
+    width *= 1 + 2.0 ** -48
+    lo_bits, hi_bits = round_to_format(value - width, fmt), round_to_format(value + width, fmt)
     # ends at -0 and +0 agree on 0, as in rounding.round_value: the sign of zero is not part
     # of the contract (both ends at -0 stay -0, the correct rounding of a tiny negative value)
-    straddle = (lo_bits == fmt.sign_bit) & (hi_bits == 0)
-    return np.where(straddle, 0, lo_bits).astype(lo_bits.dtype), hi_bits
+    straddle = hi_bits == 0
+    straddle &= lo_bits == fmt.sign_bit
+    if straddle.any():
+        lo_bits[straddle] = 0
+    return lo_bits, hi_bits
 
 
 def _exact_rows(x: np.ndarray) -> np.ndarray:
@@ -165,12 +177,17 @@ def log_softmax(x: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray
     """Correctly rounded log_softmax and its gradient (of the sum) for finite float64 rows
     (P, C), exactly representable in fmt. Returns (loss bits, grad bits, rows that fell back)."""
     from . import ops
+    if fmt.name == "float64":
+        from . import fast_float64
+        return fast_float64.log_softmax(x)
     size = x.shape[1]
 
     def attempt(rows_x, exact_sum):
         lp, lp_err, sm, sm_err, ok = log_softmax_bound(rows_x, exact_sum)
         grad = 1 - size * sm  # d/dx_j sum_c lp_c
-        grad_err = SAFETY * (size * sm_err + U * (size * sm + np.abs(grad)))
+        # size sm_err, and u (size sm + |grad|) <= u + 2 u size sm <= u + size sm_err / 4
+        # (sm_err >= 9 u sm): the product's and the subtraction's rounding
+        grad_err = sm_err * (1.25 * SAFETY * size) + SAFETY * U
         return (*bracket(lp, lp_err, fmt), *bracket(grad, grad_err, fmt), ok)
 
     loss_lo, loss_hi, grad_lo, grad_hi, ok = attempt(x, False)
@@ -196,6 +213,9 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction
     and its gradient, for finite float64 rows (P, C). Returns (loss bits, grad bits, fallbacks):
     rows that fell back for 'none', or 1 when a reduced value needed the exact path."""
     from . import extended as ex, ops
+    if fmt.name == "float64":
+        from . import fast_float64
+        return fast_float64.cross_entropy(x, target, reduction)
     lp, lp_err, sm, sm_err, ok = log_softmax_bound(x, exact_sum=True)
     rows = np.arange(x.shape[0])
     loss, loss_err = -lp[rows, target], lp_err[rows, target]
