@@ -36,7 +36,9 @@ TINY = 2.0 ** -1074
 def round_to_format(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     """Bit patterns of float64 values correctly rounded (to nearest, ties to even) into fmt:
     always one rounding (checked exhaustively against reference.formats by tests/test_fast.py)."""
-    v = np.ascontiguousarray(values, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if not v.flags.c_contiguous:  # the bfloat16 path writes through v.ravel()'s positions
+        v = v.copy()
     if fmt.name in ("float32", "float16"):  # numpy's float64 casts to these round once, to nearest even
         with np.errstate(over="ignore"):
             return v.astype(np.float32 if fmt.name == "float32" else np.float16).view(fmt.storage)

@@ -85,6 +85,7 @@ def test_fast_agrees_with_slow_on_adversarial_rows(name):
     for reduction in ("none", "mean", "sum"):
         loss, grad, _ = fast.cross_entropy(x, target, fmt, reduction)
         slow = _slow(lambda: ops.cross_entropy(_exact_rows(x), target, target_kind="index", reduction=reduction), fmt)
+        assert loss.shape == slow[0].shape and grad.shape == slow[1].shape
         assert (loss == slow[0]).all() and (grad == slow[1]).all()
 
 

@@ -58,6 +58,7 @@ def test_float64_fast_path_agrees_with_the_exact_one(source):
     for reduction in ("none", "mean", "sum"):
         loss, grad, _ = fast.cross_entropy(x, target, FMT, reduction)
         slow_loss, slow_grad = exact_cross_entropy(x, target, reduction)
+        assert loss.shape == slow_loss.shape and grad.shape == slow_grad.shape
         assert (loss == slow_loss).all() and (grad == slow_grad).all(), reduction
 
 
