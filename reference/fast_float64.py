@@ -143,22 +143,31 @@ def _nearest_double(v: arb) -> int:
     return rounding.round_value(FMT, v)
 
 
+def _with_work_precision(fn):
+    saved = ctx.prec
+    ctx.prec = WORK_BITS
+    try:
+        return fn()
+    finally:
+        ctx.prec = saved
+
+
 def _settle(bits, decided, x, sums, exact_value, slow_value):
     """Levels 2 and 3 for the undecided elements of one output, in place. exact_value(sums_row,
     j, row) gives the arb value; slow_value(lp, softmax, j, row) the _slow_elements one.
     Returns the rows that needed level 3."""
     from .fast import _slow_elements
-    left: dict[int, list[int]] = {}
-    saved = ctx.prec
-    ctx.prec = WORK_BITS
-    try:
+
+    def level_two() -> dict[int, list[int]]:
+        left: dict[int, list[int]] = {}
         for r, j in zip(*np.nonzero(~decided)):
             try:
                 bits[r, j] = _nearest_double(exact_value(sums[r], j, r))
             except ex.PrecisionTooLow:
                 left.setdefault(int(r), []).append(int(j))
-    finally:
-        ctx.prec = saved
+        return left
+
+    left = _with_work_precision(level_two)
     for r, cols in left.items():
         bits[r, cols] = _slow_elements(x[r], np.array(cols), FMT, lambda lp, s, c: slow_value(lp, s, c, r))
     return set(left)
@@ -171,21 +180,7 @@ def _chunks(x: np.ndarray):
 
 
 def _sums(x: np.ndarray) -> list[RowSums]:
-    saved = ctx.prec
-    ctx.prec = WORK_BITS
-    try:
-        return [_row_sums(row) for row in x]
-    finally:
-        ctx.prec = saved
-
-
-def _with_work_precision(fn):
-    saved = ctx.prec
-    ctx.prec = WORK_BITS
-    try:
-        return fn()
-    finally:
-        ctx.prec = saved
+    return _with_work_precision(lambda: [_row_sums(row) for row in x])
 
 
 def log_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -222,13 +217,14 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, reduction: str = "mean"):
     x = np.ascontiguousarray(x, dtype=np.float64)
     n = x.shape[0]
     scale = Fraction(1, n) if reduction == "mean" else Fraction(1)
-    rows = np.arange(n)
-    sums = _sums(x)  # the reduced loss needs every row's log-sum-exp
     grad = np.empty(x.shape, dtype=np.uint64)
     slow_rows: set[int] = set()
+    losses: list[arb] = []  # each row's lse - x_target, kept for the loss
     log_scale = _with_work_precision(lambda: ex.exact(scale).log())
     for chunk in _chunks(x):
-        xc, sc, tc = x[chunk], sums[chunk], target[chunk]
+        xc, tc = x[chunk], target[chunk]
+        sc = _sums(xc)
+        losses += _with_work_precision(lambda: [s.lse - arb(xc[r, tc[r]]) for r, s in enumerate(sc)])
         hit = np.zeros(xc.shape)
         hit[np.arange(xc.shape[0]), tc] = 1.0
         gb, gd = _affine_exp(xc, _with_work_precision(lambda: [s.lse - log_scale for s in sc]),
@@ -238,10 +234,9 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, reduction: str = "mean"):
             lambda s, j, r: (s.terms[j] / s.total - int(j == tc[r])) * ex.exact(scale),
             lambda lp, sm, c, r: (sm - int(c == tc[r])) * ex.exact(scale))}
         grad[chunk] = gb
-    losses = _with_work_precision(lambda: [sums[r].lse - arb(x[r, target[r]]) for r in rows])
     if reduction == "none":
         loss = np.empty(n, dtype=np.uint64)
-        for r in rows:
+        for r in range(n):
             try:
                 loss[r] = _with_work_precision(lambda: _nearest_double(losses[r]))
             except ex.PrecisionTooLow:

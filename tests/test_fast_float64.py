@@ -114,3 +114,21 @@ def test_zero_mismatches_on_a_quarter_million_float64_elements():
         assert (loss == slow_loss).all() and (grad == slow_grad).all(), (source, classes)
         checked += loss.size + grad.size
     assert checked >= 240_000
+
+
+def test_long_double_to_float64_casts_round_to_nearest_even():
+    # midpoints between doubles (ties go to even), and a long double ulp either side of them
+    from fractions import Fraction
+
+    from reference.formats import round_fraction
+    rng = np.random.default_rng(9)
+    base = rng.standard_normal(3000) * 2.0 ** rng.integers(-1060, 1000, 3000)
+    half = np.abs(np.nextafter(base, np.inf) - base) / 2
+    mids = base.astype(f64.LONG) + half.astype(f64.LONG)
+    probes = np.concatenate([mids, np.nextafter(mids, f64.LONG(np.inf)), np.nextafter(mids, f64.LONG(-np.inf))])
+    got = probes.astype(np.float64).view(np.uint64)
+    for p, g in zip(probes, got):
+        significand, exponent = np.frexp(p)
+        hi = float(significand)
+        exact = (Fraction(hi) + Fraction(float(significand - f64.LONG(hi)))) * Fraction(2) ** int(exponent)
+        assert int(g) == round_fraction(FMT, exact), p
