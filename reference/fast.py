@@ -123,16 +123,22 @@ def target_gradient(sm: np.ndarray, sm_err: np.ndarray, target: np.ndarray) -> t
     return -rest, rest_err
 
 
-def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
-    """Bits of both ends of [value - err, value + err], rounded to fmt. The half-width is
-    widened to w = (err + 2**-50 |value| + 2**-1073) (1 + 2**-48), which covers the rounding
-    of w itself and of value -/+ w (each within u |.| + 2**-1075): the float64 ends enclose
-    the true interval."""
-    width = np.abs(value)
-    width *= 2.0 ** -50
+def enclosing_width(value: np.ndarray, err, unit: float, tiny) -> np.ndarray:
+    """A half-width w such that value -/+ w, each rounded in value's own format, lie outside
+    [value - err, value + err]: w = (err + 2 unit |value| + 2 tiny)(1 + 16 unit) covers the
+    rounding of w itself and of the subtraction and addition, each within unit |.| + tiny / 2
+    (unit: the format's unit roundoff, tiny: its smallest subnormal)."""
+    width = np.abs(value) * (2 * unit)  # exact: unit is a power of two
     width += err
-    width += 2 * TINY
-    width *= 1 + 2.0 ** -48
+    width += 2 * tiny
+    width *= value.dtype.type(1) + 16 * unit  # 1 + 16 unit, exact in value's format
+    return width
+
+
+def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Bits of both ends of [value - err, value + err], rounded to fmt, the float64 ends
+    widened to enclose the true interval."""
+    width = enclosing_width(value, err, U, TINY)
     lo_bits, hi_bits = round_to_format(value - width, fmt), round_to_format(value + width, fmt)
     # ends at -0 and +0 agree on 0, as in rounding.round_value: the sign of zero is not part
     # of the contract (both ends at -0 stay -0, the correct rounding of a tiny negative value)

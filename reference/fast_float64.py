@@ -29,6 +29,7 @@ import numpy as np
 from flint import arb, ctx
 
 from . import extended as ex, rounding
+from .fast import _exact_rows, _slow, _slow_elements, enclosing_width
 from .formats import FORMATS
 
 FMT = FORMATS["float64"]
@@ -122,8 +123,7 @@ def _affine_exp(x: np.ndarray, shift: list[arb], offset: np.ndarray, offset_scal
         offset_long = offset.astype(LONG) * (LONG(offset_scale.numerator) / LONG(offset_scale.denominator))
         g = offset_long + sign * y
         g_err = SAFETY * (y * y_rel + U_LONG * (np.abs(g) + 2 * np.abs(offset_long))) + TINY_LONG
-        # widened to cover the rounding of width itself and of g -/+ width (as fast.bracket)
-        width = (g_err + np.abs(g) * LONG(2 * U_LONG) + 2 * TINY_LONG) * LONG(1 + 16 * U_LONG)
+        width = enclosing_width(g, g_err, U_LONG, TINY_LONG)
         lo = (g - width).astype(np.float64).view(np.uint64)
         hi = (g + width).astype(np.float64).view(np.uint64)
     zero_straddle = (lo == FMT.sign_bit) & (hi == 0)
@@ -156,8 +156,6 @@ def _settle(bits, decided, x, sums, exact_value, slow_value):
     """Levels 2 and 3 for the undecided elements of one output, in place. exact_value(sums_row,
     j, row) gives the arb value; slow_value(lp, softmax, j, row) the _slow_elements one.
     Returns the rows that needed level 3."""
-    from .fast import _slow_elements
-
     def level_two() -> dict[int, list[int]]:
         left: dict[int, list[int]] = {}
         for r, j in zip(*np.nonzero(~decided)):
@@ -213,7 +211,6 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, reduction: str = "mean"):
     targets) and its gradient, for finite float64 rows (P, C). Returns (loss bits, grad bits,
     rows that needed level 3; 1 when a reduced loss needed the exact path)."""
     from . import ops
-    from .fast import _exact_rows, _slow, _slow_elements
     x = np.ascontiguousarray(x, dtype=np.float64)
     n = x.shape[0]
     scale = Fraction(1, n) if reduction == "mean" else Fraction(1)
