@@ -8,12 +8,13 @@ Three levels, each deciding what it can and passing the rest on:
    - log-probabilities x_j - M: M is split into doubles M1 + M2 plus a bounded rest, x_j - M1
      is exact as a TwoSum pair, so the result is a double-word h + l with a bounded error; it
      rounds to h when |l| + error is below half the spacing of doubles at h.
-   - gradients a_j + sign exp(x_j - B) (B = M - log|scale|), vectorised in numpy's long
+   - gradients a_j + b softmax_j = a_j + sign(b) exp(x_j - B) with B = M - log|b| (b = -C for
+     log_softmax's, the reduction's scale for cross-entropy's), vectorised in numpy's long
      double: x87 80-bit on x86-64 Linux (u = 2**-64). Assumed: numpy's long double exp is
      accurate to EXPL_ULPS ulp (tests/test_fast_float64.py checks it against arb); long double
      -> float64 casts round once, to nearest even. Both ends of the bound are cast to float64.
 2. An element level 1 leaves undecided: its value in arb from the row's terms, rounded when
-   the WORK_BITS ball decides it (rounding.round_value).
+   the WORK_BITS ball decides it (_nearest_double).
 3. Else reference.fast._slow_elements: the row again from exact rationals, Ziv's retry.
 
 Where long double is just float64 (Windows, macOS on ARM) level 1 decides few gradients and
