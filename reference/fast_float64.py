@@ -190,11 +190,11 @@ def log_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     loss = np.empty(x.shape, dtype=np.uint64)
     grad = np.empty(x.shape, dtype=np.uint64)
     slow_rows: set[int] = set()
+    log_size = _with_work_precision(lambda: arb(size).log())
     for chunk in _chunks(x):
         xc = x[chunk]
         sums = _sums(xc)
         lse = [s.lse for s in sums]
-        log_size = _with_work_precision(lambda: arb(size).log())
         grad_shift = _with_work_precision(lambda: [m - log_size for m in lse])
         lb, ld = _minus_shift(xc, lse)
         gb, gd = _affine_exp(xc, grad_shift, np.ones((1, 1)), Fraction(1), -1.0)
