@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mpmath  # noqa: E402
 import numpy as np  # noqa: E402
 
-from reference import fast, ops  # noqa: E402
-from reference.fast import _exact_rows, _slow  # noqa: E402
-from reference.formats import FORMATS, round_fraction  # noqa: E402
+from reference import fast  # noqa: E402
+from reference.exact import log_softmax_rows  # noqa: E402
+from reference.formats import FORMATS, round_fraction, to_float64  # noqa: E402
 
 
 def rows_in(fmt, rows, classes, seed=0):
@@ -63,11 +63,11 @@ def throughput():
     results = {}
     for name in ("bfloat16", "float16", "float32", "float64"):
         fmt = FORMATS[name]
-        big = fast.to_float64(rows_in(fmt, 64, 4096), fmt)
-        small = fast.to_float64(rows_in(fmt, 4, 256, seed=1), fmt)
+        big = to_float64(rows_in(fmt, 64, 4096), fmt)
+        small = to_float64(rows_in(fmt, 4, 256, seed=1), fmt)
         tiny = small[:1, :64]
         r = {"fast": rate(lambda: fast.log_softmax(big, fmt), big.size)}  # float64: fast_float64
-        r["arb"] = rate(lambda: _slow(lambda: ops.log_softmax(_exact_rows(small)), fmt), small.size)
+        r["arb"] = rate(lambda: log_softmax_rows(small, fmt), small.size)
         r["naive_mpmath"] = rate(lambda: naive_mpmath(tiny, fmt), tiny.size)
         results[name] = r
     return results

@@ -11,7 +11,8 @@ from reference.catalog import default_specs
 from reference.golden import GoldenFileError, generate
 
 from . import report, runner
-from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations
+from .adapters import FRAMEWORKS
+from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message
 
 CASES_DIR = runner.REPO_ROOT / "cases"
 # suite name -> (its case definitions, its golden folder); large is generated on demand
@@ -57,15 +58,15 @@ def cmd_generate(args) -> int:
 def cmd_run(args) -> int:
     out = Path(args.out)
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
-    unknown = [f for f in frameworks if f not in runner.FRAMEWORKS]
+    unknown = [f for f in frameworks if f not in FRAMEWORKS]
     if unknown:
-        print(f"xent: unknown framework {unknown[0]!r}; choose from {', '.join(runner.FRAMEWORKS)}", file=sys.stderr)
+        print(f"xent: unknown framework {unknown[0]!r}; choose from {', '.join(FRAMEWORKS)}", file=sys.stderr)
         return 2
+    expectations = load_expectations(args.expectations, FRAMEWORKS)  # checked before anything is written
     suite_dirs = [SUITES[s][1] for s in (args.suite or ([] if args.cases else ["default"]))]
     if args.cases:
         specs = load_case_files(args.cases)  # every file checked before anything runs
         suite_dirs.append(generate(specs, out / "golden" / "user", "user").parent)
-    expectations = load_expectations(args.expectations)
     bar, progress = _progress_bar("xent run")
     try:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
@@ -76,6 +77,8 @@ def cmd_run(args) -> int:
     for r in runs:
         if r.skipped:
             print(f"skipped {r.framework}: {r.skipped}")
+        if r.stale:
+            print(f"{r.framework}: {stale_message(r.stale)}")
     if df.empty:
         print("xent: no results (no framework could run)", file=sys.stderr)
         return 1
@@ -112,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cases", nargs="+", metavar="PATH", help="user case files (TOML); replaces the default suite "
                    "unless --suite is given too")
     r.add_argument("--suite", action="append", choices=sorted(SUITES), help="a stored suite (repeatable)")
-    r.add_argument("--frameworks", default=",".join(runner.FRAMEWORKS), help="comma-separated (default: all)")
+    r.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated (default: all)")
     r.add_argument("--dtypes", nargs="+", choices=["float64", "float32", "float16", "bfloat16"])
     r.add_argument("--out", default="reports/latest", help="where results.parquet and report.html go")
     r.add_argument("--timeout", type=float, default=120.0, help="seconds a single task may take")

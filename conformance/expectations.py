@@ -1,18 +1,30 @@
-"""Known divergences: the expectations file, where each real divergence the cases find is
-recorded with its reason and evidence. Matching is by data (framework, api, case,
-features, dtype, device, output, verdict), never by code in the comparison."""
+"""Known divergences, keyed by their cause: the expectations file.
+
+One entry per cause (a mechanism in a framework's implementation, with its evidence),
+matching result rows by data: the framework, APIs, ops, required case features, case
+parameters, dtypes, devices, outputs, the verdicts it explains, the variant it accepts,
+and the framework versions it holds for (`requires`, PEP 508 specifiers). Case globs are
+for the few causes nothing else can say. Nothing here branches on a framework's name.
+"""
 from __future__ import annotations
 
+import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Mapping
 
-from .verdicts import VERDICTS
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from .verdicts import VARIANT, VERDICTS
 
 DEFAULT_PATH = Path(__file__).with_name("expectations.toml")
-FIELDS = {"id", "framework", "apis", "cases", "features", "dtypes", "devices", "outputs",
-          "verdict", "detail", "reason", "evidence"}
+GLOB_FIELDS = ("apis", "ops", "cases", "dtypes", "devices", "device_names", "outputs")
+FIELDS = {"id", "frameworks", "verdicts", "variant", "detail", "features", "any_features", "params", "requires",
+          "reason", "evidence", *GLOB_FIELDS}
+PARAMS = {"target_kind", "reduction", "weighted", "pos_weighted", "ignore_index", "label_smoothing"}
 
 
 class ExpectationsError(ValueError):
@@ -22,65 +34,181 @@ class ExpectationsError(ValueError):
 @dataclass(frozen=True)
 class Expectation:
     id: str
-    framework: str
-    verdict: str
+    frameworks: tuple[str, ...]
+    verdicts: tuple[str, ...]
     reason: str
-    evidence: str
+    evidence: tuple[str, ...]
+    variant: str = ""  # for a variant verdict: a glob naming the variant(s) this cause accepts
+    detail: tuple[str, ...] = ("*",)  # globs on the verdict's detail (one must match)
     apis: tuple[str, ...] = ("*",)
+    ops: tuple[str, ...] = ("*",)
     cases: tuple[str, ...] = ("*",)
-    features: tuple[str, ...] = ()  # every one must be among the case's features
     dtypes: tuple[str, ...] = ("*",)
     devices: tuple[str, ...] = ("*",)
+    device_names: tuple[str, ...] = ("*",)
     outputs: tuple[str, ...] = ("*",)
-    detail: str = "*"  # a glob on the verdict's detail, e.g. the variant's name
+    features: tuple[str, ...] = ()  # every one must be among the case's features
+    any_features: tuple[str, ...] = ()  # at least one must be (when given)
+    params: Mapping[str, object] = field(default_factory=dict)  # case parameters that must be equal
+    requires: tuple[Requirement, ...] = ()  # framework versions it holds for
 
-    def matches(self, row) -> bool:
-        def any_glob(value, patterns):
-            return any(fnmatchcase(str(value), p) for p in patterns)
+    def covers_case(self, framework: str, op: str, case_id: str, features, params: Mapping) -> bool:
+        """Whether the case is in this cause's scope, whatever its results."""
+        return (framework in self.frameworks and _any_glob(op, self.ops) and _any_glob(case_id, self.cases)
+                and set(self.features) <= set(features)
+                and (not self.any_features or bool(set(self.any_features) & set(features)))
+                and all(params.get(k) == v for k, v in self.params.items()))
 
-        features = set(str(row["features"]).split(","))
-        return (row["framework"] == self.framework and row["verdict"] == self.verdict
-                and any_glob(row["api"], self.apis) and any_glob(row["case_id"], self.cases)
-                and any_glob(row["dtype"], self.dtypes) and any_glob(row["device"], self.devices)
-                and any_glob(row["output"], self.outputs) and fnmatchcase(str(row["detail"]), self.detail)
-                and set(self.features) <= features)
+    def covers(self, row) -> bool:
+        """Whether the row is in this cause's scope (its verdict aside)."""
+        params = row["params"]
+        params = json.loads(params) if isinstance(params, str) else params
+        return (self.covers_case(row["framework"], row["op"], row["case_id"], str(row["features"]).split(","), params)
+                and _any_glob(row["api"], self.apis) and _any_glob(row["dtype"], self.dtypes)
+                and _any_glob(row["device"], self.devices) and _any_glob(row["device_name"], self.device_names)
+                and _any_glob(row["output"], self.outputs))
+
+    def explains(self, row) -> bool:
+        if row["verdict"] not in self.verdicts or not _any_glob(row["detail"], self.detail):
+            return False
+        if row["verdict"] == VARIANT and self.variant and not self.accepted(row):
+            return False
+        return self.covers(row)
+
+    def accepted(self, row) -> str:
+        """The first of the row's variants this cause accepts, or ""."""
+        return next((v for v in str(row["variants"]).split(",") if v and fnmatchcase(v, self.variant)), "")
+
+    def applies_to(self, versions: Mapping[str, str]) -> bool:
+        """Whether the entry holds for a runtime with these installed versions
+        (distribution name -> version); a distribution the runtime lacks fails its specifier."""
+        for req in self.requires:
+            installed = versions.get(req.name.lower())
+            if installed is None:
+                return False
+            try:
+                version = Version(installed)
+            except InvalidVersion:
+                return False
+            # local labels (+cpu, +cu130) do not change the release a specifier speaks of
+            if not req.specifier.contains(Version(version.public), prereleases=True):
+                return False
+        return True
 
 
-def load_expectations(path: str | Path = DEFAULT_PATH) -> list[Expectation]:
+def _any_glob(value, patterns) -> bool:
+    return any(fnmatchcase(str(value), p) for p in patterns)
+
+
+def load_expectations(path: str | Path = DEFAULT_PATH, frameworks=None) -> list[Expectation]:
+    """Read and validate the whole file before anything runs. `frameworks`: the names an
+    entry may use (the registry's); an unknown one is an error, not a silent non-match."""
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ExpectationsError(f"{path}: {e}") from None
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ExpectationsError(f"{path}: cannot read the expectations file: {e}") from None
+    unknown_tables = sorted(set(doc) - {"cause"})
+    if unknown_tables:
+        raise ExpectationsError(f"{path}: unknown top-level key {unknown_tables[0]!r}; causes go in [[cause]] tables")
+    raw_entries = doc.get("cause", [])
+    if not isinstance(raw_entries, list):
+        raise ExpectationsError(f"{path}: 'cause' must be an array of tables ([[cause]])")
     found, seen = [], set()
-    for i, raw in enumerate(doc.get("known", [])):
-        ident = raw.get("id", f"#{i}")
-
-        def err(field, problem):
-            return ExpectationsError(f"{path}: expectation {ident!r}: field {field!r}: {problem}")
-
-        unknown = sorted(set(raw) - FIELDS)
-        if unknown:
-            raise err(unknown[0], "unknown field")
-        for required in ("id", "framework", "verdict", "reason", "evidence"):
-            if not isinstance(raw.get(required), str) or not raw[required]:
-                raise err(required, "required, a non-empty string")
-        if raw["verdict"] not in VERDICTS:
-            raise err("verdict", f"one of {', '.join(VERDICTS)}")
-        if ident in seen:
-            raise err("id", "duplicate")
-        seen.add(ident)
-        lists = {}
-        for name in ("apis", "cases", "features", "dtypes", "devices", "outputs"):
-            if name in raw:
-                if not isinstance(raw[name], list) or not all(isinstance(v, str) for v in raw[name]):
-                    raise err(name, "a list of strings")
-                lists[name] = tuple(raw[name])
-        found.append(Expectation(id=raw["id"], framework=raw["framework"], verdict=raw["verdict"],
-                                 reason=raw["reason"], evidence=raw["evidence"],
-                                 detail=raw.get("detail", "*"), **lists))
+    for i, raw in enumerate(raw_entries):
+        found.append(_parse(raw, path, i, seen, frameworks))
     return found
 
 
-def match(expectations, row) -> Expectation | None:
-    return next((e for e in expectations if e.matches(row)), None)
+def _parse(raw, path: Path, index: int, seen: set, frameworks) -> Expectation:
+    ident = raw.get("id") if isinstance(raw.get("id"), str) else f"#{index}"
+
+    def err(name, problem):
+        return ExpectationsError(f"{path}: expectation {ident!r}: field {name!r}: {problem}")
+
+    def strings(name, required=False):
+        value = raw.get(name)
+        if value is None:
+            if required:
+                raise err(name, "required, a non-empty list of strings")
+            return None
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise err(name, "a non-empty list of non-empty strings")
+        return tuple(value)
+
+    unknown = sorted(set(raw) - FIELDS)
+    if unknown:
+        raise err(unknown[0], f"unknown field (known: {', '.join(sorted(FIELDS))})")
+    for name in ("id", "reason"):
+        if not isinstance(raw.get(name), str) or not raw[name].strip():
+            raise err(name, "required, a non-empty string")
+    if ident in seen:
+        raise err("id", "duplicate")
+    seen.add(ident)
+    evidence = raw.get("evidence")
+    evidence = [evidence] if isinstance(evidence, str) else evidence
+    if not isinstance(evidence, list) or not evidence or not all(
+            isinstance(e, str) and e.startswith(("https://", "http://")) for e in evidence):
+        raise err("evidence", "required: an upstream link (issue, docs page, source line), or a list of them")
+    fws = strings("frameworks", required=True)
+    if frameworks is not None:
+        bad = [f for f in fws if f not in frameworks]
+        if bad:
+            raise err("frameworks", f"unknown framework {bad[0]!r}; known: {', '.join(frameworks)}")
+    verdicts = strings("verdicts", required=True)
+    bad = [v for v in verdicts if v not in VERDICTS]
+    if bad:
+        raise err("verdicts", f"unknown verdict {bad[0]!r}; one of {', '.join(VERDICTS)}")
+    if "variant" in raw and not isinstance(raw["variant"], str):
+        raise err("variant", "a string (a glob on the variant's name)")
+    detail = [raw["detail"]] if isinstance(raw.get("detail"), str) else raw.get("detail", ["*"])
+    if not isinstance(detail, list) or not detail or not all(isinstance(d, str) for d in detail):
+        raise err("detail", "a glob on the verdict's detail, or a list of them")
+    if raw.get("variant") and VARIANT not in verdicts:
+        raise err("variant", "only meaningful with the 'variant' verdict")
+    params = raw.get("params", {})
+    if not isinstance(params, dict) or not set(params) <= PARAMS:
+        raise err("params", f"a table of case parameters among {', '.join(sorted(PARAMS))}")
+    if any(not isinstance(v, (str, int, float, bool)) for v in params.values()):
+        raise err("params", "values must be strings, numbers or booleans")
+    requires = []
+    for spec in strings("requires") or ():
+        try:
+            requires.append(Requirement(spec))
+        except InvalidRequirement as e:
+            raise err("requires", f"not a PEP 508 requirement: {spec!r} ({e})") from None
+    globs = {name: strings(name) for name in GLOB_FIELDS if name in raw}
+    return Expectation(id=ident, frameworks=fws, verdicts=verdicts, reason=raw["reason"].strip(),
+                       evidence=tuple(evidence), variant=raw.get("variant", ""), detail=tuple(detail),
+                       features=strings("features") or (), any_features=strings("any_features") or (), params=params, requires=tuple(requires), **globs)
+
+
+@dataclass
+class Matcher:
+    """Expectations indexed by framework, each kept only where it applies to the runtime's
+    versions; remembers which entries explained a row and which had rows in their scope."""
+
+    by_framework: dict[str, list[Expectation]] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    in_scope: set[str] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, expectations: list[Expectation], framework: str, versions: Mapping[str, str]) -> "Matcher":
+        return cls({framework: [e for e in expectations if framework in e.frameworks and e.applies_to(versions)]})
+
+    def match(self, row) -> Expectation | None:
+        entries = self.by_framework.get(row["framework"], ())
+        found = next((e for e in entries if e.explains(row)), None)
+        if found:
+            self.used.add(found.id)
+        if row["verdict"] not in ("unsupported", "crashed"):
+            self.in_scope.update(e.id for e in entries if e.id not in self.in_scope and e.covers(row))
+        return found
+
+    def stale(self) -> list[str]:
+        """Entries whose scope was measured and that explained nothing: the framework changed."""
+        return sorted(self.in_scope - self.used)
+
+
+def stale_message(ids) -> str:
+    return "; ".join(f"expectation {i} no longer matches: the framework changed" for i in ids)

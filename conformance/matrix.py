@@ -1,39 +1,29 @@
 """The conformance matrix for pytest: one test per (framework, case).
 
 A test fails on any divergence the expectations file does not name, and on an
-expectation that no longer matches anything; it raises KnownDivergence when every
-divergence is a known one, which the test marks as a strict xfail (raises=KnownDivergence),
-so a framework that stops diverging turns it into a failure (XPASS strict).
+expectation whose scope ran and that explained nothing; it raises KnownDivergence when
+every divergence is a known one, which the test marks as a strict xfail
+(raises=KnownDivergence), so a framework that stops diverging fails the test.
 """
 from __future__ import annotations
 
-import importlib.util
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from reference.golden import GoldenCase
 
 from . import runner
-from .expectations import Expectation
+from .adapters import FRAMEWORKS, missing_module
+from .expectations import Expectation, stale_message
 from .verdicts import CONFORMS, UNSUPPORTED
-
-# the module whose presence makes a framework's adapter importable
-REQUIRED_MODULES = {"torch": ("torch",), "tensorflow": ("tensorflow", "keras"), "jax": ("jax", "optax")}
 
 
 class KnownDivergence(Exception):
     """Every divergence of this (framework, case) is declared in the expectations file."""
 
 
-def missing_module(framework: str) -> str | None:
-    """The first module the framework needs that is not installed, without importing it."""
-    return next((m for m in REQUIRED_MODULES[framework] if importlib.util.find_spec(m) is None), None)
-
-
 def expectations_for(expectations: list[Expectation], framework: str, case: GoldenCase) -> list[Expectation]:
-    features = set(case.entry["features"])
-    return [e for e in expectations if e.framework == framework
-            and any(fnmatchcase(case.id, p) for p in e.cases) and set(e.features) <= features]
+    """The entries whose scope includes this case (before anything has run)."""
+    return [e for e in expectations if e.covers_case(framework, case.op, case.id, case.entry["features"], case.params)]
 
 
 class MatrixRun:
@@ -46,13 +36,13 @@ class MatrixRun:
 
     def rows(self, framework: str, case_id: str) -> list[dict]:
         if self._rows is None:
-            installed = [f for f in runner.FRAMEWORKS if missing_module(f) is None]
+            installed = [f for f in FRAMEWORKS if missing_module(f) is None]
             self._rows = {}
             for run in runner.run(self.suite_dirs, installed, out_dir=self.out_dir, expectations=self.expectations):
                 if run.skipped:
                     self.skipped[run.framework] = run.skipped
                 for row in run.rows:
-                    self._rows.setdefault((row["framework"], row["case_id"]), []).append(row)
+                    self._rows.setdefault((row.framework, row.case_id), []).append(vars(row))
         if framework in self.skipped:
             raise RuntimeError(f"{framework} did not start: {self.skipped[framework]}")
         return self._rows.get((framework, case_id), [])
@@ -72,8 +62,9 @@ def check(rows: list[dict], expected: list[Expectation]) -> None:
     if unexpected:
         pytest.fail("unexpected divergence:\n" + "\n".join(_line(r) for r in unexpected), pytrace=False)
     used = {r["known"] for r in diverging}
-    stale = [e.id for e in expected if e.id not in used]
-    if stale and diverging:
-        pytest.fail(f"expectations no longer met (the framework changed?): {', '.join(stale)}", pytrace=False)
+    measured = [r for r in rows if r["verdict"] not in (UNSUPPORTED, "crashed")]
+    stale = [e.id for e in expected if e.id not in used and any(e.covers(r) for r in measured)]
+    if stale:
+        pytest.fail(stale_message(stale), pytrace=False)
     if diverging:
         raise KnownDivergence("\n".join(_line(r) for r in diverging))

@@ -17,18 +17,13 @@ import pandas as pd
 
 from reference.golden import atomic_write_bytes
 
+from .results import COLUMNS, FLOAT_COLUMNS, ResultRow
 from .verdicts import CONFORMS, UNSUPPORTED, VERDICTS
 
-RESULT_COLUMNS = [
-    "suite", "case_id", "op", "features", "tags", "framework", "framework_version", "api", "device",
-    "dtype", "output", "verdict", "detail", "expected_kind", "observed_kind", "max_ulp", "max_abs_err", "max_tol_ratio",
-    "median_ulp", "expected_values", "observed_values", "inputs", "known", "known_reason", "evidence",
-]
 
-
-def results_frame(rows: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    return df.astype({c: "float64" for c in ("max_ulp", "max_abs_err", "max_tol_ratio", "median_ulp")})
+def results_frame(rows: list[ResultRow]) -> pd.DataFrame:
+    df = pd.DataFrame([vars(r) for r in rows], columns=COLUMNS)
+    return df.astype({c: "float64" for c in FLOAT_COLUMNS})
 
 
 def write_results(df: pd.DataFrame, path: Path) -> None:
@@ -39,7 +34,7 @@ def write_results(df: pd.DataFrame, path: Path) -> None:
 
 def read_results(path: Path) -> pd.DataFrame:
     df = pd.read_parquet(path)
-    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
+    missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a results file (missing columns {', '.join(missing)})")
     return df
@@ -113,6 +108,7 @@ def differences(df: pd.DataFrame) -> pd.DataFrame:
         worst_ulp=("max_ulp", "max"),
         inputs=("inputs", "first"), expected=("expected_values", "first"), observed=("observed_values", "first"),
         known=("known", "first"), reason=("known_reason", "first"), evidence=("evidence", "first"),
+        accepted=("accepted_variant", "first"),
     ).reset_index()
 
 
@@ -193,6 +189,10 @@ def _link(url: str) -> str:
     return _esc(url)
 
 
+def _links(urls: str) -> str:
+    return "<br>".join(_link(u) for u in str(urls).split())
+
+
 def _differences_html(diff: pd.DataFrame) -> str:
     if diff.empty:
         return "<p>No semantic differences.</p>"
@@ -200,7 +200,9 @@ def _differences_html(diff: pd.DataFrame) -> str:
             "observed", "known divergence"]
     rows = []
     for r in diff.itertuples(index=False):
-        known = f"{_esc(r.reason)}<br>{_link(r.evidence)}" if r.known else "<b>unexpected</b>"
+        accepted = f" (accepts {_esc(r.accepted)})" if r.accepted else ""
+        known = f"<b>{_esc(r.known)}</b>{accepted}: {_esc(r.reason)}<br>{_links(r.evidence)}" if r.known \
+            else "<b>unexpected</b>"
         cells = [_esc(r.case_id), f"{_esc(r.framework)}<br>{_esc(r.api)}", _esc(r.output), _esc(r.verdict),
                  _esc(r.detail), _esc(r.dtypes), f'<span class="mono">{_esc(r.inputs)}</span>',
                  f'<span class="mono">{_esc(r.expected)}</span>', f'<span class="mono">{_esc(r.observed)}</span>', known]
@@ -211,7 +213,8 @@ def _differences_html(diff: pd.DataFrame) -> str:
 
 def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str:
     versions = df[["framework", "framework_version"]].drop_duplicates().sort_values("framework")
-    devices = ", ".join(sorted(df["device"].unique()))
+    named = df[df["device"] != "-"][["framework", "device", "device_name"]].drop_duplicates()
+    devices = "; ".join(f"{f} {d}: {n}" for f, d, n in named.sort_values(["framework", "device"]).itertuples(index=False))
     diff = differences(df)
     unexpected = int((diff["known"] == "").sum()) if not diff.empty else 0
     parts = [

@@ -18,12 +18,12 @@ from reference.formats import FORMATS
 from reference.golden import OUTPUTS, GoldenCase, load_suite
 
 from . import verdicts
-from .expectations import Expectation, match
+from .expectations import Expectation, Matcher
+from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, rows_for
 
-FRAMEWORKS = ("torch", "tensorflow", "jax")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 180.0
-NO_API = "(no API)"
+LOCAL = "local"  # the runtime that is the interpreter running xent
 
 
 class WorkerGone(Exception):
@@ -93,39 +93,28 @@ class FrameworkRun:
     framework: str
     version: str = ""
     skipped: str = ""  # why it did not run (not installed, ...)
-    rows: list[dict] = field(default_factory=list)
+    rows: list[ResultRow] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # expectations whose scope ran and that explained nothing
 
 
-def describe_inputs(case: GoldenCase, arrays: dict, dtype: str) -> str:
-    """The case's inputs in the dtype, short, for the report."""
-    parts = [f"input{tuple(case.entry['input_shape'])}={verdicts.show(verdicts.values(arrays[f'input.{dtype}'], dtype), 12)}"]
-    p = case.params
-    if case.op != "log_softmax":
-        if p["target_kind"] == "index":
-            parts.append(f"target={np.asarray(arrays['target']).reshape(-1)[:12].tolist()}")
-        else:
-            parts.append(f"target={verdicts.show(verdicts.values(arrays[f'target.{dtype}'], dtype), 12)}")
-        for name, present in (("weight", p["weighted"]), ("pos_weight", p.get("pos_weighted"))):
-            if present:
-                parts.append(f"{name}={verdicts.show(verdicts.values(arrays[f'{name}.{dtype}'], dtype))}")
-        if p["target_kind"] == "index":
-            parts.append(f"ignore_index={p['ignore_index']}")
-        parts.append(f"label_smoothing={p['label_smoothing']} reduction={p['reduction']}")
-    return " ".join(parts)
-
-
-def _observed(payload: dict) -> verdicts.Observed:
+def _observed(payload: dict, fatal: bool) -> verdicts.Observed:
     status = payload["status"]
+    if fatal and status == "raised":  # the process is unusable: the worker exits and is restarted
+        return verdicts.Observed(verdicts.CRASHED, message=f"fatal, worker restarted: {payload['message']}")
     if status != "ok":
-        return verdicts.Observed(status, message=payload.get("message", ""))
+        return verdicts.Observed(status, message=payload.get("message", ""), error_type=payload.get("type", ""))
     storage = FORMATS[payload["dtype"]].storage
     bits = np.frombuffer(bytes.fromhex(payload["hex"]), dtype=storage).reshape(payload["shape"])
     return verdicts.Observed("ok", payload["dtype"], bits)
 
 
+def _all(status: str, message: str) -> dict[str, verdicts.Observed]:
+    return {o: verdicts.Observed(status, message=message) for o in OUTPUTS}
+
+
 def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *, out_dir: Path,
                   timeout: float, expectations: list[Expectation] = (), progress=None,
-                  dtypes: set[str] | None = None) -> FrameworkRun:
+                  dtypes: set[str] | None = None, runtime: str = LOCAL) -> FrameworkRun:
     result = FrameworkRun(framework)
     worker = Worker(framework, out_dir / f"worker-{framework}.log")
     if not worker.start():
@@ -134,59 +123,47 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
         return result
     hello = worker.hello
     result.version = hello["version"]
-    devices = hello["devices"]
-    apis_for = {}
+    matcher = Matcher.build(expectations, framework, hello["versions"])
+    rt = Runtime(framework, hello["version"], hello["versions"], runtime, tuple(hello["domain_errors"]))
+    apis_for: dict[str, list[str]] = {}
     for api in hello["apis"]:
         apis_for.setdefault(api["op"], []).append(api["name"])
+    no_device = [{"id": "-", "label": "-", "name": "-"}]
     # an op the framework has no API for is one `unsupported` row per dtype, on no device
-    tasks = [(suite, case, dtype, api, device)
+    tasks = [Task(Path(suite).name, case, dtype, api, device["label"], device["name"], device["id"])
              for suite, cases in suites for case in cases
              for dtype in case.dtypes if dtypes is None or dtype in dtypes
-             for api, device_list in ([(a, devices) for a in apis_for[case.op]] if case.op in apis_for
-                                      else [(NO_API, [{"id": "-", "label": "-"}])])
+             for api, device_list in ([(a, hello["devices"]) for a in apis_for[case.op]] if case.op in apis_for
+                                      else [(NO_API, no_device)])
              for device in device_list]
+    suite_dir = {Path(suite).name: suite for suite, _ in suites}
     if progress:
         progress(0, len(tasks))
     loaded_key, described_key = None, None
-    for suite, case, dtype, api, device in tasks:
-        if loaded_key != (suite, case.id):  # tasks come case by case: load each file once
-            loaded_key, arrays = (suite, case.id), case.arrays()
-        if described_key != (suite, case.id, dtype):
-            described_key, inputs = (suite, case.id, dtype), describe_inputs(case, arrays, dtype)
-        if api == NO_API:
-            message = f"{framework} has no API for {case.op}"
-            reply = {"outputs": {o: {"status": "unsupported", "message": message} for o in OUTPUTS}}
+    for task in tasks:
+        case = task.case
+        if loaded_key != (task.suite, case.id):  # tasks come case by case: load each file once
+            loaded_key, arrays = (task.suite, case.id), case.arrays()
+        if described_key != (task.suite, case.id, task.dtype):
+            described_key, inputs = (task.suite, case.id, task.dtype), describe_inputs(case, arrays, task.dtype)
+        if task.api == NO_API:
+            observed = _all(verdicts.UNSUPPORTED, f"{framework} has no API for {case.op}")
         elif worker.proc.poll() is not None and not worker.start():
-            reply = {"outputs": {o: {"status": "crashed", "message": worker.message} for o in OUTPUTS}}
+            observed = _all(verdicts.CRASHED, worker.message)
         else:
             try:
-                reply = worker.request({"suite": suite, "case": case.id, "dtype": dtype, "api": api,
-                                        "device": device["id"]}, timeout)
+                reply = worker.request({"suite": suite_dir[task.suite], "case": case.id, "dtype": task.dtype,
+                                        "api": task.api, "device": task.device_id}, timeout)
+                observed = {o: _observed(reply["outputs"][o], reply.get("fatal", False)) for o in OUTPUTS}
+                if reply.get("fatal"):  # the worker is exiting: wait, so the next task starts a new one
+                    worker.stop()
             except WorkerGone as e:
-                reply = {"outputs": {o: {"status": "crashed", "message": str(e)} for o in OUTPUTS}}
-        expected = None if case.expect_error else case.expected(arrays, dtype)
-        for output in OUTPUTS:
-            per_sem = None if expected is None else {name: e[output] for name, e in expected.items()}
-            v = verdicts.classify(per_sem, case.expect_error, _observed(reply["outputs"][output]), dtype)
-            row = {
-                "suite": Path(suite).name, "case_id": case.id, "op": case.op,
-                "features": ",".join(case.entry["features"]), "tags": ",".join(case.entry["tags"]),
-                "framework": framework, "framework_version": hello["version"], "api": api,
-                "device": device["label"], "dtype": dtype, "output": output,
-                "verdict": v.verdict, "detail": v.detail,
-                "expected_kind": v.expected_kind, "observed_kind": v.observed_kind,
-                "max_ulp": v.max_ulp, "max_abs_err": v.max_abs_err, "max_tol_ratio": v.max_tol_ratio,
-                "median_ulp": v.median_ulp,
-                "expected_values": v.expected_values, "observed_values": v.observed_values,
-                "inputs": inputs,
-            }
-            known = match(expectations, row)
-            row.update(known=known.id if known else "", known_reason=known.reason if known else "",
-                       evidence=known.evidence if known else "")
-            result.rows.append(row)
+                observed = _all(verdicts.CRASHED, str(e))
+        result.rows += rows_for(task, arrays, inputs, observed, rt, matcher)
         if progress:
             progress(1, 0)
     worker.stop()
+    result.stale = matcher.stale()
     return result
 
 

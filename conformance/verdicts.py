@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.fast import to_float64
-from reference.formats import FORMATS
+from reference.formats import FORMATS, to_float64
 from reference.golden import Expected
 
 TOL_FACTOR = 4
@@ -22,15 +21,17 @@ TOL_FACTOR = 4
 CONFORMS, VARIANT, INACCURATE, SPECIAL_MISMATCH = "conforms", "variant", "inaccurate", "special_mismatch"
 RAISED, NO_ERROR, UNSUPPORTED, CRASHED, SHAPE_MISMATCH = "raised", "no_error", "unsupported", "crashed", "shape_mismatch"
 VERDICTS = (CONFORMS, VARIANT, INACCURATE, SPECIAL_MISMATCH, SHAPE_MISMATCH, RAISED, NO_ERROR, CRASHED, UNSUPPORTED)
-PASSING = (CONFORMS,)
 
 
 @dataclass(frozen=True)
 class Observed:
+    """One output as a framework gave it: values, or the exception it raised."""
+
     status: str  # ok | raised | unsupported | crashed
     dtype: str | None = None
     bits: np.ndarray | None = None
     message: str = ""
+    error_type: str = ""  # the exception's class name when status is raised
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Verdict:
     median_ulp: float = math.nan
     expected_values: str = ""
     observed_values: str = ""
+    variants: tuple[str, ...] = ()  # every variant the output equals (a variant verdict)
 
 
 def values(bits: np.ndarray, dtype: str) -> np.ndarray:
@@ -103,22 +105,25 @@ def compare(expected: Expected, dtype: str, observed: np.ndarray) -> Comparison:
     within = bool((err <= tol).all())
     index = np.unravel_index(worst, exp.shape) if exp.ndim else ()
     where = (f"at {tuple(int(i) for i in index)}: " if exp.ndim else "") + \
-        f"expected {exp.reshape(-1)[worst]!r}, got {observed.reshape(-1)[worst]!r}, " \
+        f"expected {float(exp.reshape(-1)[worst])!r}, got {float(observed.reshape(-1)[worst])!r}, " \
         f"tolerance {tol.reshape(-1)[worst]:.3g}"
     return Comparison(kinds_match and within, kinds_match, float(ulps.max()), float(err.max()),
                       float(ratio.max()), float(np.median(ulps[both])), where)
 
 
 def classify(expected: dict[str, Expected] | None, expect_error: str | None,
-             observed: Observed, dtype: str) -> Verdict:
-    """expected: {semantics name: Expected} for this output and dtype, canonical first."""
+             observed: Observed, dtype: str, domain_errors: tuple[str, ...] = ()) -> Verdict:
+    """expected: {semantics name: Expected} for this output and dtype, canonical first;
+    domain_errors: the exception types by which the framework rejects invalid input."""
     if observed.status == UNSUPPORTED:
         return Verdict(UNSUPPORTED, observed.message, "-", "unsupported")
     if observed.status == CRASHED:
         return Verdict(CRASHED, observed.message, "error" if expect_error else "-", "crashed")
     if expect_error:
-        if observed.status == RAISED:
+        if observed.status == RAISED and observed.error_type in domain_errors:
             return Verdict(CONFORMS, f"raised as expected: {observed.message}", "error", "error")
+        if observed.status == RAISED:  # an error, but not one the framework declares for bad input
+            return Verdict(RAISED, f"not a domain error of this framework: {observed.message}", "error", "error")
         got = values(observed.bits, observed.dtype)
         return Verdict(NO_ERROR, f"returned {summarize_kinds(kinds(got))}; expected a {expect_error}",
                        "error", summarize_kinds(kinds(got)), observed_values=show(got))
@@ -136,7 +141,7 @@ def classify(expected: dict[str, Expected] | None, expect_error: str | None,
     matching = [name for name, c in results.items() if name != "canonical" and c.conforms]
     if "canonical" not in results:
         if matching:
-            return Verdict(VARIANT, ", ".join(matching) + note, exp_kind, obs_kind, **shown)
+            return Verdict(VARIANT, ", ".join(matching) + note, exp_kind, obs_kind, **shown, variants=tuple(matching))
         return Verdict(SHAPE_MISMATCH, f"expected shape {tuple(exp.shape)}, got {tuple(got.shape)}{note}",
                        exp_kind, obs_kind, **shown)
     main = results["canonical"]
@@ -145,7 +150,7 @@ def classify(expected: dict[str, Expected] | None, expect_error: str | None,
     if main.conforms:
         return Verdict(CONFORMS, "within tolerance" + note, exp_kind, obs_kind, **metrics)
     if matching:
-        return Verdict(VARIANT, ", ".join(matching) + note, exp_kind, obs_kind, **metrics)
+        return Verdict(VARIANT, ", ".join(matching) + note, exp_kind, obs_kind, **metrics, variants=tuple(matching))
     if not main.kinds_match:
         return Verdict(SPECIAL_MISMATCH, f"expected {exp_kind}, got {obs_kind}{note}", exp_kind, obs_kind, **metrics)
     return Verdict(INACCURATE, f"{main.worst} ({main.max_ulp:.3g} ulp){note}", exp_kind, obs_kind, **metrics)

@@ -1,26 +1,33 @@
 """A worker process: one framework's adapter, driven by JSON lines on stdin.
 
-The runner starts one per framework, so a crash or hang (a CUDA device assert, a
-segfault) costs only the case in flight. Replies go to a private copy of the original
-stdout; the process's own stdout is pointed at stderr, so nothing a framework prints
-can corrupt the protocol.
+The runner starts one per framework (and runtime), so a crash or hang (a CUDA device
+assert, a segfault) costs only the case in flight. Replies go to a private copy of the
+original stdout; the process's own stdout is pointed at stderr, so nothing a framework
+prints can corrupt the protocol.
 
-Request: {"suite": DIR, "case": ID, "dtype": D, "api": NAME, "device": DEV}
+Hello:   {"hello": {"framework", "version", "versions", "devices": [{"id", "label", "name"}],
+          "apis": [{"name", "op"}], "domain_errors": [...]}} or {"hello": null, "message"}
+Request: {"suite": DIR, "case": ID, "dtype": D, "api": NAME, "device": DEVICE ID}
 Reply:   {"outputs": {"loss": {...}, "grad": {...}}, "fatal": bool}, where an output is
-         {"status": "ok", "dtype", "shape", "hex"} | {"status": "raised", "message"} |
+         {"status": "ok", "dtype", "shape", "hex"} | {"status": "raised", "type", "message"} |
          {"status": "unsupported", "message"}
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
 import traceback
+from importlib import metadata
 
 from reference.golden import OUTPUTS, load_suite
 
+from . import adapters
 from .adapters.base import prepare, restore, to_bits, unsupported_reason
+
+
+class AdapterError(Exception):
+    """An exception raised by the adapter's own code, not by the framework's API."""
 
 
 def _describe(error: BaseException) -> str:
@@ -30,18 +37,30 @@ def _describe(error: BaseException) -> str:
 
 def _encode(value) -> dict:
     if isinstance(value, BaseException):
-        return {"status": "raised", "message": _describe(value)}
+        return {"status": "raised", "type": type(value).__name__, "message": _describe(value)}
     dtype, bits = to_bits(value)
     return {"status": "ok", "dtype": dtype, "shape": list(bits.shape), "hex": bits.tobytes().hex()}
 
 
+def installed_versions(names) -> dict[str, str]:
+    found = {}
+    for name in names:
+        try:
+            found[name.lower()] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
 def serve(framework: str, reply) -> None:
     try:
-        adapter = importlib.import_module(f"conformance.adapters.{framework}")
-        apis = {api.name: api for api in adapter.APIS}
+        adapter = adapters.load(framework)
+        apis = {api.name: api for api in adapter.apis}
         hello = {"framework": framework, "version": adapter.version(),
-                 "devices": [{"id": d, "label": adapter.device_label(d)} for d in adapter.devices()],
-                 "apis": [{"name": a.name, "op": a.op} for a in adapter.APIS]}
+                 "versions": installed_versions(adapter.distributions),
+                 "devices": [{"id": d.id, "label": d.label, "name": d.name} for d in adapter.devices()],
+                 "apis": [{"name": a.name, "op": a.op} for a in adapter.apis],
+                 "domain_errors": list(adapter.domain_errors)}
     except Exception as e:  # not installed, or broken: the runner skips this framework
         reply({"hello": None, "message": _describe(e)})
         return
@@ -67,7 +86,7 @@ def serve(framework: str, reply) -> None:
             out = adapter.execute(api, inputs, req["device"])
             out = {o: v if isinstance(v, BaseException) else restore(api, case, o, v) for o, v in out.items()}
         except Exception as e:  # a bug of ours, not the framework's: say so plainly
-            out = {o: RuntimeError(f"adapter error: {_describe(e)}") for o in OUTPUTS}
+            out = {o: AdapterError(f"adapter error: {_describe(e)}") for o in OUTPUTS}
             traceback.print_exc()
         fatal = any(isinstance(v, BaseException) and adapter.is_fatal(v) for v in out.values())
         reply({"outputs": {o: _encode(out[o]) for o in OUTPUTS}, "fatal": fatal})

@@ -16,33 +16,12 @@ import numpy as np
 from flint import arb, ctx
 
 from .formats import FORMATS, NEG_ZERO, FloatFormat, decode, parse_exact, round_fraction
+from .ops import OPS
 
 REDUCTIONS = ("none", "mean", "sum")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-@dataclass(frozen=True)
-class OpFields:
-    """Which case fields an op takes."""
-
-    targets: tuple[str, ...] = ()  # "index", "probs" (class-axis rows), "binary" (elementwise)
-    weight: str = ""  # "class": one per class; "element": the input's shape or its last dim
-    pos_weight: bool = False  # one per entry of the last dim
-    ignore_index: bool = False
-    label_smoothing: bool = False
-    reduction: bool = True
-    ndims: tuple[int, ...] = ()  # allowed input ranks; () = any
-
-
-OPS = {
-    "log_softmax": OpFields(reduction=False),
-    "cross_entropy": OpFields(("index", "probs"), "class", ignore_index=True, label_smoothing=True),
-    "nll_loss": OpFields(("index",), "class", ignore_index=True),
-    "cross_entropy_from_probs": OpFields(("index", "probs"), "class", ignore_index=True),
-    "binary_cross_entropy": OpFields(("binary",), "element", label_smoothing=True),
-    "binary_cross_entropy_with_logits": OpFields(("binary",), "element", pos_weight=True, label_smoothing=True),
-    "multilabel_soft_margin_loss": OpFields(("binary",), "class", ndims=(2,)),
-}
 FIELDS = {"id", "op", "dtypes", "input", "shape", "target", "target_kind", "weight", "pos_weight",
           "ignore_index", "label_smoothing", "reduction", "tags"}
 
@@ -194,7 +173,7 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
         raise err("input", "the class axis must not be empty")
     x = _obj_array(numbers("input", raw["input"]), shape)
 
-    fields = OPS[op]
+    fields = OPS[op].fields
     if fields.ndims and len(shape) not in fields.ndims:
         raise err("input", f"{op} takes inputs of rank {' or '.join(map(str, fields.ndims))}, got shape {shape}")
     takes = {"target": bool(fields.targets), "target_kind": bool(fields.targets), "weight": bool(fields.weight),

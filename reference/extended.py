@@ -13,7 +13,6 @@ from flint import arb, fmpq
 
 from .formats import NAN, NEG_INF, POS_INF
 
-Value = "arb | str"
 
 
 class PrecisionTooLow(Exception):
@@ -84,18 +83,6 @@ def scale(coef: Fraction, v, zero_times_inf_nan: bool = False):
     if is_special(v):
         return v if coef > 0 else neg(v)
     return exact(coef) * v
-
-
-def mul(a, b):
-    """IEEE product of two values (0 * inf = NaN)."""
-    if is_nan(a) or is_nan(b):
-        return NAN
-    if is_special(a) or is_special(b):
-        s = sign(a) * sign(b)
-        if s == 0:
-            return NAN
-        return POS_INF if s > 0 else NEG_INF
-    return a * b
 
 
 def divide(v, d: Fraction):

@@ -1,6 +1,6 @@
 """A fast path that stays proven: log_softmax and class-index cross-entropy in float64 with
 numpy, an a-priori error bound per element, both ends of [value - bound, value + bound]
-rounded to the target format, and the arbitrary-precision path (reference/ops.py) for every
+rounded to the target format, and the exact path (reference/exact.py) for every
 element whose two ends round differently (Ziv's strategy). float64 targets go to
 reference/fast_float64.py: a float64 bound cannot decide a float64 rounding.
 
@@ -25,12 +25,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from .formats import FloatFormat
+from . import extended as ex, fast_float64
+from .exact import SAFETY, TINY, U, cross_entropy_rows, enclosing_width, log_softmax_rows, slow_elements
+from .formats import FloatFormat, to_float64
 
-U = 2.0 ** -53
 EXP_LOG_ULPS = 4
-SAFETY = 1.0 + 2.0 ** -20
-TINY = 2.0 ** -1074
 
 
 def round_to_format(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
@@ -123,18 +122,6 @@ def target_gradient(sm: np.ndarray, sm_err: np.ndarray, target: np.ndarray) -> t
     return -rest, rest_err
 
 
-def enclosing_width(value: np.ndarray, err, unit: float, tiny) -> np.ndarray:
-    """A half-width w such that value -/+ w, each rounded in value's own format, lie outside
-    [value - err, value + err]: w = (err + 2 unit |value| + 2 tiny)(1 + 16 unit) covers the
-    rounding of w itself and of the subtraction and addition, each within unit |.| + tiny / 2
-    (unit: the format's unit roundoff, tiny: its smallest subnormal)."""
-    width = np.abs(value) * (2 * unit)  # exact: unit is a power of two
-    width += err
-    width += 2 * tiny
-    width *= value.dtype.type(1) + 16 * unit  # 1 + 16 unit, exact in value's format
-    return width
-
-
 def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
     """Bits of both ends of [value - err, value + err], rounded to fmt, the float64 ends
     widened to enclose the true interval."""
@@ -149,44 +136,10 @@ def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat) -> tuple[np.nd
     return lo_bits, hi_bits
 
 
-def _exact_rows(x: np.ndarray) -> np.ndarray:
-    out = np.empty(x.shape, dtype=object)
-    out[...] = [[Fraction(float(v)) for v in row] for row in x]
-    return out
-
-
-def _slow(compute, fmt):
-    """The arbitrary-precision path for a few rows: (loss bits, grad bits)."""
-    from . import rounding
-    (bits, _), _ = rounding.with_precision(
-        compute, lambda o: ({k: rounding.round_array(fmt, getattr(o, k)) for k in ("loss", "grad")}, o))
-    return bits["loss"], bits["grad"]
-
-
-def _slow_elements(row: np.ndarray, columns: np.ndarray, fmt: FloatFormat, value_of) -> list[int]:
-    """Correctly rounded bits of a few elements of one finite row: the row's log-sum-exp in
-    arb once, then only those elements. value_of(lp_c, softmax_c, c) gives the element."""
-    from flint import arb
-    from . import extended as ex, rounding
-
-    top = float(row.max())
-    shifted = [ex.exact(Fraction(float(v)) - Fraction(top)) for v in row]
-
-    def compute():
-        total = sum((s.exp() for s in shifted), arb(0))
-        log_total = total.log()
-        return [value_of(shifted[c] - log_total, shifted[c].exp() / total, c) for c in columns]
-
-    bits, _ = rounding.with_precision(compute, lambda vals: [rounding.round_value(fmt, v) for v in vals])
-    return bits
-
-
 def log_softmax(x: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray, int]:
     """Correctly rounded log_softmax and its gradient (of the sum) for finite float64 rows
     (P, C), exactly representable in fmt. Returns (loss bits, grad bits, rows that fell back)."""
-    from . import ops
     if fmt.name == "float64":
-        from . import fast_float64
         return fast_float64.log_softmax(x)
     size = x.shape[1]
 
@@ -203,16 +156,16 @@ def log_softmax(x: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray
     if again.size:  # a tighter bound (a correctly rounded sum) for the rows left undecided
         loss_lo[again], loss_hi[again], grad_lo[again], grad_hi[again], ok[again] = attempt(x[again], True)
     for row in np.flatnonzero(~ok):  # outside the bound's range: the whole row, exactly
-        loss_lo[row], grad_lo[row] = _slow(lambda: ops.log_softmax(_exact_rows(x[row:row + 1])), fmt)
+        loss_lo[row], grad_lo[row] = log_softmax_rows(x[row:row + 1], fmt)
     fell_back = int((~ok).sum())
     for row in np.flatnonzero(ok & ((loss_lo != loss_hi).any(axis=1) | (grad_lo != grad_hi).any(axis=1))):
         fell_back += 1
         cols = np.flatnonzero(loss_lo[row] != loss_hi[row])
         if cols.size:
-            loss_lo[row, cols] = _slow_elements(x[row], cols, fmt, lambda lp, s, c: lp)
+            loss_lo[row, cols] = slow_elements(x[row], cols, fmt, lambda lp, s, c: lp)
         cols = np.flatnonzero(grad_lo[row] != grad_hi[row])
         if cols.size:
-            grad_lo[row, cols] = _slow_elements(x[row], cols, fmt, lambda lp, s, c: 1 - size * s)
+            grad_lo[row, cols] = slow_elements(x[row], cols, fmt, lambda lp, s, c: 1 - size * s)
     return loss_lo, grad_lo, fell_back
 
 
@@ -220,9 +173,7 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction
     """Correctly rounded class-index cross-entropy (no weights, smoothing or ignored targets)
     and its gradient, for finite float64 rows (P, C). Returns (loss bits, grad bits, fallbacks):
     rows that fell back for 'none', or 1 when a reduced value needed the exact path."""
-    from . import extended as ex, ops
     if fmt.name == "float64":
-        from . import fast_float64
         return fast_float64.cross_entropy(x, target, reduction)
     lp, lp_err, sm, sm_err, ok = log_softmax_bound(x, exact_sum=True)
     rows = np.arange(x.shape[0])
@@ -240,8 +191,7 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction
     loss_lo, loss_hi = bracket(loss, loss_err, fmt)
     grad_lo, grad_hi = bracket(grad, grad_err, fmt)
     def exact(rows_x, t, reduction_for_rows):
-        return _slow(lambda: ops.cross_entropy(_exact_rows(rows_x), t, target_kind="index",
-                                               reduction=reduction_for_rows), fmt)
+        return cross_entropy_rows(rows_x, t, reduction_for_rows, fmt)
 
     if reduction != "none":
         fell_back = 0
@@ -252,7 +202,7 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction
         for row in np.flatnonzero((grad_lo != grad_hi).any(axis=1)):
             cols = np.flatnonzero(grad_lo[row] != grad_hi[row])
             y = int(target[row])
-            grad_lo[row, cols] = _slow_elements(x[row], cols, fmt, lambda lp, s, c: (s - (c == y)) * ex.exact(scale))
+            grad_lo[row, cols] = slow_elements(x[row], cols, fmt, lambda lp, s, c: (s - (c == y)) * ex.exact(scale))
             fell_back += 1
         return loss_lo, grad_lo, fell_back
     undecided = ~ok | (loss_lo != loss_hi) | (grad_lo != grad_hi).any(axis=1)
@@ -260,14 +210,6 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction
         l_bits, g_bits = exact(x[row:row + 1], target[row:row + 1], "none")
         loss_lo[row], grad_lo[row] = l_bits[0], g_bits[0]
     return loss_lo, grad_lo, int(undecided.sum())
-
-
-def to_float64(bits: np.ndarray, fmt: FloatFormat) -> np.ndarray:
-    """Exact float64 values of bit patterns of fmt."""
-    if fmt.name == "bfloat16":
-        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    view = {"float64": np.float64, "float32": np.float32, "float16": np.float16}[fmt.name]
-    return bits.view(view).astype(np.float64)
 
 
 def log_softmax_bits(bits: np.ndarray, fmt: FloatFormat, rows_per_chunk: int = 16):

@@ -15,7 +15,7 @@ Three levels, each deciding what it can and passing the rest on:
      -> float64 casts round once, to nearest even. Both ends of the bound are cast to float64.
 2. An element level 1 leaves undecided: its value in arb from the row's terms, rounded when
    the WORK_BITS ball decides it (_nearest_double).
-3. Else reference.fast._slow_elements: the row again from exact rationals, Ziv's retry.
+3. Else reference.exact.slow_elements: the row again from exact rationals, Ziv's retry.
 
 Where long double is just float64 (Windows, macOS on ARM) level 1 decides few gradients and
 level 2 does the work: slower, still correct.
@@ -30,17 +30,14 @@ import numpy as np
 from flint import arb, ctx
 
 from . import extended as ex, rounding
-from .fast import _exact_rows, _slow, _slow_elements, enclosing_width
+from .exact import SAFETY, TINY, U, cross_entropy_rows, enclosing_width, slow_elements
 from .formats import FORMATS
 
 FMT = FORMATS["float64"]
-U = 2.0 ** -53
-TINY = 2.0 ** -1074
 LONG = np.longdouble
 U_LONG = float(np.finfo(LONG).eps) / 2
 TINY_LONG = np.finfo(LONG).smallest_subnormal
 EXPL_ULPS = 4
-SAFETY = 1.0 + 2.0 ** -20
 WORK_BITS = 128
 ROWS_ELEMENTS = 1 << 16  # elements per chunk of rows: bounds the arb terms held at once
 
@@ -155,7 +152,7 @@ def _with_work_precision(fn):
 
 def _settle(bits, decided, x, sums, exact_value, slow_value):
     """Levels 2 and 3 for the undecided elements of one output, in place. exact_value(sums_row,
-    j, row) gives the arb value; slow_value(lp, softmax, j, row) the _slow_elements one.
+    j, row) gives the arb value; slow_value(lp, softmax, j, row) the slow_elements one.
     Returns the rows that needed level 3."""
     def level_two() -> dict[int, list[int]]:
         left: dict[int, list[int]] = {}
@@ -168,7 +165,7 @@ def _settle(bits, decided, x, sums, exact_value, slow_value):
 
     left = _with_work_precision(level_two)
     for r, cols in left.items():
-        bits[r, cols] = _slow_elements(x[r], np.array(cols), FMT, lambda lp, s, c: slow_value(lp, s, c, r))
+        bits[r, cols] = slow_elements(x[r], np.array(cols), FMT, lambda lp, s, c: slow_value(lp, s, c, r))
     return set(left)
 
 
@@ -211,7 +208,6 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, reduction: str = "mean"):
     """Correctly rounded float64 class-index cross-entropy (no weights, smoothing or ignored
     targets) and its gradient, for finite float64 rows (P, C). Returns (loss bits, grad bits,
     rows that needed level 3; 1 when a reduced loss needed the exact path)."""
-    from . import ops
     x = np.ascontiguousarray(x, dtype=np.float64)
     n = x.shape[0]
     scale = Fraction(1, n) if reduction == "mean" else Fraction(1)
@@ -238,14 +234,13 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, reduction: str = "mean"):
             try:
                 loss[r] = _with_work_precision(lambda: _nearest_double(losses[r]))
             except ex.PrecisionTooLow:
-                loss[r] = _slow_elements(x[r], target[r:r + 1], FMT, lambda lp, sm, c: -lp)[0]
+                loss[r] = slow_elements(x[r], target[r:r + 1], FMT, lambda lp, sm, c: -lp)[0]
                 slow_rows.add(int(r))
         return loss, grad, len(slow_rows)
     try:
         loss = np.array(_with_work_precision(
             lambda: _nearest_double(sum(losses, arb(0)) * ex.exact(scale))), dtype=np.uint64)
     except ex.PrecisionTooLow:
-        loss, _ = _slow(lambda: ops.cross_entropy(_exact_rows(x), target, target_kind="index",
-                                                  reduction=reduction), FMT)
+        loss, _ = cross_entropy_rows(x, target, reduction, FMT)
         return loss, grad, 1
     return loss, grad, len(slow_rows)

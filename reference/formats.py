@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
 NAN = "nan"
 POS_INF = "+inf"
 NEG_INF = "-inf"
@@ -74,15 +76,6 @@ FORMATS: dict[str, FloatFormat] = {
 }
 
 
-def fmt_of(dtype: str) -> FloatFormat:
-    try:
-        return FORMATS[dtype]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(FORMATS)}") from None
-
-
-# --- bit patterns -----------------------------------------------------------------
-
 def special_bits(fmt: FloatFormat, special: str) -> int:
     inf = fmt.exp_mask << fmt.frac_bits
     if special == POS_INF:
@@ -110,11 +103,6 @@ def decode(fmt: FloatFormat, bits: int) -> Fraction | str:
     else:
         magnitude = Fraction(frac | (1 << fmt.frac_bits)) * Fraction(2) ** (biased - fmt.emax - fmt.frac_bits)
     return sign * magnitude
-
-
-def kind_of_bits(fmt: FloatFormat, bits: int) -> str:
-    value = decode(fmt, bits)
-    return value if isinstance(value, str) else "finite"
 
 
 def _round_half_even(num: int, den: int) -> int:
@@ -184,16 +172,6 @@ def ulp(fmt: FloatFormat, value: Fraction) -> Fraction:
     return Fraction(2) ** (max(e, fmt.emin) - fmt.frac_bits)
 
 
-def to_float(fmt: FloatFormat, bits: int) -> float:
-    """float64 value of a pattern, for display and tolerance arithmetic (never for golden values)."""
-    value = decode(fmt, bits)
-    if isinstance(value, str):
-        return {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}[value]
-    return float(value)  # exact: every format here is a subset of float64
-
-
-# --- exact parsing of decimal and C99 hex literals ----------------------------------
-
 _HEX = re.compile(r"^([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?[pP]([+-]?\d+)$")
 _SPECIAL_WORDS = {"nan": NAN, "+nan": NAN, "-nan": NAN, "inf": POS_INF, "+inf": POS_INF,
                   "-inf": NEG_INF, "infinity": POS_INF, "+infinity": POS_INF, "-infinity": NEG_INF}
@@ -220,3 +198,11 @@ def parse_exact(text: str) -> Fraction | str:
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"not a number: {text!r}") from None
     return NEG_ZERO if value == 0 and cleaned.startswith("-") else value
+
+
+def to_float64(bits: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """Exact float64 values of bit patterns of fmt (every format here is a subset of float64)."""
+    if fmt.name == "bfloat16":
+        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    view = {"float64": np.float64, "float32": np.float32, "float16": np.float16}[fmt.name]
+    return bits.view(view).astype(np.float64)

@@ -18,9 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ops, rounding
+from . import rounding
 from .casefile import CaseSpec, resolve
-from .formats import FORMATS, NAN, NEG_INF, POS_INF, decode
+from .formats import FORMATS, decode
+from .losses import DomainError, Outputs
+from .op import ExactInputs
+from .ops import OPS
+from .semantics import CANONICAL, VARIANTS, for_dtype
 
 GENERATOR_VERSION = "1"
 OUTPUTS = ("loss", "grad")
@@ -80,12 +84,15 @@ def features(spec: CaseSpec) -> list[str]:
         found.add("empty")
     if shape[0 if len(shape) == 1 else 1] == 1:
         found.add("one_class")
+    op = OPS[spec.op]
     for v in spec.input.reshape(-1):
         if isinstance(v, tuple):
             found.add(f"value:{v[2]}")
         elif isinstance(v, str):
             found.add(f"value:{v}")
-    if spec.op != "log_softmax":
+        elif v == 0 or (v == 1 and op.input_kind == "probs"):  # a log of 0 or of 1 - 1, a kink at 0
+            found.add(f"value:{v}")
+    if op.has_targets:
         found.add(f"target:{spec.target_kind}")
         found.add(f"reduction:{spec.reduction}")
         if spec.weight is not None and any(w != 1 for w in spec.weight.reshape(-1)):
@@ -100,34 +107,22 @@ def features(spec: CaseSpec) -> list[str]:
                 found.add("ignore_index")
             if ignored.size and ignored.all():
                 found.add("all_ignored")
+            counted = spec.target[~ignored]
+            if spec.weight is not None and counted.size and sum(spec.weight[t] for t in counted) == 0:
+                found.add("zero_weight_sum")  # the mean's denominator sum(w[y]) is 0
     return sorted(found)
 
 
-def _compute(spec: CaseSpec, dtype: str, arrays: dict, sem: ops.Semantics):
-    """A thunk computing the case's exact outputs in one dtype under one semantics."""
+def _exact_inputs(spec: CaseSpec, dtype: str, arrays: dict) -> ExactInputs:
+    """The case's inputs as the exact values of their dtype's bit patterns."""
     fmt = FORMATS[dtype]
-    sem = ops.for_dtype(sem, fmt)
-    x = _exact(arrays[f"input.{dtype}"], fmt)
-    if spec.op == "log_softmax":
-        return lambda: ops.log_softmax(x, sem)
-    target = arrays["target"] if spec.target_kind == "index" else _exact(arrays[f"target.{dtype}"], fmt)
-    weight = _exact(arrays[f"weight.{dtype}"], fmt) if spec.weight is not None else None
-    pos_weight = _exact(arrays[f"pos_weight.{dtype}"], fmt) if spec.pos_weight is not None else None
-    common = dict(reduction=spec.reduction, sem=sem)
-    calls = {
-        "cross_entropy": lambda: ops.cross_entropy(
-            x, target, weight, target_kind=spec.target_kind, ignore_index=spec.ignore_index,
-            label_smoothing=spec.label_smoothing, **common),
-        "nll_loss": lambda: ops.nll_loss(x, target, weight, ignore_index=spec.ignore_index, **common),
-        "cross_entropy_from_probs": lambda: ops.cross_entropy_from_probs(
-            x, target, weight, target_kind=spec.target_kind, ignore_index=spec.ignore_index, **common),
-        "binary_cross_entropy": lambda: ops.binary_cross_entropy(
-            x, target, weight, label_smoothing=spec.label_smoothing, **common),
-        "binary_cross_entropy_with_logits": lambda: ops.binary_cross_entropy_with_logits(
-            x, target, weight, pos_weight, label_smoothing=spec.label_smoothing, **common),
-        "multilabel_soft_margin_loss": lambda: ops.multilabel_soft_margin_loss(x, target, weight, **common),
-    }
-    return calls[spec.op]
+
+    def exact(name):
+        return _exact(arrays[f"{name}.{dtype}"], fmt) if f"{name}.{dtype}" in arrays else None
+
+    target = arrays["target"] if spec.target_kind == "index" else exact("target")
+    return ExactInputs(exact("input"), target, exact("weight"), exact("pos_weight"), spec.target_kind,
+                       spec.ignore_index, spec.label_smoothing, spec.reduction)
 
 
 def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
@@ -145,29 +140,32 @@ def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
     if spec.target_kind == "index":
         arrays["target"] = spec.target.astype(np.int64)
 
+    op = OPS[spec.op]
     expect_error = None
     precision: dict[str, int] = {}
     variants: dict[str, list[str]] = {}
     for dtype in spec.dtypes:
         fmt = FORMATS[dtype]
+        inputs = _exact_inputs(spec, dtype, arrays)
 
-        def finish(out: ops.Outputs):
+        def finish(out: Outputs):
             return {o: rounding.round_array(fmt, getattr(out, o)) for o in OUTPUTS}, out
 
+        def compute(sem):
+            return lambda: op.evaluate(inputs, for_dtype(sem, fmt))
+
         try:
-            (canonical, out), bits = rounding.with_precision(_compute(spec, dtype, arrays, ops.CANONICAL), finish)
-        except ops.DomainError as e:
+            (canonical, out), bits = rounding.with_precision(compute(CANONICAL), finish)
+        except DomainError as e:
             expect_error = f"domain error: {e}"
             break
         precision[dtype] = bits
         for o in OUTPUTS:
             arrays[f"expected.{dtype}.canonical.{o}"] = canonical[o]
             arrays[f"cond.{dtype}.canonical.{o}"] = getattr(out, f"{o}_cond").astype(np.float64)
-        for name, sem in ops.VARIANTS.items():
-            try:
-                (alt, alt_out), _ = rounding.with_precision(_compute(spec, dtype, arrays, sem), finish)
-            except ops.NotApplicable:
-                continue
+        admitted = op.variants_for(inputs)
+        for name in (v for v in VARIANTS if v in admitted):
+            (alt, alt_out), _ = rounding.with_precision(compute(VARIANTS[name]), finish)
             if all(alt[o].shape == canonical[o].shape and np.array_equal(alt[o], canonical[o]) for o in OUTPUTS):
                 continue  # the variant does not separate from canonical on this case
             variants.setdefault(dtype, []).append(name)
@@ -188,7 +186,7 @@ def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
             "target_kind": spec.target_kind,
             "ignore_index": spec.ignore_index,
             "label_smoothing": float(spec.label_smoothing),
-            "reduction": spec.reduction if spec.op != "log_softmax" else "none",
+            "reduction": spec.reduction if op.fields.reduction else "none",
             "weighted": spec.weight is not None,
             "pos_weighted": spec.pos_weight is not None,
         },
@@ -304,10 +302,3 @@ def load_suite(suite_dir: str | Path) -> list[GoldenCase]:
         raise GoldenFileError(f"{path}: generator version {manifest.get('generator_version')!r}, "
                               f"expected {GENERATOR_VERSION!r}; run `xent generate`")
     return [GoldenCase(suite_dir, entry) for entry in manifest["cases"]]
-
-
-def describe_value(fmt_name: str, bits: int) -> str:
-    value = decode(FORMATS[fmt_name], int(bits))
-    if isinstance(value, str):
-        return {NAN: "nan", POS_INF: "inf", NEG_INF: "-inf"}[value]
-    return repr(float(value))  # exact: every format is a subset of float64

@@ -10,13 +10,13 @@ ignored targets or special values, so no variant differs), with float32 conditio
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from . import fast
-from .formats import FORMATS
+from .formats import FORMATS, to_float64
+from .losses import spread
 from .golden import write_suite
 
 VOCABULARIES = (32768, 131072, 262144)
@@ -38,15 +38,11 @@ def _logits(distribution: str, classes: int, seed: int) -> tuple[np.ndarray, np.
     return x, rng.integers(0, classes, POSITIONS)
 
 
-def _spread(n: int) -> int:
-    return math.ceil(math.log2(n)) if n > 1 else 0
-
-
-def _conds(x: np.ndarray, target: np.ndarray, op: str, reduction: str) -> dict[str, np.ndarray]:
+def condition_scales(x: np.ndarray, target: np.ndarray, op: str, reduction: str) -> dict[str, np.ndarray]:
     """The condition scales of docs/tolerance.md, vectorised (float64 estimates suffice)."""
     lp, _, sm, _, _ = fast.log_softmax_bound(x, exact_sum=True)
     lse = np.abs(x - lp)  # |lse| per row, broadcast
-    lp_cond = np.abs(x) + lse + _spread(x.shape[1])
+    lp_cond = np.abs(x) + lse + spread(x.shape[1])
     size = x.shape[1]
     if op == "log_softmax":
         return {"loss": lp_cond, "grad": size * sm * (2 + lp_cond) + 1}
@@ -58,7 +54,7 @@ def _conds(x: np.ndarray, target: np.ndarray, op: str, reduction: str) -> dict[s
     if reduction == "none":
         return {"loss": loss_cond, "grad": grad_cond}
     n = x.shape[0]
-    total = loss_cond.sum() + _spread(n) * np.abs(lp[rows, target]).sum()
+    total = loss_cond.sum() + spread(n) * np.abs(lp[rows, target]).sum()
     return {"loss": np.array(total / n), "grad": grad_cond / n}
 
 
@@ -69,14 +65,14 @@ def build(case_id: str, op: str, reduction: str, distribution: str, classes: int
     for dtype in DTYPES:
         fmt = FORMATS[dtype]
         bits = fast.round_to_format(x64, fmt)
-        x = fast.to_float64(bits, fmt)
+        x = to_float64(bits, fmt)
         arrays[f"input.{dtype}"] = bits
         if op == "log_softmax":
             loss, grad, n = fast.log_softmax(x, fmt)
         else:
             loss, grad, n = fast.cross_entropy(x, target, fmt, reduction)
         fell_back[dtype] = n
-        conds = _conds(x, target, op, reduction)
+        conds = condition_scales(x, target, op, reduction)
         for o, value in (("loss", loss), ("grad", grad)):
             arrays[f"expected.{dtype}.canonical.{o}"] = value
             arrays[f"cond.{dtype}.canonical.{o}"] = conds[o].astype(np.float32)

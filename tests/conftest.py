@@ -1,4 +1,5 @@
-import sys
+"""Shared paths: tests read the repository's files relative to this folder, never the
+working directory, so `pytest` runs from anywhere."""
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))  # test modules share hand-derived helpers
+ROOT = Path(__file__).resolve().parents[1]

@@ -5,6 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from .conftest import ROOT
 from reference.casefile import CaseFileError, load_case_file, load_case_files, resolve
 from reference.formats import FORMATS, decode
 
@@ -150,7 +151,7 @@ def test_all_files_checked_before_any_case_is_returned(tmp_path):
 
 
 def test_default_catalog_loads():
-    cases = load_case_files(["cases/default.toml"])
+    cases = load_case_files([ROOT / "cases" / "default.toml"])
     assert len({c.id for c in cases}) == len(cases) > 30
     assert isinstance(cases[0].input, np.ndarray)
 

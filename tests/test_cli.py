@@ -129,11 +129,11 @@ def test_a_killed_worker_costs_at_most_the_task_in_flight(tmp_path):
     assert len(run.rows) == 2 * 2 * 2  # every task has its rows
     # the runner either sees the exit before the next task (and restarts), or sends that task
     # to the dying worker: then only that task is `crashed`, and the run goes on
-    crashed = {(r["dtype"], r["api"]) for r in run.rows if r["verdict"] == "crashed"}
+    crashed = {(r.dtype, r.api) for r in run.rows if r.verdict == "crashed"}
     assert len(crashed) <= 1
-    assert all("exited with code -9" in r["detail"] for r in run.rows if r["verdict"] == "crashed")
-    assert all(r["verdict"] == "conforms" for r in run.rows if (r["dtype"], r["api"]) not in crashed)
-    assert run.rows[-1]["verdict"] == "conforms"  # the restarted worker answered the last task
+    assert all("exited with code -9" in r.detail for r in run.rows if r.verdict == "crashed")
+    assert all(r.verdict == "conforms" for r in run.rows if (r.dtype, r.api) not in crashed)
+    assert run.rows[-1].verdict == "conforms"  # the restarted worker answered the last task
 
 
 @torch_missing
@@ -145,4 +145,4 @@ def test_a_hung_task_becomes_crashed_and_the_run_goes_on(tmp_path):
     torch_run, missing = runs
     assert missing.skipped and "no_such_framework" in missing.skipped
     assert len(torch_run.rows) == 2 * 2
-    assert all(r["verdict"] == "crashed" and "hung" in r["detail"] for r in torch_run.rows)
+    assert all(r.verdict == "crashed" and "hung" in r.detail for r in torch_run.rows)

@@ -8,7 +8,7 @@ import pytest
 from conformance.cli import SUITES
 from conformance.expectations import load_expectations
 from conformance.matrix import KnownDivergence, MatrixRun, check, expectations_for, missing_module
-from conformance.runner import FRAMEWORKS
+from conformance.adapters import FRAMEWORKS
 from reference.golden import load_suite
 
 SUITE_DIR = SUITES["default"][1]

@@ -5,11 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .conftest import ROOT
 from reference.casefile import load_case_files
 from reference.catalog import default_specs
 from reference.golden import GoldenFileError, generate, load_suite, npz_bytes
 
-DEFAULT = Path("cases/golden/default")
+DEFAULT = ROOT / "cases" / "golden" / "default"
 
 
 @pytest.mark.slow
@@ -51,7 +52,7 @@ def test_every_scope_item_is_covered():
 
 
 def test_corrupt_golden_file_is_refused(tmp_path):
-    generate(load_case_files(["cases/default.toml"])[:1], tmp_path, "t")
+    generate(load_case_files([ROOT / "cases" / "default.toml"])[:1], tmp_path, "t")
     (case,) = load_suite(tmp_path)
     case.path.write_bytes(case.path.read_bytes() + b"x")
     with pytest.raises(GoldenFileError, match="sha256"):

@@ -3,10 +3,12 @@ correctly rounded (equal to the arbitrary-precision path), deterministic."""
 import numpy as np
 import pytest
 
-from reference import fast, large, ops
-from reference.fast import _exact_rows, _slow
-from reference.formats import FORMATS
+from reference import large
+from reference.exact import exact_rows, slow_outputs
+from reference.formats import FORMATS, to_float64
 from reference.golden import load_suite
+from reference.ops.cross_entropy import cross_entropy
+from reference.ops.log_softmax import log_softmax
 
 
 @pytest.fixture(scope="module")
@@ -23,21 +25,33 @@ def test_suite_has_every_distribution_op_and_dtype(suite):
     assert all("classes:96" in c.entry["features"] and c.dtypes == list(large.DTYPES) for c in cases)
 
 
+def exact_outputs(case, arrays, dtype):
+    x = to_float64(arrays[f"input.{dtype}"], FORMATS[dtype])
+    if case.op == "log_softmax":
+        return x, log_softmax(exact_rows(x))
+    return x, cross_entropy(exact_rows(x), arrays["target"], target_kind="index", reduction=case.params["reduction"])
+
+
 def test_expected_values_equal_the_exact_path(suite):
     for case in load_suite(suite):
         arrays = case.arrays()
         for dtype in case.dtypes:
-            fmt = FORMATS[dtype]
-            x = fast.to_float64(arrays[f"input.{dtype}"], fmt)
-            if case.op == "log_softmax":
-                compute = lambda: ops.log_softmax(_exact_rows(x))  # noqa: E731
-            else:
-                compute = lambda: ops.cross_entropy(_exact_rows(x), arrays["target"], target_kind="index",  # noqa: E731
-                                                    reduction=case.params["reduction"])
-            loss, grad = _slow(compute, fmt)
+            _, out = exact_outputs(case, arrays, dtype)
+            loss, grad = slow_outputs(lambda: out, FORMATS[dtype])
             expected = case.expected(arrays, dtype)["canonical"]
             assert np.array_equal(expected["loss"].bits, loss) and np.array_equal(expected["grad"].bits, grad)
-            assert expected["loss"].cond.dtype == np.float64
+
+
+def test_condition_scales_equal_the_exact_paths(suite):
+    """large.condition_scales is a vectorised copy of the ops' condition formulas: the two must agree
+    (float64 estimates of the same expressions; the tolerance scales them by 4u)."""
+    for case in load_suite(suite):
+        arrays = case.arrays()
+        for dtype in case.dtypes:
+            _, out = exact_outputs(case, arrays, dtype)
+            expected = case.expected(arrays, dtype)["canonical"]
+            assert np.allclose(expected["loss"].cond, out.loss_cond.astype(float), rtol=1e-6, atol=0)
+            assert np.allclose(expected["grad"].cond, out.grad_cond.astype(float), rtol=1e-6, atol=0)
 
 
 def test_generation_is_deterministic(suite, tmp_path):

@@ -5,7 +5,11 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 
-from reference import ops, rounding
+from reference import rounding
+from reference.ops.cross_entropy import cross_entropy
+from reference.ops.log_softmax import log_softmax
+from reference.semantics import CANONICAL, VARIANTS
+from reference.losses import DomainError
 from reference.extended import PrecisionTooLow
 from reference.formats import FORMATS, NAN, NEG_INF, POS_INF, decode, round_fraction
 from flint import arb
@@ -39,11 +43,11 @@ def rounded(q, dtype="float64"):
 def ce(x, target, **kw):
     kind = kw.pop("target_kind", "index")
     tgt = np.array(target) if kind == "index" else arr(target)
-    return evaluate(lambda: ops.cross_entropy(arr(x), tgt, kw.pop("weight", None), target_kind=kind, **kw))
+    return evaluate(lambda: cross_entropy(arr(x), tgt, kw.pop("weight", None), target_kind=kind, **kw))
 
 
-def ls(x, sem=ops.CANONICAL):
-    return evaluate(lambda: ops.log_softmax(arr(x), sem))
+def ls(x, sem=CANONICAL):
+    return evaluate(lambda: log_softmax(arr(x), sem))
 
 
 # --- log_softmax ---------------------------------------------------------------------
@@ -58,7 +62,7 @@ def test_log_softmax_uniform_rows():
 
 @pytest.mark.parametrize("dtype", list(FORMATS))
 def test_log_softmax_rounds_directly_to_each_dtype(dtype):
-    out = evaluate(lambda: ops.log_softmax(arr([[1, 1, 1]])), dtype)
+    out = evaluate(lambda: log_softmax(arr([[1, 1, 1]])), dtype)
     assert (out["loss"] == rounded(-LN3, dtype)).all()
 
 
@@ -91,6 +95,34 @@ def test_neg_inf_entries_and_all_neg_inf():
     assert all(v == NAN for v in out["loss"][1])
 
 
+def test_max_shift_variant_makes_rows_with_an_infinite_maximum_nan():
+    shifted = VARIANTS["max_shift_inf_nan"]
+    out = ls([[1, INF, 0], [NINF, 0, 0], [0, 1, 3]], shifted)
+    assert all(v == NAN for v in out["loss"][0]) and all(v == NAN for v in out["grad"][0])  # inf - inf
+    assert out["loss"][1][0] == NINF and out["loss"][1][1] == rounded(-LN2)  # finite maximum: as canonical
+    assert list(out["loss"][2]) == list(ls([[0, 1, 3]])["loss"][0])
+    assert list(ls([[INF], [NINF], [3]], shifted)["loss"][:, 0]) == [NAN, NAN, 0]  # C = 1: x - x
+
+
+def test_class_index_targets_gather_so_zero_times_inf_needs_smoothing():
+    """[inf, 0, 1], target 0: the limit is a loss of 0. The IEEE product cannot explain a NaN
+    here (nothing is multiplied by a zero coefficient); subtracting the row maximum can."""
+    x, t = [[INF, 0, 1]], [0]
+    assert ce(x, t, reduction="none")["loss"][0] == 0
+    ieee = evaluate(lambda: cross_entropy(arr(x), np.array(t), target_kind="index", reduction="none",
+                                          sem=VARIANTS["zero_times_inf_nan"]))
+    assert ieee["loss"][0] == 0
+    shifted = evaluate(lambda: cross_entropy(arr(x), np.array(t), target_kind="index", reduction="none",
+                                             sem=VARIANTS["max_shift_inf_nan"]))
+    assert shifted["loss"][0] == NAN
+    # with smoothing every class's log-probability is multiplied by e/C w_c: a zero class weight
+    # on the -inf class makes that product 0 * inf
+    smoothed = evaluate(lambda: cross_entropy(arr([[0, NINF]]), np.array([0]), [F(1), F(0)], target_kind="index",
+                                              label_smoothing=F(1, 2), reduction="none",
+                                              sem=VARIANTS["zero_times_inf_nan"]))
+    assert smoothed["loss"][0] == NAN
+
+
 def test_one_class_is_zero_even_at_infinities():
     out = ls([[3], [INF], [NINF], [NAN]])
     assert list(out["loss"][:, 0]) == [0, 0, 0, NAN]
@@ -120,8 +152,8 @@ def test_ce_weighted_mean_divides_by_weight_sum():
     x, t, w = [[0, 0], [0, 0]], [0, 1], [F(1), F(3)]
     assert ce(x, t, weight=w, reduction="mean")["loss"] == rounded(LN2)
     assert ce(x, t, weight=w, reduction="sum")["loss"] == rounded(4 * LN2)
-    by_count = evaluate(lambda: ops.cross_entropy(arr(x), np.array(t), w, target_kind="index",
-                                                  sem=ops.VARIANTS["mean_by_count"]))
+    by_count = evaluate(lambda: cross_entropy(arr(x), np.array(t), w, target_kind="index",
+                                                  sem=VARIANTS["mean_by_count"]))
     assert by_count["loss"] == rounded(2 * LN2)  # (1 + 3) ln 2 / 2 positions
 
 
@@ -151,8 +183,8 @@ def test_ce_empty_mean_is_nan_and_variant_gives_zero():
     out = ce(x, t)
     assert out["loss"] == NAN
     assert (out["grad"] == 0).all()  # ignored positions
-    zero = evaluate(lambda: ops.cross_entropy(arr(x), np.array(t), target_kind="index",
-                                              sem=ops.VARIANTS["empty_mean_zero"]))
+    zero = evaluate(lambda: cross_entropy(arr(x), np.array(t), target_kind="index",
+                                              sem=VARIANTS["empty_mean_zero"]))
     assert zero["loss"] == 0
     assert ce(x, t, reduction="sum")["loss"] == 0
 
@@ -163,7 +195,7 @@ def test_ce_zero_weight_targets_mean_is_nan():
 
 def test_ce_empty_batch():
     x = np.empty((0, 3), dtype=object)
-    out = evaluate(lambda: ops.cross_entropy(x, np.zeros((0,), dtype=np.int64), target_kind="index"))
+    out = evaluate(lambda: cross_entropy(x, np.zeros((0,), dtype=np.int64), target_kind="index"))
     assert out["loss"] == NAN and out["grad"].shape == (0, 3)
 
 
@@ -182,13 +214,13 @@ def test_ce_target_neg_inf_is_infinite():
 
 @pytest.mark.parametrize("target", [2, -1, -3])
 def test_ce_out_of_range_target_is_a_domain_error(target):
-    with pytest.raises(ops.DomainError):
-        ops.cross_entropy(arr([[0, 0]]), np.array([target]), target_kind="index")
+    with pytest.raises(DomainError):
+        cross_entropy(arr([[0, 0]]), np.array([target]), target_kind="index")
 
 
 def test_ce_label_smoothing_outside_unit_interval_is_a_domain_error():
-    with pytest.raises(ops.DomainError):
-        ops.cross_entropy(arr([[0, 0]]), np.array([0]), target_kind="index", label_smoothing=F(3, 2))
+    with pytest.raises(DomainError):
+        cross_entropy(arr([[0, 0]]), np.array([0]), target_kind="index", label_smoothing=F(3, 2))
 
 
 # --- cross_entropy, probabilities ----------------------------------------------------
@@ -207,9 +239,9 @@ def test_ce_probs_mean_divides_by_positions_not_weights():
 def test_ce_probs_zero_target_on_neg_inf_logit_is_finite():
     out = ce([[NINF, 0, 0]], [[0, F(1, 2), F(1, 2)]], target_kind="probs", reduction="none")
     assert out["loss"][0] == rounded(LN2)
-    ieee = evaluate(lambda: ops.cross_entropy(arr([[NINF, 0, 0]]), arr([[0, F(1, 2), F(1, 2)]]),
+    ieee = evaluate(lambda: cross_entropy(arr([[NINF, 0, 0]]), arr([[0, F(1, 2), F(1, 2)]]),
                                               target_kind="probs", reduction="none",
-                                              sem=ops.VARIANTS["zero_times_inf_nan"]))
+                                              sem=VARIANTS["zero_times_inf_nan"]))
     assert ieee["loss"][0] == NAN
 
 
@@ -217,8 +249,8 @@ def test_ce_probs_unnormalised_rows_use_the_formula_as_written():
     out = ce([[0, 0]], [[1, 1]], target_kind="probs", reduction="sum")
     assert out["loss"] == rounded(2 * LN2)
     assert list(out["grad"][0]) == [0, 0]  # A s - a = 2 * 1/2 - 1
-    unit = evaluate(lambda: ops.cross_entropy(arr([[0, 0]]), arr([[1, 1]]), target_kind="probs",
-                                              reduction="sum", sem=ops.VARIANTS["unit_target_mass_grad"]))
+    unit = evaluate(lambda: cross_entropy(arr([[0, 0]]), arr([[1, 1]]), target_kind="probs",
+                                              reduction="sum", sem=VARIANTS["unit_target_mass_grad"]))
     assert list(unit["grad"][0]) == [F(-1, 2), F(-1, 2)]  # s - t
 
 
@@ -246,7 +278,7 @@ def test_ziv_loop_raises_precision_until_decided():
 
 
 def test_condition_scales_bound_the_values():
-    out = ops.cross_entropy(arr([[0.5, -1.25, 2], [3, 1, -2.5]]), np.array([2, 0]), target_kind="index",
+    out = cross_entropy(arr([[0.5, -1.25, 2], [3, 1, -2.5]]), np.array([2, 0]), target_kind="index",
                             reduction="none")
     for value, cond in zip(out.loss.reshape(-1), out.loss_cond.reshape(-1)):
         assert cond >= abs(float(value.mid())) > 0

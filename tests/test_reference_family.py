@@ -4,16 +4,22 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 
-from reference import ops
+from reference.ops.binary_cross_entropy import binary_cross_entropy
+from reference.ops.binary_cross_entropy_with_logits import binary_cross_entropy_with_logits
+from reference.ops.cross_entropy_from_probs import cross_entropy_from_probs
+from reference.ops.multilabel_soft_margin_loss import multilabel_soft_margin_loss
+from reference.ops.nll_loss import nll_loss
+from reference.semantics import CANONICAL, VARIANTS, for_dtype
+from reference.losses import DomainError
 from reference.formats import FORMATS, NAN, NEG_INF, POS_INF
 
-from test_reference import LN2, arr, evaluate, rounded
+from .test_reference import LN2, arr, evaluate, rounded
 
 INF, NINF = POS_INF, NEG_INF
 
 
-def run(fn, *args, sem=ops.CANONICAL, dtype="float64", **kw):
-    sem = ops.for_dtype(sem, FORMATS[dtype])
+def run(fn, *args, sem=CANONICAL, dtype="float64", **kw):
+    sem = for_dtype(sem, FORMATS[dtype])
     return evaluate(lambda: fn(*args, sem=sem, **kw), dtype)
 
 
@@ -21,60 +27,65 @@ def run(fn, *args, sem=ops.CANONICAL, dtype="float64", **kw):
 
 def test_nll_picks_the_target_log_probability():
     x = arr([[F(-1, 2), F(-5, 4), -2]])
-    out = run(ops.nll_loss, x, np.array([2]), [F(1), F(2), F(1, 2)])
+    out = run(nll_loss, x, np.array([2]), [F(1), F(2), F(1, 2)])
     assert out["loss"] == 2  # -w[y] x[y] = 1, divided by w[y] = 1/2
     assert list(out["grad"][0]) == [0, 0, -1]  # -w[y] / sum w[y]
 
 
 def test_nll_infinite_log_probabilities():
-    out = run(ops.nll_loss, arr([[NINF, F(-1, 2)], [0, NINF]]), np.array([0, 0]), reduction="none")
+    out = run(nll_loss, arr([[NINF, F(-1, 2)], [0, NINF]]), np.array([0, 0]), reduction="none")
     assert out["loss"][0] == INF and out["loss"][1] == 0  # -inf off the target contributes 0
-    ieee = run(ops.nll_loss, arr([[0, NINF]]), np.array([0]), reduction="none", sem=ops.VARIANTS["zero_times_inf_nan"])
-    assert ieee["loss"][0] == NAN
+    # nll_loss gathers the target's entry: a -inf elsewhere is never multiplied, so the IEEE
+    # product cannot arise there; a zero weight on a -inf target entry is multiplied: 0 * inf
+    ieee = VARIANTS["zero_times_inf_nan"]
+    assert run(nll_loss, arr([[0, NINF]]), np.array([0]), reduction="none", sem=ieee)["loss"][0] == 0
+    zero_weight = run(nll_loss, arr([[NINF, 0]]), np.array([0]), [F(0), F(1)], reduction="none", sem=ieee)
+    assert zero_weight["loss"][0] == NAN
+    assert run(nll_loss, arr([[NINF, 0]]), np.array([0]), [F(0), F(1)], reduction="none")["loss"][0] == 0
 
 
 # --- cross_entropy_from_probs -------------------------------------------------------
 
 def test_probs_index_and_soft_targets():
     p = arr([[F(1, 4), F(1, 4), F(1, 2)]])
-    out = run(ops.cross_entropy_from_probs, p, np.array([2]), target_kind="index")
+    out = run(cross_entropy_from_probs, p, np.array([2]), target_kind="index")
     assert out["loss"] == rounded(LN2)
     assert list(out["grad"][0]) == [0, 0, -2]  # -1 / p_y
-    soft = run(ops.cross_entropy_from_probs, p, arr([[0, F(1, 2), F(1, 2)]]), target_kind="probs")
+    soft = run(cross_entropy_from_probs, p, arr([[0, F(1, 2), F(1, 2)]]), target_kind="probs")
     assert soft["loss"] == rounded(F(3, 2) * LN2)  # (ln 4 + ln 2) / 2
 
 
 def test_probs_zero_probability():
     p = arr([[0, F(1, 2), F(1, 2)]])
-    assert run(ops.cross_entropy_from_probs, p, np.array([1]), target_kind="index")["loss"] == rounded(LN2)
-    on = run(ops.cross_entropy_from_probs, p, np.array([0]), target_kind="index")
+    assert run(cross_entropy_from_probs, p, np.array([1]), target_kind="index")["loss"] == rounded(LN2)
+    on = run(cross_entropy_from_probs, p, np.array([0]), target_kind="index")
     assert on["loss"] == INF and on["grad"][0][0] == NINF
 
 
 def test_probs_renormalize_and_clip_variants():
     p = arr([[F(1, 8), F(1, 8), F(1, 4)]])  # mass 1/2
-    canonical = run(ops.cross_entropy_from_probs, p, np.array([2]), target_kind="index")
+    canonical = run(cross_entropy_from_probs, p, np.array([2]), target_kind="index")
     assert canonical["loss"] == rounded(2 * LN2)
-    renorm = run(ops.cross_entropy_from_probs, p, np.array([2]), target_kind="index",
-                 sem=ops.VARIANTS["renormalize_probs"])
+    renorm = run(cross_entropy_from_probs, p, np.array([2]), target_kind="index",
+                 sem=VARIANTS["renormalize_probs"])
     assert renorm["loss"] == rounded(LN2)
     # d/dp_j [-log(p_2 / S)] = -[j == 2] / p_2 + 1 / S
     assert list(renorm["grad"][0]) == [2, 2, -2]
-    clip = run(ops.cross_entropy_from_probs, arr([[0, 1]]), np.array([0]), target_kind="index",
-               sem=ops.VARIANTS["clip_eps_1e-7"])
+    clip = run(cross_entropy_from_probs, arr([[0, 1]]), np.array([0]), target_kind="index",
+               sem=VARIANTS["clip_eps_1e-7"])
     assert float(clip["loss"]) == pytest.approx(16.11809565095832, rel=1e-15)  # -ln(1e-7)
 
 
 def test_clip_bounds_follow_the_dtype():
-    f16 = ops.for_dtype(ops.VARIANTS["clip_eps_1e-7"], FORMATS["float16"])
+    f16 = for_dtype(VARIANTS["clip_eps_1e-7"], FORMATS["float16"])
     assert f16.clip == (F(2, 2**24), F(1))  # 1e-7 is a float16 subnormal; 1 - 1e-7 rounds to 1
-    f32 = ops.for_dtype(ops.VARIANTS["clip_eps_1e-7"], FORMATS["float32"])
+    f32 = for_dtype(VARIANTS["clip_eps_1e-7"], FORMATS["float32"])
     assert f32.clip[1] == 1 - F(1, 2**23)
 
 
 def test_probs_outside_unit_interval_is_a_domain_error():
-    with pytest.raises(ops.DomainError):
-        ops.cross_entropy_from_probs(arr([[F(3, 2), 0]]), np.array([0]), target_kind="index")
+    with pytest.raises(DomainError):
+        cross_entropy_from_probs(arr([[F(3, 2), 0]]), np.array([0]), target_kind="index")
 
 
 # --- binary_cross_entropy ---------------------------------------------------------------
@@ -82,10 +93,10 @@ def test_probs_outside_unit_interval_is_a_domain_error():
 def test_bce_values_and_limits():
     p = arr([[F(1, 2), F(1, 2), 0, 0, 1]])
     t = arr([[1, 0, 1, 0, 1]])
-    out = run(ops.binary_cross_entropy, p, t, reduction="none")
+    out = run(binary_cross_entropy, p, t, reduction="none")
     assert list(out["loss"][0]) == [rounded(LN2), rounded(LN2), INF, 0, 0]
     assert list(out["grad"][0])[:2] == [-2, 2]  # -t/p + (1-t)/(1-p)
-    clamp = run(ops.binary_cross_entropy, p, t, reduction="none", sem=ops.VARIANTS["log_clamp_100"])
+    clamp = run(binary_cross_entropy, p, t, reduction="none", sem=VARIANTS["log_clamp_100"])
     assert clamp["loss"][0][2] == 100
 
 
@@ -93,49 +104,49 @@ def test_bce_weight_and_mean_over_last_axis_first():
     p = arr([[F(1, 2), F(1, 2)], [F(1, 2), F(1, 2)]])
     t = arr([[1, 0], [1, 1]])
     w = arr([[2, 0], [1, 1]])
-    assert run(ops.binary_cross_entropy, p, t, w, reduction="sum")["loss"] == rounded(4 * LN2)
-    folded = run(ops.binary_cross_entropy, p, t, reduction="none", sem=ops.VARIANTS["mean_last_axis_first"])
+    assert run(binary_cross_entropy, p, t, w, reduction="sum")["loss"] == rounded(4 * LN2)
+    folded = run(binary_cross_entropy, p, t, reduction="none", sem=VARIANTS["mean_last_axis_first"])
     assert folded["loss"].shape == (2,) and (folded["loss"] == rounded(LN2)).all()
     assert folded["grad"].shape == (2, 2)
 
 
 @pytest.mark.parametrize("p, t", [(F(3, 2), 1), (F(-1, 4), 0), (F(1, 2), F(3, 2)), (F(1, 2), F(-1, 2))])
 def test_bce_domain(p, t):
-    with pytest.raises(ops.DomainError):
-        ops.binary_cross_entropy(arr([[p]]), arr([[t]]))
+    with pytest.raises(DomainError):
+        binary_cross_entropy(arr([[p]]), arr([[t]]))
 
 
 # --- binary_cross_entropy_with_logits and multilabel_soft_margin_loss -------------------
 
 def test_bce_with_logits_at_zero_and_pos_weight():
-    out = run(ops.binary_cross_entropy_with_logits, arr([[0, 0]]), arr([[1, 0]]), reduction="none")
+    out = run(binary_cross_entropy_with_logits, arr([[0, 0]]), arr([[1, 0]]), reduction="none")
     assert (out["loss"] == rounded(LN2)).all()
     assert list(out["grad"][0]) == [F(-1, 2), F(1, 2)]  # sigmoid(0) - t
-    pw = run(ops.binary_cross_entropy_with_logits, arr([[0]]), arr([[1]]), None, arr([3]), reduction="none")
+    pw = run(binary_cross_entropy_with_logits, arr([[0]]), arr([[1]]), None, arr([3]), reduction="none")
     assert pw["loss"][0][0] == rounded(3 * LN2) and pw["grad"][0][0] == F(-3, 2)
 
 
 def test_bce_with_logits_infinite_limits():
     x = arr([[INF, INF, NINF, NINF, NINF]])
     t = arr([[1, F(1, 2), 0, 1, 1]])
-    out = run(ops.binary_cross_entropy_with_logits, x, t, None, arr([1, 1, 1, 1, 0]), reduction="none")
+    out = run(binary_cross_entropy_with_logits, x, t, None, arr([1, 1, 1, 1, 0]), reduction="none")
     assert list(out["loss"][0]) == [0, INF, 0, INF, 0]  # pos_weight 0 kills the infinite term
     assert list(out["grad"][0]) == [0, F(1, 2), 0, -1, 0]
 
 
 def test_binary_label_smoothing_pulls_toward_one_half():
-    out = run(ops.binary_cross_entropy_with_logits, arr([[0]]), arr([[1]]), label_smoothing=F(1, 2), reduction="none")
+    out = run(binary_cross_entropy_with_logits, arr([[0]]), arr([[1]]), label_smoothing=F(1, 2), reduction="none")
     assert out["loss"][0][0] == rounded(LN2) and out["grad"][0][0] == F(-1, 4)  # t' = 3/4
 
 
 def test_bce_with_logits_target_outside_unit_interval_is_a_domain_error():
-    with pytest.raises(ops.DomainError):
-        ops.binary_cross_entropy_with_logits(arr([[0]]), arr([[F(3, 2)]]))
+    with pytest.raises(DomainError):
+        binary_cross_entropy_with_logits(arr([[0]]), arr([[F(3, 2)]]))
 
 
 def test_multilabel_soft_margin_averages_classes_then_rows():
-    out = run(ops.multilabel_soft_margin_loss, arr([[0, 0], [0, 0]]), arr([[1, 0], [0, 0]]), reduction="none")
+    out = run(multilabel_soft_margin_loss, arr([[0, 0], [0, 0]]), arr([[1, 0], [0, 0]]), reduction="none")
     assert out["loss"].shape == (2,) and (out["loss"] == rounded(LN2)).all()
-    weighted = run(ops.multilabel_soft_margin_loss, arr([[0, 0]]), arr([[1, 0]]), [F(2), F(0)])
+    weighted = run(multilabel_soft_margin_loss, arr([[0, 0]]), arr([[1, 0]]), [F(2), F(0)])
     assert weighted["loss"] == rounded(LN2)  # (2 ln 2 + 0) / 2
     assert list(weighted["grad"][0]) == [F(-1, 2), 0]

@@ -2,16 +2,20 @@
 import pandas as pd
 
 from conformance import report
+from conformance.results import COLUMNS, ResultRow
 
 
 def row(**kw):
     base = dict(suite="default", case_id="c1", op="cross_entropy", features="op:cross_entropy,weight", tags="",
-                framework="torch", framework_version="2.13", api="torch.f", device="cpu", dtype="float32",
-                output="loss", verdict="conforms", detail="within tolerance", expected_kind="finite",
-                observed_kind="finite", max_ulp=0.5, max_abs_err=1e-8, max_tol_ratio=0.25, median_ulp=0.25, expected_values="1.0",
-                observed_values="1.0", inputs="input=[1.0]", known="", known_reason="", evidence="")
+                params="{}", framework="torch", framework_version="2.13", versions="{}", runtime="local",
+                api="torch.f", device="cpu", device_name="a CPU", dtype="float32", output="loss",
+                verdict="conforms", detail="within tolerance", variants="", expected_kind="finite",
+                observed_kind="finite", max_ulp=0.5, max_abs_err=1e-8, max_tol_ratio=0.25, median_ulp=0.25,
+                expected_values="1.0", observed_values="1.0", inputs="input=[1.0]", known="", known_reason="",
+                evidence="", accepted_variant="", observed_dtype="float32", observed_shape="",
+                observed_bits=b"\x00\x00\x80?", error_type="", error_message="", domain_errors="")
     base.update(kw)
-    return base
+    return ResultRow(**base)
 
 
 def frame():
@@ -62,7 +66,7 @@ def test_results_round_trip_atomically(tmp_path):
     path = tmp_path / "results.parquet"
     report.write_results(frame(), path)
     back = report.read_results(path)
-    assert len(back) == 5 and list(back.columns) == report.RESULT_COLUMNS
+    assert len(back) == 5 and list(back.columns) == COLUMNS
     assert [p.name for p in tmp_path.iterdir()] == ["results.parquet"]  # no temporary left behind
 
 

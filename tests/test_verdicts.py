@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 
+from .conftest import ROOT
+
 from conformance.verdicts import TOL_FACTOR, Observed, classify, ulp, values
 from reference.golden import Expected
 
@@ -65,7 +67,11 @@ def test_variant_is_named():
 
 
 def test_expected_error():
-    assert classify(None, "domain error: x", Observed("raised", message="IndexError: 3"), "float32").verdict == "conforms"
+    index_error = Observed("raised", message="IndexError: 3", error_type="IndexError")
+    assert classify(None, "domain error: x", index_error, "float32", ("IndexError",)).verdict == "conforms"
+    # only the framework's declared domain errors count: an adapter's or a shape error does not
+    assert classify(None, "domain error: x", index_error, "float32", ("ValueError",)).verdict == "raised"
+    assert classify(None, "domain error: x", index_error, "float32").verdict == "raised"
     v = classify(None, "domain error: x", obs(math.nan), "float32")
     assert v.verdict == "no_error" and v.observed_kind == "nan"
 
@@ -96,5 +102,5 @@ def test_values_and_ulp_for_bfloat16():
 
 
 def test_policy_constant_is_documented():
-    text = open("docs/tolerance.md").read()
+    text = (ROOT / "docs" / "tolerance.md").read_text()
     assert f"TOL_FACTOR = {TOL_FACTOR}" in text

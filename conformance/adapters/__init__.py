@@ -1,0 +1,52 @@
+"""The registry of frameworks: the adapters shipped here, and any a third party installs
+under the entry-point group `xent_conformance.adapters` (name: the framework; value:
+`module:ENTRY`, an `AdapterEntry`). Listing a framework imports nothing of it; `load`
+imports its adapter module, and with it the framework."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from .base import Adapter
+
+ENTRY_POINT_GROUP = "xent_conformance.adapters"
+
+
+@dataclass(frozen=True)
+class AdapterEntry:
+    name: str  # the framework's name in results, options and expectations
+    module: str  # the adapter module; it defines ADAPTER, an Adapter
+    required_modules: tuple[str, ...]  # what must be importable for the adapter to load
+
+
+BUILTIN = (
+    AdapterEntry("torch", "conformance.adapters.torch", ("torch",)),
+    AdapterEntry("tensorflow", "conformance.adapters.tensorflow", ("tensorflow", "keras")),
+    AdapterEntry("jax", "conformance.adapters.jax", ("jax", "optax")),
+)
+
+
+def registry() -> dict[str, AdapterEntry]:
+    found = {entry.name: entry for entry in BUILTIN}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        entry = point.load()
+        if isinstance(entry, AdapterEntry) and entry.name not in found:
+            found[entry.name] = entry
+    return found
+
+
+FRAMEWORKS: tuple[str, ...] = tuple(registry())
+
+
+def missing_module(framework: str) -> str | None:
+    """The first module the framework needs that is not installed, without importing it."""
+    return next((m for m in registry()[framework].required_modules if importlib.util.find_spec(m) is None), None)
+
+
+def load(framework: str) -> Adapter:
+    adapter = importlib.import_module(registry()[framework].module).ADAPTER
+    if not isinstance(adapter, Adapter):
+        raise TypeError(f"{registry()[framework].module}.ADAPTER is not a conformance.adapters.base.Adapter")
+    return adapter

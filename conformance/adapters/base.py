@@ -1,24 +1,30 @@
-"""What every adapter shares, free of framework imports.
+"""The adapter contract, and what every adapter shares, free of framework imports.
 
-An adapter is one module per framework with a declarative table `APIS` of `Api` entries:
-which op an API computes, which case parameters it can express, and a small function
-that calls the documented API. Everything a case asks for that an entry does not declare
-is `unsupported`, with the reason, decided here the same way for every framework.
+An adapter is one module per framework (conformance/adapters/<framework>.py) defining
+`ADAPTER`, an `Adapter` with a declarative table `apis` of `Api` entries: which op an API
+computes, which case parameters it can express, and a one-line call of the documented
+API. Everything a case asks for that an entry does not declare is `unsupported`, with the
+reason, decided here the same way for every framework. The registry of adapters is
+conformance/adapters/__init__.py.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any, Callable
 
 import ml_dtypes
 import numpy as np
 
+from reference.formats import FORMATS
 from reference.golden import GoldenCase
+from reference.ops import OPS
 
-# numpy dtypes that view the golden bit patterns without converting them
-VIEW_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16,
-               "bfloat16": ml_dtypes.bfloat16}
-STORAGE = {"float64": np.uint64, "float32": np.uint32, "float16": np.uint16, "bfloat16": np.uint16}
+# numpy dtypes that view the golden bit patterns (FloatFormat.storage) without converting them
+VIEW_DTYPES = {"float64": np.dtype(np.float64), "float32": np.dtype(np.float32),
+               "float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,6 @@ class Api:
     class_axis: str = "first"  # "first" (dim 1, or 0 unbatched) or "last"
     unbatched: bool = True  # accepts (C,) input; otherwise a batch axis of 1 is added
     weight_as: str = "weight"  # "weight": a class-weight vector; "sample_weight": w[y] per position
-    note: str = ""
 
 
 @dataclass
@@ -49,11 +54,57 @@ class Inputs:
     dtype: str
 
 
+@dataclass(frozen=True)
+class Device:
+    id: str  # what the adapter's execute() takes
+    label: str  # the results' `device` column: "cpu", "cuda:0", "gpu:0"
+    name: str  # what decides the numbers: the CPU model and vector ISA, or the GPU model
+
+
+class Adapter(ABC):
+    """One framework. Subclasses set `apis` and `domain_errors` and implement the methods."""
+
+    apis: tuple[Api, ...] = ()
+    # the exception types (class names) by which the framework rejects inputs outside an
+    # op's domain; only these count as the expected error of a domain-error case
+    domain_errors: tuple[str, ...] = ()
+    # the distributions whose versions expectations may be scoped by (`requires`)
+    distributions: tuple[str, ...] = ()
+
+    @abstractmethod
+    def version(self) -> str: ...
+
+    @abstractmethod
+    def devices(self) -> list[Device]: ...
+
+    @abstractmethod
+    def execute(self, api: Api, inputs: "Inputs", device: str) -> dict[str, Any]:
+        """{"loss": array or exception, "grad": array or exception}; an exception is the
+        framework's own, raised by its API."""
+
+    def is_fatal(self, error: BaseException) -> bool:
+        """True when the error leaves the process unusable (a CUDA device-side assert)."""
+        return False
+
+
+@cache
+def cpu_model() -> str:
+    """The CPU's model name, as the kernel reports it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
 def unsupported_reason(api: Api, case: GoldenCase) -> str | None:
     p = case.params
     if case.op != api.op:
         return f"{api.name} computes {api.op}, not {case.op}"
-    if case.op == "log_softmax":
+    if not OPS[case.op].has_targets:
         return None
     if p["target_kind"] not in api.targets:
         return f"{api.name} takes no {p['target_kind']} targets"
@@ -74,12 +125,17 @@ def view(bits: np.ndarray, dtype: str) -> np.ndarray:
     return bits.view(VIEW_DTYPES[dtype])
 
 
+def dtype_name(values: np.ndarray) -> str | None:
+    """The format name of a numpy array's dtype, or None for another dtype."""
+    return next((name for name, d in VIEW_DTYPES.items() if values.dtype == d), None)
+
+
 def to_bits(values: np.ndarray) -> tuple[str, np.ndarray]:
     """The dtype name and bit patterns of an array a framework returned."""
-    for name, np_dtype in VIEW_DTYPES.items():
-        if values.dtype == np.dtype(np_dtype):
-            return name, np.asarray(values, order="C").view(STORAGE[name])
-    raise TypeError(f"unexpected output dtype {values.dtype}")
+    name = dtype_name(values)
+    if name is None:
+        raise TypeError(f"unexpected output dtype {values.dtype}")
+    return name, np.asarray(values, order="C").view(FORMATS[name].storage)
 
 
 def prepare(api: Api, case: GoldenCase, arrays: dict, dtype: str) -> Inputs:
@@ -88,7 +144,7 @@ def prepare(api: Api, case: GoldenCase, arrays: dict, dtype: str) -> Inputs:
     p = case.params
     x = view(arrays[f"input.{dtype}"], dtype)
     target = None
-    if case.op != "log_softmax":
+    if OPS[case.op].has_targets:
         target = arrays["target"] if p["target_kind"] == "index" else view(arrays[f"target.{dtype}"], dtype)
     if _unbatched_for(api, case):
         x = x[None]
@@ -116,7 +172,7 @@ def _unbatched_for(api: Api, case: GoldenCase) -> bool:
 def restore(api: Api, case: GoldenCase, output: str, value: np.ndarray) -> np.ndarray:
     """Undo prepare's layout changes on one output. Outputs with a class axis (the
     gradient, log_softmax) get it back at dim 1; an added batch axis is dropped."""
-    has_class_axis = output == "grad" or case.op == "log_softmax"
+    has_class_axis = output == "grad" or OPS[case.op].loss_per_class
     if api.class_axis == "last" and has_class_axis and value.ndim > 1:
         value = np.moveaxis(value, -1, 1)
     if _unbatched_for(api, case) and (has_class_axis or case.params["reduction"] == "none"):

@@ -13,9 +13,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from .base import Api, Inputs  # noqa: E402
-
-FRAMEWORK = "jax"
+from .base import Adapter, Api, Device, Inputs, cpu_model  # noqa: E402
 
 
 def _reduce(loss, c: Inputs):
@@ -37,19 +35,15 @@ def _probabilities(c: Inputs):
 
 APIS = (
     Api("jax.nn.log_softmax", "log_softmax", lambda c: jax.nn.log_softmax(c.x, axis=-1), class_axis="last"),
+    # ignore_index as where=(labels != ignore_index)
     Api("optax.softmax_cross_entropy_with_integer_labels", "cross_entropy", _integer_labels,
-        targets=("index",), params=frozenset({"ignore_index"}), class_axis="last",
-        note="ignore_index as where=(labels != ignore_index)"),
+        targets=("index",), params=frozenset({"ignore_index"}), class_axis="last"),
+    # label smoothing through optax.smooth_labels
     Api("optax.softmax_cross_entropy", "cross_entropy", _probabilities,
-        targets=("probs",), params=frozenset({"label_smoothing"}), class_axis="last",
-        note="label smoothing through optax.smooth_labels"),
+        targets=("probs",), params=frozenset({"label_smoothing"}), class_axis="last"),
     Api("optax.sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits",
         lambda c: _reduce(optax.sigmoid_binary_cross_entropy(c.x, c.target), c), targets=("binary",)),
 )
-
-
-def version() -> str:
-    return f"{jax.__version__} (optax {optax.__version__})"
 
 
 def _all_devices() -> dict[str, object]:
@@ -59,38 +53,40 @@ def _all_devices() -> dict[str, object]:
     return found
 
 
-def devices() -> list[str]:
-    return list(_all_devices())
+class JaxAdapter(Adapter):
+    apis = APIS
+    domain_errors = ()  # a jitted program cannot raise on values: JAX has no domain errors
+    distributions = ("jax", "jaxlib", "optax")
+
+    def version(self) -> str:
+        return f"{jax.__version__} (optax {optax.__version__})"
+
+    def devices(self) -> list[Device]:
+        return [Device(key, "cpu" if d.platform == "cpu" else key, cpu_model() if d.platform == "cpu" else d.device_kind)
+                for key, d in _all_devices().items()]
+
+    def execute(self, api: Api, c: Inputs, device: str) -> dict:
+        """Loss and gradient, each compiled with jax.jit as JAX programs run in practice (one
+        compilation per task instead of one per primitive and shape: eager is ~10x slower)."""
+        dev = _all_devices()[device]
+        x = jax.device_put(c.x, dev)
+        target = None if c.target is None else jax.device_put(c.target, dev)
+        mask = None if c.mask is None else jax.device_put(c.mask, dev)
+
+        def loss_of(xv):
+            return api.call(replace(c, x=xv, target=target, mask=mask))
+
+        try:
+            loss = jax.jit(loss_of)(x)
+            loss.block_until_ready()
+        except Exception as e:  # the framework's own error is the observation
+            return {"loss": e, "grad": e}
+        out = {"loss": np.asarray(loss)}
+        try:
+            out["grad"] = np.asarray(jax.jit(jax.grad(lambda xv: jnp.sum(loss_of(xv))))(x))
+        except Exception as e:
+            out["grad"] = e
+        return out
 
 
-def device_label(device: str) -> str:
-    d = _all_devices()[device]
-    return "cpu" if d.platform == "cpu" else f"{device} ({d.device_kind})"
-
-
-def execute(api: Api, c: Inputs, device: str) -> dict:
-    """Loss and gradient, each compiled with jax.jit as JAX programs run in practice (one
-    compilation per task instead of one per primitive and shape: eager is ~10x slower)."""
-    dev = _all_devices()[device]
-    x = jax.device_put(c.x, dev)
-    target = None if c.target is None else jax.device_put(c.target, dev)
-    mask = None if c.mask is None else jax.device_put(c.mask, dev)
-
-    def loss_of(xv):
-        return api.call(replace(c, x=xv, target=target, mask=mask))
-
-    try:
-        loss = jax.jit(loss_of)(x)
-        loss.block_until_ready()
-    except Exception as e:  # the framework's own error is the observation
-        return {"loss": e, "grad": e}
-    out = {"loss": np.asarray(loss)}
-    try:
-        out["grad"] = np.asarray(jax.jit(jax.grad(lambda xv: jnp.sum(loss_of(xv))))(x))
-    except Exception as e:
-        out["grad"] = e
-    return out
-
-
-def is_fatal(error: BaseException) -> bool:
-    return False
+ADAPTER = JaxAdapter()

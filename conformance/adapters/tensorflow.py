@@ -13,10 +13,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .base import Api, Inputs  # noqa: E402
+from .base import Adapter, Api, Device, Inputs, cpu_model  # noqa: E402
 
-FRAMEWORK = "tensorflow"
-TF_DTYPES = {"float64": tf.float64, "float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
 KERAS_REDUCTION = {"none": None, "mean": "sum_over_batch_size", "sum": "sum"}
 
 
@@ -55,7 +53,7 @@ def _weighted_logits(c: Inputs):
 
 
 SPARSE = dict(targets=("index",), params=frozenset({"weight", "ignore_index"}), class_axis="last",
-              unbatched=False, weight_as="sample_weight", note="class weights as sample_weight=w[y] (Keras' class_weight idiom)")
+              unbatched=False, weight_as="sample_weight")  # class weights as sample_weight=w[y] (Keras' class_weight idiom)
 CATEGORICAL = dict(targets=("probs",), class_axis="last", unbatched=False)
 
 APIS = (
@@ -83,44 +81,47 @@ APIS = (
         lambda c: _keras_binary(c, from_logits=False), targets=("binary",), params=frozenset({"label_smoothing"})),
     Api("keras.losses.BinaryCrossentropy", "binary_cross_entropy_with_logits",
         lambda c: _keras_binary(c, from_logits=True), targets=("binary",), params=frozenset({"label_smoothing"})),
+    # BinaryCrossentropy(from_logits=True) averages over the last axis: Keras' documented equivalent
     Api("keras.losses.BinaryCrossentropy (multi-label)", "multilabel_soft_margin_loss",
-        lambda c: _keras_binary(c, from_logits=True), targets=("binary",),
-        note="BinaryCrossentropy(from_logits=True) averages over the last axis: Keras' documented equivalent"),
+        lambda c: _keras_binary(c, from_logits=True), targets=("binary",)),
 )
 
 
-def version() -> str:
-    return f"{tf.__version__} (keras {keras.__version__})"
+class TensorFlowAdapter(Adapter):
+    apis = APIS
+    # tf.errors.InvalidArgumentError: the kernels' checks; ValueError: Keras' argument checks
+    domain_errors = ("InvalidArgumentError", "ValueError")
+    distributions = ("tensorflow", "tensorflow-cpu", "keras")
+
+    def version(self) -> str:
+        return f"{tf.__version__} (keras {keras.__version__})"
+
+    def devices(self) -> list[Device]:
+        found = [Device("/CPU:0", "cpu", cpu_model())]
+        for i, gpu in enumerate(tf.config.list_physical_devices("GPU")):
+            details = tf.config.experimental.get_device_details(gpu)
+            found.append(Device(f"/GPU:{i}", f"gpu:{i}", details.get("device_name", gpu.name)))
+        return found
+
+    def execute(self, api: Api, c: Inputs, device: str) -> dict:
+        with tf.device(device):
+            x = tf.constant(c.x)
+            call = replace(c, x=x, **{name: None if getattr(c, name) is None else tf.constant(getattr(c, name))
+                                      for name in ("target", "weight", "pos_weight")})
+            try:
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    loss = api.call(call)
+                    total = tf.reduce_sum(loss)
+            except Exception as e:  # the framework's own error is the observation
+                return {"loss": e, "grad": e}
+            out = {"loss": np.asarray(loss.numpy())}
+            try:
+                grad = tape.gradient(total, x)
+                out["grad"] = np.asarray(grad.numpy()) if grad is not None else RuntimeError("no gradient")
+            except Exception as e:
+                out["grad"] = e
+        return out
 
 
-def devices() -> list[str]:
-    return ["/CPU:0"] + [f"/GPU:{i}" for i in range(len(tf.config.list_physical_devices("GPU")))]
-
-
-def device_label(device: str) -> str:
-    return "cpu" if device == "/CPU:0" else device
-
-
-def execute(api: Api, c: Inputs, device: str) -> dict:
-    with tf.device(device):
-        x = tf.constant(c.x)
-        call = replace(c, x=x, **{name: None if getattr(c, name) is None else tf.constant(getattr(c, name))
-                                  for name in ("target", "weight", "pos_weight")})
-        try:
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                loss = api.call(call)
-                total = tf.reduce_sum(loss)
-        except Exception as e:  # the framework's own error is the observation
-            return {"loss": e, "grad": e}
-        out = {"loss": np.asarray(loss.numpy())}
-        try:
-            grad = tape.gradient(total, x)
-            out["grad"] = np.asarray(grad.numpy()) if grad is not None else RuntimeError("no gradient")
-        except Exception as e:
-            out["grad"] = e
-    return out
-
-
-def is_fatal(error: BaseException) -> bool:
-    return False
+ADAPTER = TensorFlowAdapter()

@@ -7,9 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Api, Inputs, STORAGE, VIEW_DTYPES
+from .base import VIEW_DTYPES, Adapter, Api, Device, Inputs, cpu_model, dtype_name
 
-FRAMEWORK = "torch"
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32,
                 "float16": torch.float16, "bfloat16": torch.bfloat16}
 INT_VIEW = {"float64": np.int64, "float32": np.int32, "float16": np.int16, "bfloat16": np.int16}
@@ -45,7 +44,7 @@ APIS = (
         targets=("index",), params=NLL_PARAMS),
     Api("torch.nn.functional.nll_loss(torch.log(p))", "cross_entropy_from_probs",
         lambda c: F.nll_loss(torch.log(c.x), c.target, **_nll_kwargs(c)),
-        targets=("index",), params=NLL_PARAMS, note="the idiom NLLLoss' docs give for probabilities"),
+        targets=("index",), params=NLL_PARAMS),  # the idiom NLLLoss' docs give for probabilities
     Api("torch.nn.functional.binary_cross_entropy", "binary_cross_entropy",
         lambda c: F.binary_cross_entropy(c.x, c.target, weight=c.weight, reduction=c.reduction),
         targets=("binary",), params=frozenset({"weight"})),
@@ -69,58 +68,58 @@ APIS = (
 )
 
 
-def version() -> str:
-    return torch.__version__
-
-
-def devices() -> list[str]:
-    found = ["cpu"]
-    found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    return found
-
-
-def device_label(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{device} ({torch.cuda.get_device_name(int(device.split(':')[1]))})"
-    return device
-
-
 def _tensor(array: np.ndarray, device: str) -> torch.Tensor:
-    """Exact transfer: bfloat16 travels as its bit pattern (numpy has no bfloat16)."""
-    for name, np_dtype in VIEW_DTYPES.items():
-        if array.dtype == np.dtype(np_dtype):
-            bits = torch.from_numpy(np.asarray(array, order="C").view(INT_VIEW[name]))
-            return bits.to(device).view(TORCH_DTYPES[name])
-    return torch.from_numpy(np.asarray(array, order="C")).to(device)
+    """Exact transfer: every float travels as its bit pattern (numpy has no bfloat16)."""
+    name = dtype_name(array)
+    if name is None:
+        return torch.from_numpy(np.asarray(array, order="C")).to(device)
+    bits = torch.from_numpy(np.asarray(array, order="C").view(INT_VIEW[name]))
+    return bits.to(device).view(TORCH_DTYPES[name])
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach().cpu()
-    for name, torch_dtype in TORCH_DTYPES.items():
-        if t.dtype == torch_dtype:
-            bits = t.contiguous().view(INT_TORCH[t.element_size()]).numpy()
-            return bits.view(STORAGE[name]).view(VIEW_DTYPES[name])
-    return t.numpy()
+    name = next((n for n, d in TORCH_DTYPES.items() if t.dtype == d), None)
+    if name is None:
+        return t.numpy()
+    return t.contiguous().view(INT_TORCH[t.element_size()]).numpy().view(VIEW_DTYPES[name])
 
 
-def execute(api: Api, c: Inputs, device: str) -> dict:
-    """{"loss": array or exception, "grad": array or exception}."""
-    x = _tensor(c.x, device).requires_grad_(True)
-    call = replace(c, x=x, **{name: None if getattr(c, name) is None else _tensor(getattr(c, name), device)
-                              for name in ("target", "weight", "pos_weight")})
-    try:
-        loss = api.call(call)
-    except Exception as e:  # the framework's own error is the observation
-        return {"loss": e, "grad": e}
-    out = {"loss": _numpy(loss)}
-    try:
-        (grad,) = torch.autograd.grad(loss.sum(), x)
-        out["grad"] = _numpy(grad)
-    except Exception as e:
-        out["grad"] = e
-    return out
+class TorchAdapter(Adapter):
+    apis = APIS
+    # TORCH_CHECK raises RuntimeError, TORCH_CHECK_INDEX IndexError, TORCH_CHECK_VALUE ValueError
+    domain_errors = ("RuntimeError", "IndexError", "ValueError")
+    distributions = ("torch",)
+
+    def version(self) -> str:
+        return torch.__version__
+
+    def devices(self) -> list[Device]:
+        # the CPU kernels' vector ISA decides accumulation order (ATEN_CPU_CAPABILITY lowers it)
+        found = [Device("cpu", "cpu", f"{cpu_model()} (torch {torch.backends.cpu.get_cpu_capability()})")]
+        for i in range(torch.cuda.device_count()):
+            found.append(Device(f"cuda:{i}", f"cuda:{i}", torch.cuda.get_device_name(i)))
+        return found
+
+    def execute(self, api: Api, c: Inputs, device: str) -> dict:
+        x = _tensor(c.x, device).requires_grad_(True)
+        call = replace(c, x=x, **{name: None if getattr(c, name) is None else _tensor(getattr(c, name), device)
+                                  for name in ("target", "weight", "pos_weight")})
+        try:  # on CUDA an error surfaces at the first synchronisation: the copy to the host
+            loss = api.call(call)
+            out = {"loss": _numpy(loss)}
+        except Exception as e:  # the framework's own error is the observation
+            return {"loss": e, "grad": e}
+        try:
+            (grad,) = torch.autograd.grad(loss.sum(), x)
+            out["grad"] = _numpy(grad)
+        except Exception as e:
+            out["grad"] = e
+        return out
+
+    def is_fatal(self, error: BaseException) -> bool:
+        """A CUDA device-side assert poisons the process's CUDA context (pytorch#18014)."""
+        return "CUDA error" in str(error) or "device-side assert" in str(error)
 
 
-def is_fatal(error: BaseException) -> bool:
-    """A CUDA device-side assert poisons the process's CUDA context (pytorch#18014)."""
-    return "CUDA error" in str(error) or "device-side assert" in str(error)
+ADAPTER = TorchAdapter()

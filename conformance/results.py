@@ -1,0 +1,158 @@
+"""The result row, defined once, and the pure step from an observation to rows.
+
+Data flows one way: a golden case and what a framework returned for it (an `Observed`
+per output) go through the classifier (verdicts.classify) and the expectations
+(expectations.Matcher) into one `ResultRow` per output. The runner only observes; the
+report only reads rows.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from reference.formats import FORMATS
+from reference.golden import OUTPUTS, GoldenCase
+from reference.ops import OPS
+
+from . import verdicts
+from .expectations import Matcher
+
+NO_API = "(no API)"
+
+
+@dataclass
+class ResultRow:
+    suite: str
+    case_id: str
+    op: str
+    features: str  # comma-separated
+    tags: str
+    params: str  # the case's parameters, JSON
+    framework: str
+    framework_version: str
+    versions: str  # the runtime's installed distributions that expectations may scope by, JSON
+    runtime: str  # the interpreter a framework ran under ("local": the one running xent)
+    api: str
+    device: str  # "cpu", "cuda:0", "gpu:0"
+    device_name: str  # what decides the numbers: CPU model and vector ISA, or GPU model
+    dtype: str
+    output: str
+    verdict: str
+    detail: str
+    variants: str  # every variant the output equals, comma-separated
+    expected_kind: str
+    observed_kind: str
+    max_ulp: float
+    max_abs_err: float
+    max_tol_ratio: float
+    median_ulp: float
+    expected_values: str
+    observed_values: str
+    inputs: str
+    known: str  # the expectation that explains it, or ""
+    known_reason: str
+    evidence: str  # its links, space-separated
+    accepted_variant: str  # the variant that expectation accepts
+    # what was observed, kept so a stored run can be classified again
+    observed_dtype: str
+    observed_shape: str  # comma-separated
+    observed_bits: bytes  # the raw bit patterns, little-endian
+    error_type: str
+    error_message: str
+    domain_errors: str  # the exception types the framework declares for invalid input, comma-separated
+
+
+COLUMNS = [f.name for f in fields(ResultRow)]
+FLOAT_COLUMNS = [f.name for f in fields(ResultRow) if f.type == "float"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (case, dtype, api, device) a framework runs."""
+
+    suite: str
+    case: GoldenCase
+    dtype: str
+    api: str
+    device_label: str
+    device_name: str
+    device_id: str
+
+
+def describe_inputs(case: GoldenCase, arrays: dict, dtype: str) -> str:
+    """The case's inputs in the dtype, short, for the report."""
+    parts = [f"input{tuple(case.entry['input_shape'])}="
+             f"{verdicts.show(verdicts.values(arrays[f'input.{dtype}'], dtype), 12)}"]
+    p = case.params
+    if OPS[case.op].has_targets:
+        if p["target_kind"] == "index":
+            parts.append(f"target={np.asarray(arrays['target']).reshape(-1)[:12].tolist()}")
+        else:
+            parts.append(f"target={verdicts.show(verdicts.values(arrays[f'target.{dtype}'], dtype), 12)}")
+        for name, present in (("weight", p["weighted"]), ("pos_weight", p.get("pos_weighted"))):
+            if present:
+                parts.append(f"{name}={verdicts.show(verdicts.values(arrays[f'{name}.{dtype}'], dtype))}")
+        if p["target_kind"] == "index":
+            parts.append(f"ignore_index={p['ignore_index']}")
+        parts.append(f"label_smoothing={p['label_smoothing']} reduction={p['reduction']}")
+    return " ".join(parts)
+
+
+def observed_columns(observed: verdicts.Observed) -> dict:
+    if observed.status == "ok":
+        return dict(observed_dtype=observed.dtype, observed_shape=",".join(map(str, observed.bits.shape)),
+                    observed_bits=np.ascontiguousarray(observed.bits).astype(observed.bits.dtype.newbyteorder("<"))
+                    .tobytes(), error_type="", error_message="")
+    return dict(observed_dtype="", observed_shape="", observed_bits=b"", error_type=observed.error_type or observed.status,
+                error_message=observed.message)
+
+
+def observed_from_columns(row) -> verdicts.Observed:
+    """The Observed a stored row was classified from (the inverse of observed_columns)."""
+    if row["observed_dtype"]:
+        shape = tuple(int(d) for d in str(row["observed_shape"]).split(",") if d)
+        storage = np.dtype(FORMATS[row["observed_dtype"]].storage).newbyteorder("<")
+        bits = np.frombuffer(row["observed_bits"], dtype=storage).astype(storage.newbyteorder("=")).reshape(shape)
+        return verdicts.Observed("ok", row["observed_dtype"], bits)
+    status = row["error_type"] if row["error_type"] in ("unsupported", "crashed") else "raised"
+    return verdicts.Observed(status, message=row["error_message"], error_type=row["error_type"])
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Who observed: a framework's adapter under one interpreter."""
+
+    framework: str
+    version: str
+    versions: dict  # distribution -> installed version
+    name: str  # the runtime's stable name
+    domain_errors: tuple[str, ...]
+
+
+def rows_for(task: Task, arrays: dict, inputs: str, observed: dict[str, verdicts.Observed], rt: Runtime,
+             matcher: Matcher) -> list[ResultRow]:
+    """One row per output of a task: classified, matched against the expectations."""
+    case = task.case
+    expected = None if case.expect_error else case.expected(arrays, task.dtype)
+    out = []
+    for output in OUTPUTS:
+        per_sem = None if expected is None else {name: e[output] for name, e in expected.items()}
+        v = verdicts.classify(per_sem, case.expect_error, observed[output], task.dtype, rt.domain_errors)
+        row = dict(
+            suite=task.suite, case_id=case.id, op=case.op, features=",".join(case.entry["features"]),
+            tags=",".join(case.entry["tags"]), params=json.dumps(case.params, sort_keys=True),
+            framework=rt.framework, framework_version=rt.version, versions=json.dumps(rt.versions, sort_keys=True),
+            runtime=rt.name, domain_errors=",".join(rt.domain_errors), api=task.api,
+            device=task.device_label, device_name=task.device_name, dtype=task.dtype, output=output,
+            verdict=v.verdict, detail=v.detail, variants=",".join(v.variants), expected_kind=v.expected_kind,
+            observed_kind=v.observed_kind, max_ulp=v.max_ulp, max_abs_err=v.max_abs_err,
+            max_tol_ratio=v.max_tol_ratio, median_ulp=v.median_ulp, expected_values=v.expected_values,
+            observed_values=v.observed_values, inputs=inputs, **observed_columns(observed[output]))
+        known = matcher.match(row)
+        row.update(known=known.id if known else "", known_reason=known.reason if known else "",
+                   evidence=" ".join(known.evidence) if known else "",
+                   accepted_variant=known.accepted(row) if known and v.verdict == verdicts.VARIANT else "")
+        out.append(ResultRow(**row))
+    return out
