@@ -111,7 +111,9 @@ def load_expectations(path: str | Path = DEFAULT_PATH, frameworks=None) -> list[
     unknown_tables = sorted(set(doc) - {"cause"})
     if unknown_tables:
         raise ExpectationsError(f"{path}: unknown top-level key {unknown_tables[0]!r}; causes go in [[cause]] tables")
-    raw_entries = doc.get("cause", [])
+    if "cause" not in doc:  # most likely a mistake (every divergence would turn unexpected): say so
+        raise ExpectationsError(f"{path}: no [[cause]] tables; write `cause = []` to run with no expectations")
+    raw_entries = doc["cause"]
     if not isinstance(raw_entries, list):
         raise ExpectationsError(f"{path}: 'cause' must be an array of tables ([[cause]])")
     found, seen = [], set()

@@ -2,7 +2,7 @@
 a special is one of the strings NAN, POS_INF, NEG_INF.
 
 Only the operations the loss formulas need are here, each with IEEE special-value rules,
-except `scale`, which implements SEMANTICS' rule that an exactly-zero coefficient
+except `scale`, which implements the contract's rule (docs/semantics.md) that an exactly-zero coefficient
 contributes exactly zero (0 * inf = 0).
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ def total(values, start=None):
 
 def scale(coef: Fraction, v, zero_times_inf_nan: bool = False):
     """coef * v for an exact coefficient. coef == 0 gives exactly 0 for any non-NaN v
-    (SEMANTICS' 0 * inf = 0), or NaN for an infinite v under the IEEE variant."""
+    (the contract's 0 * inf = 0), or NaN for an infinite v under the IEEE variant."""
     if is_nan(v):
         return NAN
     if coef == 0:

@@ -13,8 +13,6 @@ TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32,
                 "float16": torch.float16, "bfloat16": torch.bfloat16}
 INT_VIEW = {"float64": np.int64, "float32": np.int32, "float16": np.int16, "bfloat16": np.int16}
 INT_TORCH = {2: torch.int16, 4: torch.int32, 8: torch.int64}
-CE_PARAMS = frozenset({"weight", "ignore_index", "label_smoothing"})
-NLL_PARAMS = frozenset({"weight", "ignore_index"})
 
 
 def _ce_kwargs(c: Inputs) -> dict:
@@ -26,45 +24,41 @@ def _nll_kwargs(c: Inputs) -> dict:
     return dict(weight=c.weight, ignore_index=c.ignore_index, reduction=c.reduction)
 
 
+def _weight_kwargs(c: Inputs) -> dict:
+    return dict(weight=c.weight, reduction=c.reduction)
+
+
+def _logits_kwargs(c: Inputs) -> dict:
+    return dict(weight=c.weight, pos_weight=c.pos_weight, reduction=c.reduction)
+
+
 def _class_dim(c: Inputs) -> int:
     return 0 if c.x.ndim == 1 else 1
 
 
+def _both(functional, module, op: str, kwargs, **declared) -> tuple[Api, Api]:
+    """A loss's functional form and its module form: two documented APIs, one way to call."""
+    return (Api(f"torch.nn.functional.{functional.__name__}", op, lambda c: functional(c.x, c.target, **kwargs(c)),
+                **declared),
+            Api(f"torch.nn.{module.__name__}", op, lambda c: module(**kwargs(c))(c.x, c.target), **declared))
+
+
 APIS = (
-    Api("torch.nn.functional.cross_entropy", "cross_entropy",
-        lambda c: F.cross_entropy(c.x, c.target, **_ce_kwargs(c)),
-        targets=("index", "probs"), params=CE_PARAMS),
-    Api("torch.nn.CrossEntropyLoss", "cross_entropy",
-        lambda c: torch.nn.CrossEntropyLoss(**_ce_kwargs(c))(c.x, c.target),
-        targets=("index", "probs"), params=CE_PARAMS),
+    *_both(F.cross_entropy, torch.nn.CrossEntropyLoss, "cross_entropy", _ce_kwargs,
+           targets=("index", "probs"), params=frozenset({"weight", "ignore_index", "label_smoothing"})),
     Api("torch.log_softmax", "log_softmax", lambda c: torch.log_softmax(c.x, dim=_class_dim(c))),
-    Api("torch.nn.functional.nll_loss", "nll_loss", lambda c: F.nll_loss(c.x, c.target, **_nll_kwargs(c)),
-        targets=("index",), params=NLL_PARAMS),
-    Api("torch.nn.NLLLoss", "nll_loss", lambda c: torch.nn.NLLLoss(**_nll_kwargs(c))(c.x, c.target),
-        targets=("index",), params=NLL_PARAMS),
+    *_both(F.nll_loss, torch.nn.NLLLoss, "nll_loss", _nll_kwargs,
+           targets=("index",), params=frozenset({"weight", "ignore_index"})),
+    # the idiom NLLLoss' docs give for probabilities
     Api("torch.nn.functional.nll_loss(torch.log(p))", "cross_entropy_from_probs",
         lambda c: F.nll_loss(torch.log(c.x), c.target, **_nll_kwargs(c)),
-        targets=("index",), params=NLL_PARAMS),  # the idiom NLLLoss' docs give for probabilities
-    Api("torch.nn.functional.binary_cross_entropy", "binary_cross_entropy",
-        lambda c: F.binary_cross_entropy(c.x, c.target, weight=c.weight, reduction=c.reduction),
-        targets=("binary",), params=frozenset({"weight"})),
-    Api("torch.nn.BCELoss", "binary_cross_entropy",
-        lambda c: torch.nn.BCELoss(weight=c.weight, reduction=c.reduction)(c.x, c.target),
-        targets=("binary",), params=frozenset({"weight"})),
-    Api("torch.nn.functional.binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits",
-        lambda c: F.binary_cross_entropy_with_logits(c.x, c.target, weight=c.weight, pos_weight=c.pos_weight,
-                                                     reduction=c.reduction),
-        targets=("binary",), params=frozenset({"weight", "pos_weight"})),
-    Api("torch.nn.BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
-        lambda c: torch.nn.BCEWithLogitsLoss(weight=c.weight, pos_weight=c.pos_weight,
-                                             reduction=c.reduction)(c.x, c.target),
-        targets=("binary",), params=frozenset({"weight", "pos_weight"})),
-    Api("torch.nn.functional.multilabel_soft_margin_loss", "multilabel_soft_margin_loss",
-        lambda c: F.multilabel_soft_margin_loss(c.x, c.target, weight=c.weight, reduction=c.reduction),
-        targets=("binary",), params=frozenset({"weight"})),
-    Api("torch.nn.MultiLabelSoftMarginLoss", "multilabel_soft_margin_loss",
-        lambda c: torch.nn.MultiLabelSoftMarginLoss(weight=c.weight, reduction=c.reduction)(c.x, c.target),
-        targets=("binary",), params=frozenset({"weight"})),
+        targets=("index",), params=frozenset({"weight", "ignore_index"})),
+    *_both(F.binary_cross_entropy, torch.nn.BCELoss, "binary_cross_entropy", _weight_kwargs,
+           targets=("binary",), params=frozenset({"weight"})),
+    *_both(F.binary_cross_entropy_with_logits, torch.nn.BCEWithLogitsLoss, "binary_cross_entropy_with_logits",
+           _logits_kwargs, targets=("binary",), params=frozenset({"weight", "pos_weight"})),
+    *_both(F.multilabel_soft_margin_loss, torch.nn.MultiLabelSoftMarginLoss, "multilabel_soft_margin_loss",
+           _weight_kwargs, targets=("binary",), params=frozenset({"weight"})),
 )
 
 

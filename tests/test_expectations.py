@@ -1,0 +1,119 @@
+"""Expectations keyed by cause: matching by data, version scopes, stale entries, the loader's
+errors, and the matrix's check."""
+import json
+
+import pytest
+
+from conformance.adapters import FRAMEWORKS
+from conformance.expectations import DEFAULT_PATH, ExpectationsError, Matcher, load_expectations
+from conformance.matrix import KnownDivergence, check
+
+
+def write(tmp_path, text):
+    path = tmp_path / "e.toml"
+    path.write_text(text)
+    return path
+
+
+ENTRY = """
+[[cause]]
+id = "keras-mean"
+frameworks = ["tensorflow"]
+apis = ["keras.losses.Sparse*"]
+params = { target_kind = "index", reduction = "mean" }
+features = ["weight"]
+verdicts = ["variant"]
+variant = "*mean_by_count"
+requires = ["keras>=3.3"]
+reason = "divides by the count"
+evidence = "https://github.com/keras-team/keras/issues/19740"
+"""
+
+
+def row(**kw):
+    base = dict(framework="tensorflow", api="keras.losses.SparseCategoricalCrossentropy", op="cross_entropy",
+                case_id="onnx-sce-weight-ii", features="op:cross_entropy,weight,ignore_index",
+                params=json.dumps({"target_kind": "index", "reduction": "mean", "weighted": True}),
+                dtype="float32", device="cpu", device_name="some CPU", output="loss", verdict="variant",
+                detail="mean_by_count", variants="mean_by_count")
+    base.update(kw)
+    return base
+
+
+def test_a_cause_matches_any_case_with_its_features_and_parameters(tmp_path):
+    (e,) = load_expectations(write(tmp_path, ENTRY), FRAMEWORKS)
+    assert e.explains(row())  # a user's case id, never listed anywhere
+    assert e.accepted(row(variants="clip_eps_1e-7+renormalize_probs+mean_by_count")) != ""
+    assert not e.explains(row(framework="torch"))
+    assert not e.explains(row(variants="empty_mean_zero", detail="empty_mean_zero"))
+    assert not e.explains(row(params=json.dumps({"target_kind": "index", "reduction": "sum"})))
+    assert not e.explains(row(features="op:cross_entropy,ignore_index"))
+    assert not e.explains(row(verdict="inaccurate"))
+    assert not e.explains(row(api="tf.nn.sparse_softmax_cross_entropy_with_logits"))
+
+
+@pytest.mark.parametrize("versions, applies", [
+    ({"keras": "3.15.1"}, True), ({"keras": "3.3.0"}, True), ({"keras": "3.2.9"}, False),
+    ({"keras": "3.4.0.dev20260101"}, True), ({"keras": "3.3.0rc1"}, False),  # a pre-release of 3.3 precedes 3.3
+    ({"keras": "3.15.1+cpu"}, True),  # local labels do not count
+    ({}, False),  # a runtime without keras: the entry does not hold for it
+])
+def test_requires_is_evaluated_against_the_runtime(tmp_path, versions, applies):
+    (e,) = load_expectations(write(tmp_path, ENTRY), FRAMEWORKS)
+    assert e.applies_to(versions) is applies
+
+
+def test_matcher_reports_entries_whose_scope_ran_and_explained_nothing(tmp_path):
+    entries = load_expectations(write(tmp_path, ENTRY), FRAMEWORKS)
+    matcher = Matcher.build(entries, "tensorflow", {"keras": "3.15.1"})
+    assert matcher.match(row(verdict="conforms", detail="within tolerance", variants="")) is None
+    assert matcher.stale() == ["keras-mean"]  # in scope, conformed: the framework changed
+    assert matcher.match(row()).id == "keras-mean" and matcher.stale() == []
+    old = Matcher.build(entries, "tensorflow", {"keras": "3.2.0"})
+    assert old.match(row()) is None and old.stale() == []  # not applicable to that version at all
+
+
+@pytest.mark.parametrize("text, field", [
+    ("cause = []\n", None),
+    ("", "cause"),
+    ("[[knwon]]\nid = 'x'\n", "knwon"),
+    (ENTRY.replace('frameworks = ["tensorflow"]', 'frameworks = ["pytorch"]'), "frameworks"),
+    (ENTRY.replace('verdicts = ["variant"]', 'verdicts = ["varient"]'), "verdicts"),
+    (ENTRY.replace('evidence = "https://github.com/keras-team/keras/issues/19740"', 'evidence = "KNOWN_DIFFERENCES 4"'), "evidence"),
+    (ENTRY.replace('requires = ["keras>=3.3"]', 'requires = ["keras>>3"]'), "requires"),
+    (ENTRY.replace('features = ["weight"]', 'features = "weight"'), "features"),
+    (ENTRY.replace('features = ["weight"]', 'detail = 5'), "detail"),
+    (ENTRY.replace('params = { target_kind = "index", reduction = "mean" }', 'params = { colour = "red" }'), "params"),
+    (ENTRY + ENTRY, "id"),
+    (ENTRY.replace('reason = "divides by the count"', ''), "reason"),
+])
+def test_malformed_files_are_refused_with_the_entry_and_field(tmp_path, text, field):
+    path = write(tmp_path, text)
+    if field is None:
+        assert load_expectations(path, FRAMEWORKS) == []  # no expectations, said explicitly
+        return
+    with pytest.raises(ExpectationsError) as e:
+        load_expectations(path, FRAMEWORKS)
+    assert str(path) in str(e.value) and (repr(field) in str(e.value) or field in str(e.value))
+
+
+def test_the_shipped_file_loads_and_cites_only_upstream_evidence():
+    entries = load_expectations(DEFAULT_PATH, FRAMEWORKS)
+    assert entries and len({e.id for e in entries}) == len(entries)
+    assert all(link.startswith("https://") for e in entries for link in e.evidence)
+
+
+def matrix_rows(verdict, known=""):
+    return [dict(row(verdict=verdict, known=known, variants="mean_by_count" if known else "")),
+            dict(row(verdict="conforms", output="grad", known=""))]
+
+
+def test_matrix_check_fails_unexpected_xfails_known_and_fails_stale(tmp_path):
+    entries = load_expectations(write(tmp_path, ENTRY), FRAMEWORKS)
+    with pytest.raises(pytest.fail.Exception, match="unexpected divergence"):
+        check(matrix_rows("inaccurate"), entries)
+    with pytest.raises(KnownDivergence):
+        check(matrix_rows("variant", known="keras-mean"), entries)
+    with pytest.raises(pytest.fail.Exception, match="expectation keras-mean no longer matches: the framework changed"):
+        check([dict(row(verdict="conforms", known=""))], entries)
+    check([dict(row(verdict="conforms", known=""))], [])  # nothing diverges, nothing expected: passes

@@ -1,0 +1,53 @@
+"""Real runs of small suites through the installed frameworks (slow: workers import them)."""
+import importlib.util
+
+import pytest
+
+from conformance import runner
+from conformance.adapters import FRAMEWORKS, missing_module
+from conformance.expectations import load_expectations
+from conformance.reclassify import reclassify
+from conformance.report import results_frame
+from reference.casefile import parse_cases
+from reference.golden import generate
+
+pytestmark = pytest.mark.slow
+INSTALLED = [f for f in FRAMEWORKS if missing_module(f) is None]
+
+
+def suite(tmp_path, tables):
+    specs = parse_cases(tables, "test")
+    return generate(specs, tmp_path / "golden", "user").parent
+
+
+def test_an_infinite_logit_with_a_class_index_target_is_named_by_the_max_shift(tmp_path):
+    """[inf, 0, 1], target 0: every framework's NaN is explained by subtracting the row maximum
+    (inf - inf), never by 0 * inf: nothing multiplies a zero coefficient on that path."""
+    golden = suite(tmp_path, [{"id": "inf-row", "op": "cross_entropy", "input": [["inf", "0", "1"]],
+                               "target": [0], "reduction": "none", "dtypes": ["float32"]}])
+    runs = runner.run([golden], INSTALLED, out_dir=tmp_path / "o", expectations=load_expectations())
+    rows = [r for run in runs for r in run.rows if r.verdict != "unsupported"]
+    assert {r.framework for r in rows} == set(INSTALLED) and rows
+    for r in rows:
+        assert "zero_times_inf_nan" not in r.variants and "zero_times_inf_nan" not in r.detail
+        if r.output == "loss":  # the limit is 0; NaN is the max shift's
+            assert r.verdict in ("variant", "special_mismatch"), (r.api, r.verdict, r.detail)
+        if r.verdict == "variant":
+            assert "max_shift_inf_nan" in r.variants.split(",") and r.known == "max-shift-inf-minus-inf"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_reclassifying_a_stored_run_gives_the_fresh_run(tmp_path):
+    golden = suite(tmp_path, [
+        {"id": "w-mean", "op": "cross_entropy", "input": [["0.5", "-1.25", "2"], ["3", "1", "-2.5"]],
+         "target": [2, 0], "weight": ["1", "4", "0.25"], "dtypes": ["float32", "bfloat16"]},
+        {"id": "oob", "op": "cross_entropy", "input": [["0.5", "-1.25", "2"]], "target": [3], "dtypes": ["float32"]},
+        {"id": "inf-row", "op": "log_softmax", "input": [["inf", "0", "1"]], "dtypes": ["float16"]},
+    ])
+    expectations = load_expectations()
+    (run,) = runner.run([golden], ["torch"], out_dir=tmp_path / "o", expectations=expectations)
+    fresh = results_frame(run.rows)
+    again = reclassify(fresh, {"golden": golden}, expectations)
+    columns = ["case_id", "api", "dtype", "output", "verdict", "detail", "variants", "known", "max_ulp"]
+    assert fresh[columns].fillna(-1).equals(again[columns].fillna(-1))
+    assert set(fresh["verdict"]) >= {"conforms", "variant"}  # the max shift, classified from stored bits
