@@ -10,11 +10,13 @@ from reference import large
 from reference.catalog import default_specs
 from reference.golden import GoldenFileError, generate
 
-from . import report, runner
+from . import diff, envs, report, runner
 from .adapters import FRAMEWORKS
+from .reclassify import reclassify
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message
 
 CASES_DIR = runner.REPO_ROOT / "cases"
+BASELINES_DIR = runner.REPO_ROOT / "baselines"
 # suite name -> (its case definitions, its golden folder); large is generated on demand
 SUITES = {"default": (default_specs, CASES_DIR / "golden" / "default"),
           "large": (None, CASES_DIR / "golden" / "large")}
@@ -55,6 +57,17 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _suite_dirs_of(df) -> dict[str, Path]:
+    """The golden folders a results file's suites name: the stored suites, and a run's user
+    cases beside its results."""
+    return {name: folder for name, (_, folder) in SUITES.items()}
+
+
+def _print_stale(stale: dict) -> None:
+    for who, ids in stale.items():
+        print(f"{who}: {stale_message(ids)}")
+
+
 def cmd_run(args) -> int:
     out = Path(args.out)
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
@@ -62,7 +75,11 @@ def cmd_run(args) -> int:
     if unknown:
         print(f"xent: unknown framework {unknown[0]!r}; choose from {', '.join(FRAMEWORKS)}", file=sys.stderr)
         return 2
+    runtimes = [envs.resolve(spec) for spec in args.runtime] if args.runtime else None
+    if runtimes and len({r.name for r in runtimes}) != len(runtimes):
+        raise envs.EnvError("--runtime: each runtime needs its own name")
     expectations = load_expectations(args.expectations, FRAMEWORKS)  # checked before anything is written
+    baseline = report.read_results(diff.results_path(args.baseline)) if args.baseline else None
     suite_dirs = [SUITES[s][1] for s in (args.suite or ([] if args.cases else ["default"]))]
     if args.cases:
         specs = load_case_files(args.cases)  # every file checked before anything runs
@@ -70,34 +87,111 @@ def cmd_run(args) -> int:
     bar, progress = _progress_bar("xent run")
     try:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
-                          progress=progress, dtypes=set(args.dtypes) if args.dtypes else None)
+                          progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes)
     finally:
         bar.close()
     df = report.results_frame([row for r in runs for row in r.rows])
+    df.attrs["stale"] = {f"{r.framework} ({r.runtime})": r.stale for r in runs if r.stale}
     for r in runs:
         if r.skipped:
-            print(f"skipped {r.framework}: {r.skipped}")
-        if r.stale:
-            print(f"{r.framework}: {stale_message(r.stale)}")
+            print(f"skipped {r.framework} ({r.runtime}): {r.skipped}")
+    _print_stale(df.attrs["stale"])
     if df.empty:
         print("xent: no results (no framework could run)", file=sys.stderr)
         return 1
+    since = diff.compare(baseline, df, drift=args.drift, old_label=str(args.baseline), new_label=str(out)) \
+        if baseline is not None else None
     report.write_results(df, out / "results.parquet")
-    report.write_report(df, out / "report.html")
+    report.write_report(df, out / "report.html", since)
     print(report.summary(df).to_string(line_width=200))
-    diff = report.differences(df)
-    unexpected = diff[diff["known"] == ""] if not diff.empty else diff
-    print(f"\n{len(diff)} semantic differences ({len(unexpected)} not in {args.expectations})")
+    differences = report.differences(df)
+    unexpected = differences[differences["known"] == ""] if not differences.empty else differences
+    print(f"\n{len(differences)} semantic differences ({len(unexpected)} not in {args.expectations})")
     print(f"results: {out / 'results.parquet'}\nreport:  {out / 'report.html'}")
+    if since is not None:
+        print(diff.summary_text(since))
+        return 1 if diff.failed(since, tuple(args.fail_on.split(","))) else 0
     return 0
 
 
 def cmd_report(args) -> int:
-    df = report.read_results(Path(args.results))
-    out = Path(args.out) if args.out else Path(args.results).with_name("report.html")
+    path = diff.results_path(args.results)
+    df = report.read_results(path)
+    if args.reclassify:
+        df = reclassify(df, _suite_dirs_of(df) | {"user": path.parent / "golden" / "user"},
+                        load_expectations(args.expectations, FRAMEWORKS))
+        report.write_results(df, path.with_name("results-reclassified.parquet"))
+        _print_stale(df.attrs.get("stale", {}))
+    out = Path(args.out) if args.out else path.with_name("report.html")
     report.write_report(df, out)
     print(report.summary(df).to_string(line_width=200))
     print(f"report: {out}")
+    return 0
+
+
+def _load_side(spec: str, args, expectations):
+    path = diff.results_path(spec)
+    df = report.read_results(path)
+    if args.reclassify:
+        df = reclassify(df, _suite_dirs_of(df) | {"user": path.parent / "golden" / "user"}, expectations)
+    return df
+
+
+def cmd_diff(args) -> int:
+    expectations = load_expectations(args.expectations, FRAMEWORKS) if args.reclassify else []
+    if args.runtimes or args.devices:
+        if args.new:
+            raise ValueError("xent diff RUN --runtimes A B (or --devices A B) compares within one run: give one RUN")
+        df = _load_side(args.old, args, expectations)
+        column, (a, b) = ("runtime", args.runtimes) if args.runtimes else ("device", args.devices)
+        for name in (a, b):
+            if name not in set(df[column]):
+                raise ValueError(f"{args.old}: no {column} {name!r} (there: {', '.join(sorted(set(df[column])))})")
+        old, new = df[df[column] == a], df[df[column] == b]
+        shared = set(old["framework"]) & set(new["framework"])  # a runtime holds the frameworks installed there
+        old, new = old[old["framework"].isin(shared)], new[new["framework"].isin(shared)]
+        if column == "runtime":
+            old, new = old.assign(runtime="*"), new.assign(runtime="*")  # pair by framework: the version check
+        else:
+            old, new = old.assign(device="*"), new.assign(device="*")
+        labels = (f"{column} {a}", f"{column} {b}")
+        html_dir = diff.results_path(args.old).parent
+    else:
+        if not args.new:
+            raise ValueError("xent diff OLD NEW: give two results files or run folders")
+        old, new = _load_side(args.old, args, expectations), _load_side(args.new, args, expectations)
+        labels = (args.old, args.new)
+        html_dir = diff.results_path(args.new).parent
+    d = diff.compare(old, new, drift=args.drift, old_label=labels[0], new_label=labels[1])
+    print(diff.summary_text(d))
+    _print_stale(new.attrs.get("stale", {}))
+    html_path = Path(args.html) if args.html else html_dir / "diff.html"
+    diff.write_html(d, html_path)
+    print(f"diff: {html_path}")
+    if args.json:
+        diff.write_json(d, Path(args.json))
+    return 1 if diff.failed(d, tuple(args.fail_on.split(","))) else 0
+
+
+def cmd_env(args) -> int:
+    if args.env_command == "create":
+        rt = envs.create(args.requirements, name=args.name, python=args.python, uv_args=args.uv_arg or [])
+        print(f"runtime {rt.name}: {rt.python}\nuse it with: xent run --runtime {rt.name}")
+        return 0
+    found = envs.listed()
+    if not found:
+        print(f"no environments under {envs.env_root()} (xent env create REQUIREMENT...)")
+    for env in found:
+        print(f"{env['name']:<32} {env['python']}  ({' '.join(env['requirements'])})")
+    return 0
+
+
+def cmd_baseline(args) -> int:
+    source = diff.results_path(args.source)
+    df = report.read_results(source)
+    target = BASELINES_DIR / f"{args.name}.parquet"
+    report.write_results(df, target)
+    print(f"baseline {args.name}: {len(df)} rows from {source} -> {target}")
     return 0
 
 
@@ -120,12 +214,54 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="reports/latest", help="where results.parquet and report.html go")
     r.add_argument("--timeout", type=float, default=120.0, help="seconds a single task may take")
     r.add_argument("--expectations", default=str(DEFAULT_PATH), help="the known-divergences file")
+    r.add_argument("--runtime", action="append", metavar="NAME[=PYTHON]",
+                   help="run the workers under this interpreter (repeatable): NAME=PYTHON, 'local', or an environment "
+                        "of `xent env list`; given any, only the runtimes named run")
+    r.add_argument("--baseline", metavar="RESULTS", help="a stored run to diff against (report section, exit code)")
+    r.add_argument("--drift", type=float, default=0.25, help="with --baseline: share of the tolerance a row may move")
+    r.add_argument("--fail-on", default="regression,missing", help="with --baseline: classes that make the exit code 1")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="rebuild report.html from a results file")
-    rep.add_argument("results")
+    rep.add_argument("results", help="a results file or a run folder")
     rep.add_argument("--out")
+    rep.add_argument("--reclassify", action="store_true",
+                     help="classify the stored observations again under today's golden files and expectations")
+    rep.add_argument("--expectations", default=str(DEFAULT_PATH))
     rep.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("diff", help="what changed between two runs (or two runtimes or devices of one run)")
+    d.add_argument("old", help="results file or run folder")
+    d.add_argument("new", nargs="?", help="results file or run folder")
+    d.add_argument("--runtimes", nargs=2, metavar=("A", "B"), help="compare two runtimes of one run")
+    d.add_argument("--devices", nargs=2, metavar=("A", "B"), help="compare two devices of one run")
+    d.add_argument("--drift", type=float, default=0.25,
+                   help="a change of the share of the tolerance used beyond this is 'changed' (default 0.25)")
+    d.add_argument("--fail-on", default="regression,missing",
+                   help="classes that make the exit code 1 (comma-separated; default regression,missing)")
+    d.add_argument("--json", metavar="FILE", help="write the diff for machines")
+    d.add_argument("--html", metavar="FILE", help="where diff.html goes (default: beside NEW)")
+    d.add_argument("--reclassify", action="store_true",
+                   help="classify both runs again under today's golden files, tolerance and expectations")
+    d.add_argument("--expectations", default=str(DEFAULT_PATH))
+    d.set_defaults(func=cmd_diff)
+
+    e = sub.add_parser("env", help="cached virtual environments to run frameworks under (runtimes)")
+    esub = e.add_subparsers(dest="env_command", required=True)
+    ec = esub.add_parser("create", help="build an environment with uv: xent env create jax==0.9.2 optax==0.2.8")
+    ec.add_argument("requirements", nargs="+")
+    ec.add_argument("--name", help="the runtime's name (default: from the requirements)")
+    ec.add_argument("--python", help="the Python version or interpreter (default: this one's version)")
+    ec.add_argument("--uv-arg", action="append", help="passed to uv pip install (repeatable), e.g. --index-url=...")
+    esub.add_parser("list", help="the environments made so far")
+    e.set_defaults(func=cmd_env)
+
+    b = sub.add_parser("baseline", help="stored runs that CI diffs against")
+    bsub = b.add_subparsers(dest="baseline_command", required=True)
+    bu = bsub.add_parser("update", help="accept a run as the baseline (after reading its diff)")
+    bu.add_argument("source", help="results file or run folder")
+    bu.add_argument("--name", default="default-cpu", help="baselines/NAME.parquet (default default-cpu)")
+    b.set_defaults(func=cmd_baseline)
     return p
 
 
@@ -133,7 +269,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CaseFileError, GoldenFileError, ExpectationsError, ValueError) as e:
+    except (CaseFileError, GoldenFileError, ExpectationsError, envs.EnvError, ValueError) as e:
         print(f"xent: {e}", file=sys.stderr)
         return 2
 

@@ -34,6 +34,10 @@ class MatrixRun:
         self._rows: dict[tuple[str, str], list[dict]] | None = None
         self.skipped: dict[str, str] = {}
 
+    def all_rows(self) -> list[dict]:
+        self.rows(FRAMEWORKS[0], "")
+        return [r for rows in self._rows.values() for r in rows]
+
     def rows(self, framework: str, case_id: str) -> list[dict]:
         if self._rows is None:
             installed = [f for f in FRAMEWORKS if missing_module(f) is None]
@@ -43,7 +47,7 @@ class MatrixRun:
                     self.skipped[run.framework] = run.skipped
                 for row in run.rows:
                     self._rows.setdefault((row.framework, row.case_id), []).append(vars(row))
-        if framework in self.skipped:
+        if framework in self.skipped and case_id:
             raise RuntimeError(f"{framework} did not start: {self.skipped[framework]}")
         return self._rows.get((framework, case_id), [])
 

@@ -12,13 +12,15 @@ from reference.golden import OUTPUTS, load_suite
 
 from .expectations import Expectation, Matcher
 from .report import results_frame
-from .results import Runtime, Task, describe_inputs, observed_from_columns, rows_for
+from .results import Runtime, Task, describe_inputs, observed_from_columns, rows_for, suite_hash
 
 
 def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list[Expectation]) -> pd.DataFrame:
     """suite_dirs: suite name (the results' `suite` column) -> its golden folder. Rows of a
     case the golden files no longer have are dropped, and named in the frame's attrs."""
-    cases = {(name, c.id): c for name, d in suite_dirs.items() for c in load_suite(d)}
+    suites = {name: load_suite(d) for name, d in suite_dirs.items() if (Path(d) / "manifest.json").exists()}
+    hashes = {name: suite_hash(cases) for name, cases in suites.items()}
+    cases = {(name, c.id): c for name, suite in suites.items() for c in suite}
     matchers: dict[tuple[str, str], Matcher] = {}
     rows, missing = [], set()
     loaded = (None, None)
@@ -41,7 +43,7 @@ def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list
         if loaded[0] != (suite, case_id):
             loaded = ((suite, case_id), case.arrays())
         arrays = loaded[1]
-        task = Task(suite, case, dtype, api, device, first["device_name"], "")
+        task = Task(suite, hashes[suite], case, dtype, api, device, first["device_name"], "")
         observed = {o: observed_from_columns(by_output[o]) for o in OUTPUTS}
         rows += rows_for(task, arrays, describe_inputs(case, arrays, dtype), observed, rt,
                          matchers[(framework, runtime)])

@@ -26,6 +26,10 @@ def results_frame(rows: list[ResultRow]) -> pd.DataFrame:
     return df.astype({c: "float64" for c in FLOAT_COLUMNS})
 
 
+def results_frame_from_dicts(rows: list[dict]) -> pd.DataFrame:
+    return results_frame([ResultRow(**r) for r in rows])
+
+
 def write_results(df: pd.DataFrame, path: Path) -> None:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
@@ -211,8 +215,19 @@ def _differences_html(diff: pd.DataFrame) -> str:
     return ("<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
 
 
-def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str:
-    versions = df[["framework", "framework_version"]].drop_duplicates().sort_values("framework")
+def _since_html(since) -> str:
+    """The top section of a run made with --baseline: what changed, regressions first."""
+    from . import diff
+    counts = ", ".join(f"{n} {c}" for c, n in since.counts().items())
+    notices = "".join(f"<p><b>notice:</b> {_esc(n)}</p>" for n in since.notices)
+    return (f"<h2>Changed since the baseline</h2><p>{_esc(since.old_label)} &rarr; {_esc(since.new_label)}: "
+            f"{len(since.pairs)} rows compared; {_esc(counts)}.</p>{notices}{diff.html_table(since)}")
+
+
+def render_html(df: pd.DataFrame, title: str = "xent-conformance report", since=None) -> str:
+    versions = df[["framework", "runtime", "framework_version"]].drop_duplicates().sort_values(["framework", "runtime"])
+    if df["runtime"].nunique() > 1:  # versions side by side: every table tells the runtimes apart
+        df = df.assign(api=df["api"] + " [" + df["runtime"] + "]")
     named = df[df["device"] != "-"][["framework", "device", "device_name"]].drop_duplicates()
     devices = "; ".join(f"{f} {d}: {n}" for f, d, n in named.sort_values(["framework", "device"]).itertuples(index=False))
     diff = differences(df)
@@ -221,9 +236,10 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
-        "<p>" + "; ".join(f"{_esc(f)} {_esc(v)}" for f, v in versions.itertuples(index=False))
+        "<p>" + "; ".join(f"{_esc(f)} {_esc(v)} ({_esc(r)})" for f, r, v in versions.itertuples(index=False))
         + f"<br>devices: {_esc(devices)}<br>{len(df)} outputs from {df['case_id'].nunique()} cases; "
         f"{len(diff)} semantic differences, {unexpected} not in the expectations file.</p>",
+        _since_html(since) if since is not None else "",
         "<h2>Summary</h2>", summary(df).to_html(escape=True),
         "<h2>Semantic differences</h2>",
         "<p>Every output that does not conform, with the case's inputs (first dtype shown). "
@@ -248,5 +264,5 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report") -> str
     return "\n".join(parts)
 
 
-def write_report(df: pd.DataFrame, path: Path) -> None:
-    atomic_write_bytes(Path(path), render_html(df).encode("utf-8"))
+def write_report(df: pd.DataFrame, path: Path, since=None) -> None:
+    atomic_write_bytes(Path(path), render_html(df, since=since).encode("utf-8"))

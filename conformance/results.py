@@ -7,6 +7,7 @@ report only reads rows.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, fields
 
@@ -25,7 +26,9 @@ NO_API = "(no API)"
 @dataclass
 class ResultRow:
     suite: str
+    suite_hash: str  # the golden suite's identity (its cases and their checksums)
     case_id: str
+    case_sha256: str  # the golden file's checksum: runs of different golden suites are told apart
     op: str
     features: str  # comma-separated
     tags: str
@@ -73,12 +76,17 @@ class Task:
     """One (case, dtype, api, device) a framework runs."""
 
     suite: str
+    suite_hash: str
     case: GoldenCase
     dtype: str
     api: str
     device_label: str
     device_name: str
     device_id: str
+
+
+def suite_hash(cases: list[GoldenCase]) -> str:
+    return hashlib.sha256("\n".join(sorted(f"{c.id} {c.entry['sha256']}" for c in cases)).encode()).hexdigest()
 
 
 def describe_inputs(case: GoldenCase, arrays: dict, dtype: str) -> str:
@@ -141,7 +149,7 @@ def rows_for(task: Task, arrays: dict, inputs: str, observed: dict[str, verdicts
         per_sem = None if expected is None else {name: e[output] for name, e in expected.items()}
         v = verdicts.classify(per_sem, case.expect_error, observed[output], task.dtype, rt.domain_errors)
         row = dict(
-            suite=task.suite, case_id=case.id, op=case.op, features=",".join(case.entry["features"]),
+            suite=task.suite, suite_hash=task.suite_hash, case_id=case.id, case_sha256=case.entry["sha256"], op=case.op, features=",".join(case.entry["features"]),
             tags=",".join(case.entry["tags"]), params=json.dumps(case.params, sort_keys=True),
             framework=rt.framework, framework_version=rt.version, versions=json.dumps(rt.versions, sort_keys=True),
             runtime=rt.name, domain_errors=",".join(rt.domain_errors), api=task.api,

@@ -3,11 +3,13 @@ side, each task with a timeout; a crash or hang becomes a `crashed` row and the 
 is restarted, so one framework's failure never loses the others' results."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from reference.golden import OUTPUTS, GoldenCase, load_suite
 
 from . import verdicts
 from .expectations import Expectation, Matcher
-from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, rows_for
+from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, rows_for, suite_hash
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 180.0
@@ -30,21 +32,50 @@ class WorkerGone(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """An interpreter a framework's worker runs under, by a stable name."""
+
+    name: str
+    python: str
+
+
+def code_path(runtime: RuntimeSpec) -> Path:
+    """What puts this project's code on a worker's path. The local runtime takes the folder
+    holding the packages; another interpreter gets a folder with links to just `reference`
+    and `conformance`, so nothing else of this environment leaks into it."""
+    if runtime.name == LOCAL:
+        return REPO_ROOT
+    tag = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:12]
+    linked = Path(tempfile.gettempdir()) / f"xent-conformance-code-{os.getuid()}-{tag}"
+    linked.mkdir(exist_ok=True)
+    for package in ("reference", "conformance"):
+        link = linked / package
+        if not link.exists():
+            try:
+                link.symlink_to(REPO_ROOT / package, target_is_directory=True)
+            except FileExistsError:  # another thread made it
+                pass
+    return linked
+
+
 class Worker:
     """A framework's worker process with a line-reading thread, so replies can time out."""
 
-    def __init__(self, framework: str, log_path: Path):
+    def __init__(self, framework: str, log_path: Path, runtime: "RuntimeSpec | None" = None):
         self.framework, self.log_path = framework, log_path
+        self.runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
         self.proc: subprocess.Popen | None = None
         self.hello: dict | None = None
         self.message = ""
 
     def start(self) -> bool:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(code_path(self.runtime)),
+                                                                        os.environ.get("PYTHONPATH")])),
                    PYTHONUNBUFFERED="1")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "conformance.worker", self.framework],
+        self.proc = subprocess.Popen([self.runtime.python, "-m", "conformance.worker", self.framework],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         log.close()
         self.replies: queue.Queue = queue.Queue()
@@ -91,6 +122,7 @@ class Worker:
 @dataclass
 class FrameworkRun:
     framework: str
+    runtime: str = LOCAL
     version: str = ""
     skipped: str = ""  # why it did not run (not installed, ...)
     rows: list[ResultRow] = field(default_factory=list)
@@ -114,9 +146,11 @@ def _all(status: str, message: str) -> dict[str, verdicts.Observed]:
 
 def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *, out_dir: Path,
                   timeout: float, expectations: list[Expectation] = (), progress=None,
-                  dtypes: set[str] | None = None, runtime: str = LOCAL) -> FrameworkRun:
-    result = FrameworkRun(framework)
-    worker = Worker(framework, out_dir / f"worker-{framework}.log")
+                  dtypes: set[str] | None = None, runtime: RuntimeSpec | None = None) -> FrameworkRun:
+    runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
+    result = FrameworkRun(framework, runtime.name)
+    log_name = f"worker-{framework}.log" if runtime.name == LOCAL else f"worker-{runtime.name}-{framework}.log"
+    worker = Worker(framework, out_dir / log_name, runtime)
     if not worker.start():
         worker.stop()
         result.skipped = worker.message
@@ -124,13 +158,14 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
     hello = worker.hello
     result.version = hello["version"]
     matcher = Matcher.build(expectations, framework, hello["versions"])
-    rt = Runtime(framework, hello["version"], hello["versions"], runtime, tuple(hello["domain_errors"]))
+    rt = Runtime(framework, hello["version"], hello["versions"], runtime.name, tuple(hello["domain_errors"]))
     apis_for: dict[str, list[str]] = {}
     for api in hello["apis"]:
         apis_for.setdefault(api["op"], []).append(api["name"])
     no_device = [{"id": "-", "label": "-", "name": "-"}]
     # an op the framework has no API for is one `unsupported` row per dtype, on no device
-    tasks = [Task(Path(suite).name, case, dtype, api, device["label"], device["name"], device["id"])
+    hashes = {suite: suite_hash(cases) for suite, cases in suites}
+    tasks = [Task(Path(suite).name, hashes[suite], case, dtype, api, device["label"], device["name"], device["id"])
              for suite, cases in suites for case in cases
              for dtype in case.dtypes if dtypes is None or dtype in dtypes
              for api, device_list in ([(a, hello["devices"]) for a in apis_for[case.op]] if case.op in apis_for
@@ -168,10 +203,14 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
 
 
 def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout: float = 120.0,
-        expectations: list[Expectation] = (), progress=None, dtypes: set[str] | None = None) -> list[FrameworkRun]:
-    """Every framework side by side, each in its own thread driving its own worker."""
+        expectations: list[Expectation] = (), progress=None, dtypes: set[str] | None = None,
+        runtimes: list[RuntimeSpec] | None = None) -> list[FrameworkRun]:
+    """Every framework under every runtime side by side, each in its own thread driving its
+    own worker."""
     suites = [(str(Path(d).resolve()), load_suite(d)) for d in suite_dirs]
-    results: dict[str, FrameworkRun] = {}
+    runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
+    jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
+    results: dict[tuple[str, str], FrameworkRun] = {}
     lock = threading.Lock()
 
     def locked_progress(done, more):
@@ -179,13 +218,13 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
             with lock:
                 progress(done, more)
 
-    def one(fw):
-        results[fw] = run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
-                                    progress=locked_progress, dtypes=dtypes)
+    def one(rt, fw):
+        results[(rt.name, fw)] = run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
+                                               progress=locked_progress, dtypes=dtypes, runtime=rt)
 
-    threads = [threading.Thread(target=one, args=(fw,)) for fw in frameworks]
+    threads = [threading.Thread(target=one, args=job) for job in jobs]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return [results[fw] for fw in frameworks]
+    return [results[(rt.name, fw)] for rt, fw in jobs]

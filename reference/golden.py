@@ -176,27 +176,30 @@ def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {k: v for k, v in arrays.items() if not k.startswith(("expected.", "cond."))}
         precision, variants = {}, {}
 
-    entry = {
-        "id": spec.id,
-        "op": spec.op,
-        "source": Path(spec.source).name,  # the file name: stable across checkouts
-        "dtypes": list(spec.dtypes),
-        "input_shape": list(spec.input.shape),
-        "params": {
-            "target_kind": spec.target_kind,
-            "ignore_index": spec.ignore_index,
-            "label_smoothing": float(spec.label_smoothing),
-            "reduction": spec.reduction if op.fields.reduction else "none",
-            "weighted": spec.weight is not None,
-            "pos_weighted": spec.pos_weight is not None,
-        },
-        "tags": sorted(spec.tags),
-        "features": sorted(set(features(spec)) | ({"domain_error"} if expect_error else set())),
-        "expect_error": expect_error,
-        "precision_bits": precision,
-        "variants": variants,
-    }
+    entry = manifest_entry(
+        spec.id, spec.op, source=Path(spec.source).name,  # the file name: stable across checkouts
+        dtypes=spec.dtypes, input_shape=spec.input.shape,
+        params=case_params(spec.target_kind, spec.ignore_index, spec.label_smoothing,
+                           spec.reduction if op.fields.reduction else "none", spec.weight is not None,
+                           spec.pos_weight is not None),
+        tags=sorted(spec.tags), features=set(features(spec)) | ({"domain_error"} if expect_error else set()),
+        expect_error=expect_error, precision_bits=precision, variants=variants)
     return arrays, entry
+
+
+def case_params(target_kind, ignore_index: int, label_smoothing, reduction: str, weighted: bool,
+                pos_weighted: bool) -> dict:
+    """A case's parameters as the manifest records them (and expectations match them)."""
+    return {"target_kind": target_kind, "ignore_index": ignore_index, "label_smoothing": float(label_smoothing),
+            "reduction": reduction, "weighted": weighted, "pos_weighted": pos_weighted}
+
+
+def manifest_entry(case_id: str, op: str, *, source: str, dtypes, input_shape, params: dict, tags, features,
+                   expect_error: str | None, precision_bits: dict, variants: dict, **extra) -> dict:
+    """One case's manifest entry: the one schema every suite's writer uses (docs/cases.md)."""
+    return {"id": case_id, "op": op, "source": source, "dtypes": list(dtypes), "input_shape": list(input_shape),
+            "params": params, "tags": list(tags), "features": sorted(features), "expect_error": expect_error,
+            "precision_bits": precision_bits, "variants": variants, **extra}
 
 
 def write_suite(built, out_dir: str | Path, suite: str, working_precision: dict, progress=None) -> Path:

@@ -17,13 +17,14 @@ import numpy as np
 from . import fast
 from .formats import FORMATS, to_float64
 from .losses import spread
-from .golden import write_suite
+from .ops import OPS
+from .golden import case_params, manifest_entry, write_suite
 
 VOCABULARIES = (32768, 131072, 262144)
 DISTRIBUTIONS = ("sharp", "flat", "dominant")
 DTYPES = ("bfloat16", "float16", "float32")
 POSITIONS = 4
-OPS = (("log_softmax", "none"), ("cross_entropy", "none"), ("cross_entropy", "mean"))
+LARGE_OPS = (("log_softmax", "none"), ("cross_entropy", "none"), ("cross_entropy", "mean"))
 
 
 def _logits(distribution: str, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +45,7 @@ def condition_scales(x: np.ndarray, target: np.ndarray, op: str, reduction: str)
     lse = np.abs(x - lp)  # |lse| per row, broadcast
     lp_cond = np.abs(x) + lse + spread(x.shape[1])
     size = x.shape[1]
-    if op == "log_softmax":
+    if not OPS[op].has_targets:
         return {"loss": lp_cond, "grad": size * sm * (2 + lp_cond) + 1}
     rows = np.arange(x.shape[0])
     coef = np.zeros_like(x)
@@ -67,28 +68,26 @@ def build(case_id: str, op: str, reduction: str, distribution: str, classes: int
         bits = fast.round_to_format(x64, fmt)
         x = to_float64(bits, fmt)
         arrays[f"input.{dtype}"] = bits
-        if op == "log_softmax":
-            loss, grad, n = fast.log_softmax(x, fmt)
-        else:
+        if OPS[op].has_targets:  # the proven fast path covers these two ops
             loss, grad, n = fast.cross_entropy(x, target, fmt, reduction)
+        else:
+            loss, grad, n = fast.log_softmax(x, fmt)
         fell_back[dtype] = n
         conds = condition_scales(x, target, op, reduction)
         for o, value in (("loss", loss), ("grad", grad)):
             arrays[f"expected.{dtype}.canonical.{o}"] = value
             arrays[f"cond.{dtype}.canonical.{o}"] = conds[o].astype(np.float32)
         precision[dtype] = 53  # decided by the float64 bound (rows that fell back: see fell_back)
-    if op == "cross_entropy":
+    if OPS[op].has_targets:
         arrays["target"] = target.astype(np.int64)
-    entry = {
-        "id": case_id, "op": op, "source": "reference/large.py", "dtypes": list(DTYPES),
-        "input_shape": [POSITIONS, classes],
-        "params": {"target_kind": "index" if op == "cross_entropy" else None, "ignore_index": -100,
-                   "label_smoothing": 0.0, "reduction": reduction, "weighted": False, "pos_weighted": False},
-        "tags": ["large", f"distribution:{distribution}"],
-        "features": sorted({f"op:{op}", "shape:NxC", f"classes:{classes}", f"distribution:{distribution}",
-                            f"reduction:{reduction}"} | ({"target:index"} if op == "cross_entropy" else set())),
-        "expect_error": None, "precision_bits": precision, "variants": {}, "fallback_rows": fell_back,
-    }
+    has_targets = OPS[op].has_targets
+    entry = manifest_entry(
+        case_id, op, source="reference/large.py", dtypes=DTYPES, input_shape=[POSITIONS, classes],
+        params=case_params("index" if has_targets else None, -100, 0.0, reduction, False, False),
+        tags=["large", f"distribution:{distribution}"],
+        features={f"op:{op}", "shape:NxC", f"classes:{classes}", f"distribution:{distribution}",
+                  f"reduction:{reduction}"} | ({"target:index"} if has_targets else set()),
+        expect_error=None, precision_bits=precision, variants={}, fallback_rows=fell_back)
     return arrays, entry
 
 
@@ -96,9 +95,9 @@ def cases(vocabularies=VOCABULARIES):
     seed = 0
     for classes in vocabularies:
         for distribution in DISTRIBUTIONS:
-            for op, reduction in OPS:
+            for op, reduction in LARGE_OPS:
                 seed += 1
-                short = "ls" if op == "log_softmax" else f"ce-{reduction}"
+                short = f"{OPS[op].short}-{reduction}" if OPS[op].has_targets else OPS[op].short
                 yield f"large-{short}-{distribution}-{classes}", op, reduction, distribution, classes, seed
 
 

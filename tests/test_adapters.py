@@ -55,6 +55,9 @@ def test_prepare_masks_ignored_positions_and_gives_keras_sample_weights():
     target, w = arrays["target"], view(arrays["weight.float64"], "float64")
     assert np.array_equal(inputs.mask, target != case.params["ignore_index"])
     assert np.array_equal(inputs.weight[inputs.mask], w[target[inputs.mask]])  # w[y] per position
+    nothing_ignored = prepare(api(targets=("index",), params=frozenset({"ignore_index"})), CASES["ce-mean"],
+                              CASES["ce-mean"].arrays(), "float32")
+    assert nothing_ignored.mask is None
 
 
 def test_unsupported_reasons_name_what_the_api_lacks():

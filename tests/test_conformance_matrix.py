@@ -3,9 +3,11 @@
 One test per (framework, case). Known divergences (conformance/expectations.toml) are
 strict xfails; a framework that is not installed is skipped with that reason.
 """
+import pandas as pd
 import pytest
 
-from conformance.cli import SUITES
+from conformance import diff, report
+from conformance.cli import BASELINES_DIR, SUITES
 from conformance.expectations import load_expectations
 from conformance.matrix import KnownDivergence, MatrixRun, check, expectations_for, missing_module
 from conformance.adapters import FRAMEWORKS
@@ -40,3 +42,21 @@ def test_conformance(matrix, framework, case):
     rows = matrix.rows(framework, case.id)
     assert rows, f"no results for {framework} on {case.id}"
     check(rows, expectations_for(EXPECTATIONS, framework, case))
+
+
+@pytest.mark.slow
+def test_the_pinned_versions_match_the_stored_baseline(matrix):
+    """Any change of the reference, an adapter or a framework shows as a diff that someone must
+    accept: regressions and improvements alike fail until the baseline is updated."""
+    baseline_path = BASELINES_DIR / "default-cpu.parquet"
+    missing = [f for f in FRAMEWORKS if missing_module(f)]
+    if missing:
+        pytest.skip(f"the baseline holds every framework; not installed: {', '.join(missing)}")
+    baseline = report.read_results(baseline_path)
+    current = report.results_frame_from_dicts(matrix.all_rows())
+    current = current[current["device"].isin(["cpu", "-"])]  # the baseline is a CPU run
+    d = diff.compare(baseline, current, old_label=str(baseline_path), new_label="this run")
+    changes = d.changes()
+    if not changes.empty:
+        pytest.fail(diff.summary_text(d) + "\nread the diff, then accept it: xent run --out reports/new && "
+                    "xent baseline update reports/new", pytrace=False)

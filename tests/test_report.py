@@ -6,7 +6,7 @@ from conformance.results import COLUMNS, ResultRow
 
 
 def row(**kw):
-    base = dict(suite="default", case_id="c1", op="cross_entropy", features="op:cross_entropy,weight", tags="",
+    base = dict(suite="default", suite_hash="s" * 64, case_id="c1", case_sha256="0" * 64, op="cross_entropy", features="op:cross_entropy,weight", tags="",
                 params="{}", framework="torch", framework_version="2.13", versions="{}", runtime="local",
                 api="torch.f", device="cpu", device_name="a CPU", dtype="float32", output="loss",
                 verdict="conforms", detail="within tolerance", variants="", expected_kind="finite",

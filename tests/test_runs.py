@@ -51,3 +51,33 @@ def test_reclassifying_a_stored_run_gives_the_fresh_run(tmp_path):
     columns = ["case_id", "api", "dtype", "output", "verdict", "detail", "variants", "known", "max_ulp"]
     assert fresh[columns].fillna(-1).equals(again[columns].fillna(-1))
     assert set(fresh["verdict"]) >= {"conforms", "variant"}  # the max shift, classified from stored bits
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_a_runtime_under_a_second_interpreter_runs_end_to_end(tmp_path):
+    """A second virtual environment (its own interpreter and prefix) that sees this one's
+    packages through a .pth file: the worker starts there, finds the project's code through
+    the runtime's code path, and its rows carry the runtime's name."""
+    import site
+    import subprocess
+    import sys
+
+    from conformance import envs
+    from conformance.runner import RuntimeSpec
+
+    env = tmp_path / "second"
+    subprocess.run([*envs._uv(), "venv", "--quiet", "--python", sys.executable, str(env)], check=True)
+    (next((env / "lib").glob("python3*/site-packages")) / "parent.pth").write_text(
+        "\n".join(site.getsitepackages()) + "\n")
+    python = str(env / "bin" / "python")
+    golden = suite(tmp_path, [{"id": "plain", "op": "cross_entropy", "input": [["0.5", "-1.25", "2"]],
+                               "target": [2], "dtypes": ["float32"]}])
+    runtimes = [RuntimeSpec("second", python), RuntimeSpec("local", sys.executable)]
+    runs = runner.run([golden], ["torch"], out_dir=tmp_path / "o", runtimes=runtimes)
+    assert [r.runtime for r in runs] == ["second", "local"] and not any(r.skipped for r in runs)
+    second = runs[0].rows
+    assert second and {r.runtime for r in second} == {"second"} and all(r.verdict == "conforms" for r in second)
+    assert (tmp_path / "o" / "worker-second-torch.log").exists()
+    assert envs.resolve(f"second={python}") == RuntimeSpec("second", python)
+    with pytest.raises(envs.EnvError):
+        envs.resolve("nothing-by-this-name")

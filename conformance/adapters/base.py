@@ -30,13 +30,15 @@ VIEW_DTYPES = {"float64": np.dtype(np.float64), "float32": np.dtype(np.float32),
 @dataclass(frozen=True)
 class Api:
     name: str  # the documented name a user calls
-    op: str  # an op of reference.casefile.OPS
+    op: str  # an op of reference.ops.OPS
     call: Callable[["Inputs"], Any]  # returns the framework's loss tensor
     targets: tuple[str, ...] = ()  # target kinds it accepts: "index", "probs"
     params: frozenset[str] = frozenset()  # weight, pos_weight, ignore_index, label_smoothing
     class_axis: str = "first"  # "first" (dim 1, or 0 unbatched) or "last"
     unbatched: bool = True  # accepts (C,) input; otherwise a batch axis of 1 is added
     weight_as: str = "weight"  # "weight": a class-weight vector; "sample_weight": w[y] per position
+    # parameters the installed version lacks, with the reason: those cases are `unsupported`
+    absent: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -108,6 +110,11 @@ def unsupported_reason(api: Api, case: GoldenCase) -> str | None:
         return None
     if p["target_kind"] not in api.targets:
         return f"{api.name} takes no {p['target_kind']} targets"
+    wanted = {"weight": p["weighted"], "pos_weight": p.get("pos_weighted"),
+              "ignore_index": "ignore_index" in case.entry["features"], "label_smoothing": p["label_smoothing"]}
+    for param, reason in api.absent:
+        if wanted.get(param):
+            return reason
     if p["weighted"] and "weight" not in api.params:
         return f"{api.name} has no weight parameter"
     if p.get("pos_weighted") and "pos_weight" not in api.params:
@@ -161,6 +168,7 @@ def prepare(api: Api, case: GoldenCase, arrays: dict, dtype: str) -> Inputs:
         if weight is not None and api.weight_as == "sample_weight":
             # Keras' documented class_weight idiom: each position weighted by w[y]
             weight = weight[np.where(mask, target, 0)]
+    mask = None if mask is None or mask.all() else mask  # an API is told to ignore only what is ignored
     return Inputs(np.asarray(x, order="C"), None if target is None else np.asarray(target, order="C"),
                   weight, pos_weight, mask, p["ignore_index"], p["label_smoothing"], p["reduction"], dtype)
 

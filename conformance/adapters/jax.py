@@ -9,9 +9,12 @@ import jax
 
 jax.config.update("jax_enable_x64", True)  # otherwise float64 inputs silently become float32
 
+import inspect  # noqa: E402
+
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from packaging.version import Version  # noqa: E402
 
 from .base import Adapter, Api, Device, Inputs, cpu_model  # noqa: E402
 
@@ -24,8 +27,17 @@ def _reduce(loss, c: Inputs):
     return loss
 
 
+# optax added `where` in 0.2.4 (google-deepmind/optax#912) with the logits' shape; labels-shaped
+# masks are accepted from 0.2.6 (google-deepmind/optax#1336)
+OPTAX_WHERE = "where" in inspect.signature(optax.softmax_cross_entropy_with_integer_labels).parameters
+WHERE_LABELS_SHAPE = Version(optax.__version__).release >= (0, 2, 6)
+
+
 def _integer_labels(c: Inputs):
-    return _reduce(optax.softmax_cross_entropy_with_integer_labels(c.x, c.target, where=c.mask), c)
+    if c.mask is None:
+        return _reduce(optax.softmax_cross_entropy_with_integer_labels(c.x, c.target), c)
+    where = c.mask if WHERE_LABELS_SHAPE else c.mask[..., None]
+    return _reduce(optax.softmax_cross_entropy_with_integer_labels(c.x, c.target, where=where), c)
 
 
 def _probabilities(c: Inputs):
@@ -37,7 +49,9 @@ APIS = (
     Api("jax.nn.log_softmax", "log_softmax", lambda c: jax.nn.log_softmax(c.x, axis=-1), class_axis="last"),
     # ignore_index as where=(labels != ignore_index)
     Api("optax.softmax_cross_entropy_with_integer_labels", "cross_entropy", _integer_labels,
-        targets=("index",), params=frozenset({"ignore_index"}), class_axis="last"),
+        targets=("index",), params=frozenset({"ignore_index"}), class_axis="last",
+        absent=() if OPTAX_WHERE else (("ignore_index", f"optax {optax.__version__} has no `where` parameter "
+                                                        "(added in 0.2.4): it cannot ignore a target value"),)),
     # label smoothing through optax.smooth_labels
     Api("optax.softmax_cross_entropy", "cross_entropy", _probabilities,
         targets=("probs",), params=frozenset({"label_smoothing"}), class_axis="last"),

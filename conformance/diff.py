@@ -1,0 +1,190 @@
+"""`xent diff OLD NEW`: what changed between two runs, row by row.
+
+Rows pair on the key (suite, case_id, framework, api, device, dtype, output), plus the
+runtime where a side ran one framework under several runtimes; two runs of one framework
+under different runtimes therefore pair by framework: that is the version check. Each pair
+falls in one class:
+
+- regression: conformed before and not now (any other verdict, crashed included), or a known
+  divergence became an unknown one;
+- fix: the reverse (did not conform, conforms now; or an unknown divergence is now known);
+- changed: among the rest, the verdict, the variant, the exception type or the expectation that
+  explains it changed, or the share of the tolerance used moved by more than `drift`;
+- new: in NEW only; missing: in OLD only (a crashed or skipped framework must not look clean).
+"""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reference.golden import atomic_write_bytes
+
+from .verdicts import CONFORMS, UNSUPPORTED
+
+KEY = ["suite", "case_id", "framework", "api", "device", "dtype", "output"]
+CLASSES = ("regression", "fix", "changed", "new", "missing")
+COMPARED = ["verdict", "variants", "error_type", "known", "max_tol_ratio", "detail", "runtime",
+            "framework_version", "observed_values", "expected_values", "inputs", "case_sha256"]
+
+
+@dataclass
+class Diff:
+    pairs: pd.DataFrame  # one row per paired key: KEY, <column>_old, <column>_new, class
+    notices: list[str] = field(default_factory=list)
+    old_label: str = "OLD"
+    new_label: str = "NEW"
+
+    def changes(self) -> pd.DataFrame:
+        return self.pairs[self.pairs["class"] != "same"]
+
+    def counts(self) -> dict[str, int]:
+        found = self.pairs["class"].value_counts()
+        return {c: int(found.get(c, 0)) for c in CLASSES}
+
+
+def results_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path / "results.parquet" if path.is_dir() else path
+
+
+def _diverging(verdict: pd.Series) -> pd.Series:
+    return ~verdict.isin([CONFORMS, UNSUPPORTED]) & verdict.notna()
+
+
+def _key_for(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
+    several = any((side.groupby("framework")["runtime"].nunique() > 1).any() for side in (old, new))
+    return KEY + ["runtime"] if several else KEY
+
+
+def compare(old: pd.DataFrame, new: pd.DataFrame, *, drift: float = 0.25, old_label="OLD", new_label="NEW") -> Diff:
+    notices = []
+    for suite in sorted(set(old["suite"]) | set(new["suite"])):
+        # a suite whose golden files differ between the runs: only the cases both ran with the
+        # same golden file are comparable (rows of the same suite absent from NEW are `missing`)
+        o, n = old[old["suite"] == suite], new[new["suite"] == suite]
+        if o.empty or n.empty or set(o["suite_hash"]) == set(n["suite_hash"]):
+            continue
+        cases_old, cases_new = o.groupby("case_id")["case_sha256"].first(), n.groupby("case_id")["case_sha256"].first()
+        common = cases_old.index.intersection(cases_new.index)
+        changed = [c for c in common if cases_old[c] != cases_new[c]]
+        only_old, only_new = cases_old.index.difference(cases_new.index), cases_new.index.difference(cases_old.index)
+        keep = set(common) - set(changed)
+        examples = ", ".join((changed or list(only_old) or list(only_new))[:3])
+        notices.append(
+            f"suite {suite!r}: the runs used different golden files (suite hash {next(iter(set(o['suite_hash'])))[:12]} "
+            f"vs {next(iter(set(n['suite_hash'])))[:12]}): {len(only_old)} cases only in {old_label}, {len(only_new)} "
+            f"only in {new_label}, {len(changed)} whose golden file changed (e.g. {examples}); the diff covers the "
+            f"{len(keep)} cases both ran with the same golden file (--reclassify classifies both under today's files)")
+        old = old[(old["suite"] != suite) | old["case_id"].isin(keep)]
+        new = new[(new["suite"] != suite) | new["case_id"].isin(keep)]
+    key = _key_for(old, new)
+    columns = [c for c in COMPARED if c not in key]
+    pairs = old[key + columns].merge(new[key + columns], on=key, how="outer", suffixes=("_old", "_new"),
+                                     indicator=True)
+    o_conf, n_conf = pairs["verdict_old"] == CONFORMS, pairs["verdict_new"] == CONFORMS
+    o_div, n_div = _diverging(pairs["verdict_old"]), _diverging(pairs["verdict_new"])
+    o_known, n_known = pairs["known_old"].fillna("") != "", pairs["known_new"].fillna("") != ""
+    ratio_moved = (pairs["max_tol_ratio_new"] - pairs["max_tol_ratio_old"]).abs() > drift
+    differs = ((pairs["verdict_old"] != pairs["verdict_new"]) | (pairs["variants_old"] != pairs["variants_new"])
+               | (pairs["error_type_old"] != pairs["error_type_new"]) | (pairs["known_old"] != pairs["known_new"])
+               | ratio_moved.fillna(False))
+    conditions = [
+        pairs["_merge"] == "left_only",
+        pairs["_merge"] == "right_only",
+        (o_conf & ~n_conf) | (o_div & o_known & n_div & ~n_known),
+        (~o_conf & n_conf) | (o_div & ~o_known & n_div & n_known),
+        differs,
+    ]
+    pairs["class"] = np.select(conditions, ["missing", "new", "regression", "fix", "changed"], default="same")
+    pairs = pairs.drop(columns="_merge")
+    return Diff(pairs, notices, old_label, new_label)
+
+
+def _state(verdict, known, variants, error_type) -> str:
+    if not isinstance(verdict, str):
+        return "-"
+    text = verdict
+    if variants:
+        text += f" ({variants})"
+    elif error_type and verdict in ("raised", "crashed"):
+        text += f" ({error_type})"
+    return text + (" [known]" if known else "")
+
+
+def transitions(d: Diff) -> pd.DataFrame:
+    """One line per (class, framework, api, transition): count and example cases."""
+    ch = d.changes()
+    if ch.empty:
+        return pd.DataFrame(columns=["class", "framework", "api", "transition", "count", "examples"])
+    ch = ch.assign(transition=[
+        f"{_state(a, b, c, e)} -> {_state(f, g, h, i)}" for a, b, c, e, f, g, h, i in zip(
+            ch["verdict_old"], ch["known_old"].fillna(""), ch["variants_old"].fillna(""), ch["error_type_old"].fillna(""),
+            ch["verdict_new"], ch["known_new"].fillna(""), ch["variants_new"].fillna(""), ch["error_type_new"].fillna(""))])
+    grouped = ch.groupby(["class", "framework", "api", "transition"]).agg(
+        count=("case_id", "size"), examples=("case_id", lambda s: ", ".join(list(dict.fromkeys(s))[:3]))).reset_index()
+    grouped["order"] = grouped["class"].map({c: i for i, c in enumerate(CLASSES)})
+    return grouped.sort_values(["order", "count"], ascending=[True, False]).drop(columns="order")
+
+
+def summary_text(d: Diff, limit: int = 40) -> str:
+    counts = d.counts()
+    lines = [f"{d.old_label} -> {d.new_label}: {len(d.pairs)} rows compared; "
+             + ", ".join(f"{n} {c}" for c, n in counts.items())]
+    lines += [f"notice: {n}" for n in d.notices]
+    table = transitions(d)
+    for r in table.head(limit).itertuples(index=False):
+        lines.append(f"  {r[0]:<10} {r.count:>5}  {r.framework} {r.api}: {r.transition}   e.g. {r.examples}")
+    if len(table) > limit:
+        lines.append(f"  ... {len(table) - limit} more groups (diff.html, --json)")
+    if not counts["regression"] and not sum(counts.values()):
+        lines.append("  no changes: every row has the same verdict, variant, error and expectation")
+    return "\n".join(lines)
+
+
+def as_json(d: Diff) -> dict:
+    ch = d.changes()
+    rows = ch.replace({np.nan: None}).to_dict(orient="records")
+    return {"old": d.old_label, "new": d.new_label, "counts": d.counts(), "compared": int(len(d.pairs)),
+            "notices": d.notices, "key": KEY, "transitions": transitions(d).to_dict(orient="records"), "rows": rows}
+
+
+def write_json(d: Diff, path: Path) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(as_json(d), indent=1, default=str) + "\n").encode())
+
+
+CSS = """body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
+table { border-collapse: collapse; font-size: 12px; } th, td { border: 1px solid #ccc; padding: 3px 6px;
+text-align: left; vertical-align: top; } th { background: #f0f0f0; } .regression, .missing { background: #fde2e2; }
+.fix { background: #e2f5e2; } .changed, .new { background: #fff6d6; } .mono { font-family: ui-monospace, monospace;
+overflow-wrap: anywhere; }"""
+
+
+def html_table(d: Diff) -> str:
+    table = transitions(d)
+    if table.empty:
+        return "<p>No changes.</p>"
+    esc = lambda v: html.escape(str(v))  # noqa: E731
+    rows = "".join(f'<tr class="{esc(r[0])}"><td>{esc(r[0])}</td><td>{esc(r.count)}</td><td>{esc(r.framework)}</td>'
+                   f'<td>{esc(r.api)}</td><td class="mono">{esc(r.transition)}</td><td>{esc(r.examples)}</td></tr>'
+                   for r in table.itertuples(index=False))
+    return ("<table><tr><th>class</th><th>rows</th><th>framework</th><th>api</th><th>transition</th>"
+            f"<th>example cases</th></tr>{rows}</table>")
+
+
+def write_html(d: Diff, path: Path) -> None:
+    counts = ", ".join(f"{n} {c}" for c, n in d.counts().items())
+    notices = "".join(f"<p><b>notice:</b> {html.escape(n)}</p>" for n in d.notices)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>xent diff</title><style>{CSS}</style></head>"
+            f"<body><h1>{html.escape(d.old_label)} &rarr; {html.escape(d.new_label)}</h1><p>{len(d.pairs)} rows "
+            f"compared: {html.escape(counts)}.</p>{notices}{html_table(d)}</body></html>\n")
+    atomic_write_bytes(Path(path), page.encode())
+
+
+def failed(d: Diff, fail_on: tuple[str, ...]) -> bool:
+    counts = d.counts()
+    return any(counts.get(c, 0) for c in fail_on)
