@@ -87,7 +87,8 @@ def cmd_run(args) -> int:
     bar, progress = _progress_bar("xent run")
     try:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
-                          progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes)
+                          progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes,
+                          devices=tuple(args.devices) if args.devices else None)
     finally:
         bar.close()
     df = report.results_frame([row for r in runs for row in r.rows])
@@ -137,35 +138,34 @@ def _load_side(spec: str, args, expectations):
     return df
 
 
+def _select(df, column: str, value: str, source: str):
+    if value not in set(df[column]):
+        raise ValueError(f"{source}: no {column} {value!r} (there: {', '.join(sorted(set(df[column])))})")
+    # pair across the two values: runtimes by framework (the version check), devices by the rest of the key
+    return df[df[column] == value].assign(**{column: "*"})
+
+
 def cmd_diff(args) -> int:
     expectations = load_expectations(args.expectations, FRAMEWORKS) if args.reclassify else []
-    if args.runtimes or args.devices:
-        if args.new:
-            raise ValueError("xent diff RUN --runtimes A B (or --devices A B) compares within one run: give one RUN")
-        df = _load_side(args.old, args, expectations)
-        column, (a, b) = ("runtime", args.runtimes) if args.runtimes else ("device", args.devices)
-        for name in (a, b):
-            if name not in set(df[column]):
-                raise ValueError(f"{args.old}: no {column} {name!r} (there: {', '.join(sorted(set(df[column])))})")
-        old, new = df[df[column] == a], df[df[column] == b]
-        shared = set(old["framework"]) & set(new["framework"])  # a runtime holds the frameworks installed there
+    old_spec, new_spec = args.old, args.new or args.old
+    if not args.new and not (args.runtimes or args.devices):
+        raise ValueError("xent diff OLD NEW: give two results files or run folders "
+                         "(or one run with --runtimes A B or --devices A B)")
+    old = _load_side(old_spec, args, expectations)
+    new = old if new_spec == old_spec else _load_side(new_spec, args, expectations)
+    labels = [old_spec, new_spec]
+    for column, pair in (("runtime", args.runtimes), ("device", args.devices)):
+        if pair:
+            a, b = pair
+            old, new = _select(old, column, a, old_spec), _select(new, column, b, new_spec)
+            labels = [f"{old_spec} {column} {a}", f"{new_spec} {column} {b}"]
+    shared = set(old["framework"]) & set(new["framework"])
+    if args.runtimes or args.devices:  # a runtime or device holds only some frameworks: compare those
         old, new = old[old["framework"].isin(shared)], new[new["framework"].isin(shared)]
-        if column == "runtime":
-            old, new = old.assign(runtime="*"), new.assign(runtime="*")  # pair by framework: the version check
-        else:
-            old, new = old.assign(device="*"), new.assign(device="*")
-        labels = (f"{column} {a}", f"{column} {b}")
-        html_dir = diff.results_path(args.old).parent
-    else:
-        if not args.new:
-            raise ValueError("xent diff OLD NEW: give two results files or run folders")
-        old, new = _load_side(args.old, args, expectations), _load_side(args.new, args, expectations)
-        labels = (args.old, args.new)
-        html_dir = diff.results_path(args.new).parent
     d = diff.compare(old, new, drift=args.drift, old_label=labels[0], new_label=labels[1])
     print(diff.summary_text(d))
     _print_stale(new.attrs.get("stale", {}))
-    html_path = Path(args.html) if args.html else html_dir / "diff.html"
+    html_path = Path(args.html) if args.html else diff.results_path(new_spec).parent / "diff.html"
     diff.write_html(d, html_path)
     print(f"diff: {html_path}")
     if args.json:
@@ -211,6 +211,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--suite", action="append", choices=sorted(SUITES), help="a stored suite (repeatable)")
     r.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated (default: all)")
     r.add_argument("--dtypes", nargs="+", choices=["float64", "float32", "float16", "bfloat16"])
+    r.add_argument("--devices", nargs="+", metavar="GLOB", help="only these devices, by label (cpu, cuda:0, 'cuda:*')")
     r.add_argument("--out", default="reports/latest", help="where results.parquet and report.html go")
     r.add_argument("--timeout", type=float, default=120.0, help="seconds a single task may take")
     r.add_argument("--expectations", default=str(DEFAULT_PATH), help="the known-divergences file")
@@ -233,8 +234,10 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("diff", help="what changed between two runs (or two runtimes or devices of one run)")
     d.add_argument("old", help="results file or run folder")
     d.add_argument("new", nargs="?", help="results file or run folder")
-    d.add_argument("--runtimes", nargs=2, metavar=("A", "B"), help="compare two runtimes of one run")
-    d.add_argument("--devices", nargs=2, metavar=("A", "B"), help="compare two devices of one run")
+    d.add_argument("--runtimes", nargs=2, metavar=("A", "B"),
+                   help="runtime A of OLD against runtime B of NEW (or of OLD alone)")
+    d.add_argument("--devices", nargs=2, metavar=("A", "B"),
+                   help="device A of OLD against device B of NEW (or of OLD alone), e.g. cpu cuda:0")
     d.add_argument("--drift", type=float, default=0.25,
                    help="a change of the share of the tolerance used beyond this is 'changed' (default 0.25)")
     d.add_argument("--fail-on", default="regression,missing",

@@ -113,7 +113,13 @@ def _state(verdict, known, variants, error_type) -> str:
         text += f" ({variants})"
     elif error_type and verdict in ("raised", "crashed"):
         text += f" ({error_type})"
-    return text + (" [known]" if known else "")
+    return text + (f" [known: {known}]" if known else "")
+
+
+def _transition(old: str, new: str, ratio_old, ratio_new) -> str:
+    if old == new:  # the same verdict: what moved is the share of the tolerance used
+        return f"{old}, share of tolerance {ratio_old:.2g} -> {ratio_new:.2g}"
+    return f"{old} -> {new}"
 
 
 def transitions(d: Diff) -> pd.DataFrame:
@@ -121,10 +127,11 @@ def transitions(d: Diff) -> pd.DataFrame:
     ch = d.changes()
     if ch.empty:
         return pd.DataFrame(columns=["class", "framework", "api", "transition", "count", "examples"])
-    ch = ch.assign(transition=[
-        f"{_state(a, b, c, e)} -> {_state(f, g, h, i)}" for a, b, c, e, f, g, h, i in zip(
-            ch["verdict_old"], ch["known_old"].fillna(""), ch["variants_old"].fillna(""), ch["error_type_old"].fillna(""),
-            ch["verdict_new"], ch["known_new"].fillna(""), ch["variants_new"].fillna(""), ch["error_type_new"].fillna(""))])
+    old = [_state(*s) for s in zip(ch["verdict_old"], ch["known_old"].fillna(""), ch["variants_old"].fillna(""),
+                                   ch["error_type_old"].fillna(""))]
+    new = [_state(*s) for s in zip(ch["verdict_new"], ch["known_new"].fillna(""), ch["variants_new"].fillna(""),
+                                   ch["error_type_new"].fillna(""))]
+    ch = ch.assign(transition=[_transition(*t) for t in zip(old, new, ch["max_tol_ratio_old"], ch["max_tol_ratio_new"])])
     grouped = ch.groupby(["class", "framework", "api", "transition"]).agg(
         count=("case_id", "size"), examples=("case_id", lambda s: ", ".join(list(dict.fromkeys(s))[:3]))).reset_index()
     grouped["order"] = grouped["class"].map({c: i for i, c in enumerate(CLASSES)})

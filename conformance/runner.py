@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from fnmatch import fnmatchcase
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,7 +147,8 @@ def _all(status: str, message: str) -> dict[str, verdicts.Observed]:
 
 def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *, out_dir: Path,
                   timeout: float, expectations: list[Expectation] = (), progress=None,
-                  dtypes: set[str] | None = None, runtime: RuntimeSpec | None = None) -> FrameworkRun:
+                  dtypes: set[str] | None = None, runtime: RuntimeSpec | None = None,
+                  devices: tuple[str, ...] | None = None) -> FrameworkRun:
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
     result = FrameworkRun(framework, runtime.name)
     log_name = f"worker-{framework}.log" if runtime.name == LOCAL else f"worker-{runtime.name}-{framework}.log"
@@ -163,12 +165,13 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
     for api in hello["apis"]:
         apis_for.setdefault(api["op"], []).append(api["name"])
     no_device = [{"id": "-", "label": "-", "name": "-"}]
+    chosen = [d for d in hello["devices"] if devices is None or any(fnmatchcase(d["label"], p) for p in devices)]
     # an op the framework has no API for is one `unsupported` row per dtype, on no device
     hashes = {suite: suite_hash(cases) for suite, cases in suites}
     tasks = [Task(Path(suite).name, hashes[suite], case, dtype, api, device["label"], device["name"], device["id"])
              for suite, cases in suites for case in cases
              for dtype in case.dtypes if dtypes is None or dtype in dtypes
-             for api, device_list in ([(a, hello["devices"]) for a in apis_for[case.op]] if case.op in apis_for
+             for api, device_list in ([(a, chosen) for a in apis_for[case.op]] if case.op in apis_for
                                       else [(NO_API, no_device)])
              for device in device_list]
     suite_dir = {Path(suite).name: suite for suite, _ in suites}
@@ -204,7 +207,7 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
 
 def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout: float = 120.0,
         expectations: list[Expectation] = (), progress=None, dtypes: set[str] | None = None,
-        runtimes: list[RuntimeSpec] | None = None) -> list[FrameworkRun]:
+        runtimes: list[RuntimeSpec] | None = None, devices: tuple[str, ...] | None = None) -> list[FrameworkRun]:
     """Every framework under every runtime side by side, each in its own thread driving its
     own worker."""
     suites = [(str(Path(d).resolve()), load_suite(d)) for d in suite_dirs]
@@ -220,7 +223,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
 
     def one(rt, fw):
         results[(rt.name, fw)] = run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
-                                               progress=locked_progress, dtypes=dtypes, runtime=rt)
+                                               progress=locked_progress, dtypes=dtypes, runtime=rt, devices=devices)
 
     threads = [threading.Thread(target=one, args=job) for job in jobs]
     for t in threads:
