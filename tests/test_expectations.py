@@ -6,7 +6,7 @@ import pytest
 
 from conformance.adapters import FRAMEWORKS
 from conformance.expectations import DEFAULT_PATH, ExpectationsError, Matcher, load_expectations
-from conformance.matrix import KnownDivergence, check
+from conformance.matrix import check, check_expectation
 
 
 def write(tmp_path, text):
@@ -104,16 +104,28 @@ def test_the_shipped_file_loads_and_cites_only_upstream_evidence():
 
 
 def matrix_rows(verdict, known=""):
-    return [dict(row(verdict=verdict, known=known, variants="mean_by_count" if known else "")),
+    return [dict(row(verdict=verdict, known=known, evidence="https://x", variants="mean_by_count" if known else "")),
             dict(row(verdict="conforms", output="grad", known=""))]
 
 
-def test_matrix_check_fails_unexpected_xfails_known_and_fails_stale(tmp_path):
-    entries = load_expectations(write(tmp_path, ENTRY), FRAMEWORKS)
+def test_matrix_check_fails_unexpected_and_xfails_known():
     with pytest.raises(pytest.fail.Exception, match="unexpected divergence"):
-        check(matrix_rows("inaccurate"), entries)
-    with pytest.raises(KnownDivergence):
-        check(matrix_rows("variant", known="keras-mean"), entries)
+        check(matrix_rows("inaccurate"))
+    with pytest.raises(pytest.xfail.Exception, match="known: keras-mean"):
+        check(matrix_rows("variant", known="keras-mean"))
+    check([dict(row(verdict="conforms", known=""))])  # nothing diverges: passes
+
+
+def test_matrix_fails_a_stale_expectation(tmp_path):
+    (entry,) = load_expectations(write(tmp_path, ENTRY), FRAMEWORKS)
+
+    class Ran:
+        ran, stale = {"tensorflow"}, {"keras-mean"}
+
+        def rows(self, framework, case_id):
+            return []
+
     with pytest.raises(pytest.fail.Exception, match="expectation keras-mean no longer matches: the framework changed"):
-        check([dict(row(verdict="conforms", known=""))], entries)
-    check([dict(row(verdict="conforms", known=""))], [])  # nothing diverges, nothing expected: passes
+        check_expectation(entry, Ran())
+    Ran.stale = set()
+    check_expectation(entry, Ran())
