@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -10,7 +13,7 @@ from reference import large
 from reference.catalog import default_specs
 from reference.golden import GoldenFileError, generate
 
-from . import diff, envs, report, runner
+from . import diff, envs, journal, report, runner
 from .adapters import FRAMEWORKS
 from .reclassify import reclassify
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message
@@ -68,8 +71,25 @@ def _print_stale(stale: dict) -> None:
         print(f"{who}: {stale_message(ids)}")
 
 
+def _clear_outputs(out: Path) -> None:
+    """A new run never leaves an older run's files looking current."""
+    for name in ("results.parquet", "report.html", "diff.html"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / journal.PARTIAL, ignore_errors=True)
+
+
+def _finish(df, out: Path, since=None) -> None:
+    report.write_results(df, out / "results.parquet")
+    report.write_report(df, out / "report.html", since)
+    shutil.rmtree(out / journal.PARTIAL, ignore_errors=True)
+
+
 def cmd_run(args) -> int:
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: not a folder")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ValueError(f"--timeout {args.timeout}: a number of seconds above 0")
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = [f for f in frameworks if f not in FRAMEWORKS]
     if unknown:
@@ -81,34 +101,60 @@ def cmd_run(args) -> int:
     expectations = load_expectations(args.expectations, FRAMEWORKS)  # checked before anything is written
     baseline = report.read_results(diff.results_path(args.baseline)) if args.baseline else None
     suite_dirs = [SUITES[s][1] for s in (args.suite or ([] if args.cases else ["default"]))]
-    if args.cases:
-        specs = load_case_files(args.cases)  # every file checked before anything runs
+    specs = load_case_files(args.cases) if args.cases else []  # every file checked before anything runs
+    _clear_outputs(out)
+    if specs:
         suite_dirs.append(generate(specs, out / "golden" / "user", "user").parent)
+    log = journal.Journal(out)
+    log.plan(frameworks, [r.name for r in runtimes] if runtimes else [runner.LOCAL])
+    control = runner.Control(sink=log.write)
+    received = []
+
+    def stop(signum, frame):  # finish the tasks in flight, write what was measured, mark it incomplete
+        received.append(signum)
+        control.request_stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar, progress = _progress_bar("xent run")
     try:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
                           progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes,
-                          devices=tuple(args.devices) if args.devices else None)
+                          devices=tuple(args.devices) if args.devices else None, control=control)
     finally:
         bar.close()
+        log.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     df = report.results_frame([row for r in runs for row in r.rows])
     df.attrs["stale"] = {f"{r.framework} ({r.runtime})": r.stale for r in runs if r.stale}
+    not_run = sum(r.planned - r.done for r in runs if not r.skipped)
+    if received or not_run:
+        df.attrs["incomplete"] = {"tasks_not_run": int(not_run),
+                                  "why": f"signal {received[0]}" if received else "a framework stopped early"}
     for r in runs:
         if r.skipped:
             print(f"skipped {r.framework} ({r.runtime}): {r.skipped}")
+        if r.error:
+            print(f"stopped {r.framework} ({r.runtime}) early, its rows kept: {r.error}", file=sys.stderr)
+    for message in runs[0].golden_errors if runs else []:
+        print(f"xent: left out: {message} (regenerate it with xent generate)", file=sys.stderr)
     _print_stale(df.attrs["stale"])
     if df.empty:
         print("xent: no results (no framework could run)", file=sys.stderr)
-        return 1
+        return 128 + received[0] if received else 1
     since = diff.compare(baseline, df, drift=args.drift, old_label=str(args.baseline), new_label=str(out)) \
         if baseline is not None else None
-    report.write_results(df, out / "results.parquet")
-    report.write_report(df, out / "report.html", since)
+    _finish(df, out, since)
     print(report.summary(df).to_string(line_width=200))
     differences = report.differences(df)
     unexpected = differences[differences["known"] == ""] if not differences.empty else differences
     print(f"\n{len(differences)} semantic differences ({len(unexpected)} not in {args.expectations})")
+    if "incomplete" in df.attrs:
+        print(f"INCOMPLETE: {df.attrs['incomplete']['tasks_not_run']} tasks not run "
+              f"({df.attrs['incomplete']['why']})", file=sys.stderr)
     print(f"results: {out / 'results.parquet'}\nreport:  {out / 'report.html'}")
+    if received:
+        return 128 + received[0]
     if since is not None:
         print(diff.summary_text(since))
         return 1 if diff.failed(since, tuple(args.fail_on.split(","))) else 0
@@ -117,6 +163,14 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     path = diff.results_path(args.results)
+    partial = Path(args.results) / journal.PARTIAL
+    if Path(args.results).is_dir() and not path.exists() and partial.is_dir():
+        df = report.results_frame(journal.read_partial(args.results))  # an interrupted or killed run
+        df.attrs["incomplete"] = {"tasks_not_run": -1, "why": "the run was stopped before it finished"}
+        _finish(df, path.parent)
+        print(f"INCOMPLETE: assembled {len(df)} rows from {partial}", file=sys.stderr)
+    if not path.exists():
+        raise ValueError(f"{args.results}: no results.parquet (nor an interrupted run's partial/) there")
     df = report.read_results(path)
     if args.reclassify:
         df = reclassify(df, _suite_dirs_of(df) | {"user": path.parent / "golden" / "user"},

@@ -90,8 +90,8 @@ class Expectation:
                 version = Version(installed)
             except InvalidVersion:
                 return False
-            # local labels (+cpu, +cu130) do not change the release a specifier speaks of
-            if not req.specifier.contains(Version(version.public), prereleases=True):
+            # PEP 440: a specifier without a local label ignores the version's (+cpu, +cu130)
+            if not req.specifier.contains(version, prereleases=True):
                 return False
         return True
 

@@ -215,6 +215,15 @@ def _differences_html(diff: pd.DataFrame) -> str:
     return ("<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
 
 
+def _incomplete_html(df: pd.DataFrame) -> str:
+    info = df.attrs.get("incomplete")
+    if not info:
+        return ""
+    missing = "an unknown number of" if info.get("tasks_not_run", -1) < 0 else str(info["tasks_not_run"])
+    return (f'<p class="unexpected"><b>INCOMPLETE</b>: {_esc(missing)} tasks not run '
+            f'({_esc(info.get("why", ""))}); every row here is a finished task.</p>')
+
+
 def _since_html(since) -> str:
     """The top section of a run made with --baseline: what changed, regressions first."""
     from . import diff
@@ -239,6 +248,7 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report", since=
         "<p>" + "; ".join(f"{_esc(f)} {_esc(v)} ({_esc(r)})" for f, r, v in versions.itertuples(index=False))
         + f"<br>devices: {_esc(devices)}<br>{len(df)} outputs from {df['case_id'].nunique()} cases; "
         f"{len(diff)} semantic differences, {unexpected} not in the expectations file.</p>",
+        _incomplete_html(df),
         _since_html(since) if since is not None else "",
         "<h2>Summary</h2>", summary(df).to_html(escape=True),
         "<h2>Semantic differences</h2>",

@@ -164,3 +164,19 @@ def rows_for(task: Task, arrays: dict, inputs: str, observed: dict[str, verdicts
                    accepted_variant=known.accepted(row) if known and v.verdict == verdicts.VARIANT else "")
         out.append(ResultRow(**row))
     return out
+
+
+def error_rows(task: Task, rt: Runtime, message: str) -> list[ResultRow]:
+    """Rows for a task that could not be run or classified: `crashed`, with the reason."""
+    case = task.case
+    blank = dict.fromkeys([f.name for f in fields(ResultRow) if f.type == "str"], "")
+    return [ResultRow(**{**blank, **dict(
+        suite=task.suite, suite_hash=task.suite_hash, case_id=case.id, case_sha256=case.entry.get("sha256", ""),
+        op=case.op, features=",".join(case.entry.get("features", [])), params=json.dumps(case.params, sort_keys=True),
+        framework=rt.framework, framework_version=rt.version, versions=json.dumps(rt.versions, sort_keys=True),
+        runtime=rt.name, api=task.api, device=task.device_label, device_name=task.device_name, dtype=task.dtype,
+        output=output, verdict=verdicts.CRASHED, detail=f"error of the suite, not the framework: {message}"[:600],
+        expected_kind="-", observed_kind="crashed", error_type="crashed", error_message=message[:600],
+        domain_errors=",".join(rt.domain_errors)),
+        "max_ulp": float("nan"), "max_abs_err": float("nan"), "max_tol_ratio": float("nan"), "median_ulp": float("nan"),
+        "observed_bits": b""}) for output in OUTPUTS]

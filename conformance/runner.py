@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from reference.formats import FORMATS
-from reference.golden import OUTPUTS, GoldenCase, load_suite
+from reference.golden import OUTPUTS, GoldenCase, GoldenFileError, load_suite
 
 from . import verdicts
 from .expectations import Expectation, Matcher
-from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, rows_for, suite_hash
+from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, error_rows, rows_for, suite_hash
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 180.0
@@ -31,6 +32,16 @@ LOCAL = "local"  # the runtime that is the interpreter running xent
 
 class WorkerGone(Exception):
     pass
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, SIGKILL when the parent dies (even a stopped child);
+    its own session keeps a terminal's Ctrl-C for the parent, which stops the workers itself."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # elsewhere the runner's own cleanup is what stops workers
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,8 @@ class Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen([self.runtime.python, "-m", "conformance.worker", self.framework],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                                     preexec_fn=_die_with_parent, start_new_session=True)
         log.close()
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, args=(self.proc, self.replies), daemon=True).start()
@@ -126,8 +138,12 @@ class FrameworkRun:
     runtime: str = LOCAL
     version: str = ""
     skipped: str = ""  # why it did not run (not installed, ...)
+    error: str = ""  # why it stopped early (an error of ours), its rows kept
     rows: list[ResultRow] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # expectations whose scope ran and that explained nothing
+    planned: int = 0  # tasks it was to run
+    done: int = 0  # tasks it ran
+    golden_errors: list[str] = field(default_factory=list)
 
 
 def _observed(payload: dict, fatal: bool) -> verdicts.Observed:
@@ -145,18 +161,50 @@ def _all(status: str, message: str) -> dict[str, verdicts.Observed]:
     return {o: verdicts.Observed(status, message=message) for o in OUTPUTS}
 
 
+@dataclass
+class Control:
+    """What the caller shares with the framework threads: a stop request (SIGINT, SIGTERM), the
+    live workers (killed at once on stop), and a sink that writes each task's rows as they come."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    workers: set = field(default_factory=set)
+    sink: object = None  # callable(list[ResultRow]) or None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        with self.lock:
+            for worker in list(self.workers):
+                worker.stop()
+
+
 def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *, out_dir: Path,
                   timeout: float, expectations: list[Expectation] = (), progress=None,
                   dtypes: set[str] | None = None, runtime: RuntimeSpec | None = None,
-                  devices: tuple[str, ...] | None = None) -> FrameworkRun:
+                  devices: tuple[str, ...] | None = None, control: Control | None = None,
+                  result: FrameworkRun | None = None) -> FrameworkRun:
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
-    result = FrameworkRun(framework, runtime.name)
+    control = control or Control()
+    result = result or FrameworkRun(framework, runtime.name)
     log_name = f"worker-{framework}.log" if runtime.name == LOCAL else f"worker-{runtime.name}-{framework}.log"
     worker = Worker(framework, out_dir / log_name, runtime)
-    if not worker.start():
+    with control.lock:
+        control.workers.add(worker)
+    try:
+        _run_tasks(worker, framework, suites, result, timeout=timeout, expectations=expectations, progress=progress,
+                   dtypes=dtypes, runtime=runtime, devices=devices, control=control)
+    finally:
         worker.stop()
+        with control.lock:
+            control.workers.discard(worker)
+    return result
+
+
+def _run_tasks(worker, framework, suites, result, *, timeout, expectations, progress, dtypes, runtime, devices,
+               control) -> None:
+    if not worker.start():
         result.skipped = worker.message
-        return result
+        return
     hello = worker.hello
     result.version = hello["version"]
     matcher = Matcher.build(expectations, framework, hello["versions"])
@@ -174,46 +222,69 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
              for api, device_list in ([(a, chosen) for a in apis_for[case.op]] if case.op in apis_for
                                       else [(NO_API, no_device)])
              for device in device_list]
+    result.planned = len(tasks)
     suite_dir = {Path(suite).name: suite for suite, _ in suites}
     if progress:
         progress(0, len(tasks))
-    loaded_key, described_key = None, None
+    loaded_key, described_key, arrays, inputs = None, None, None, ""
     for task in tasks:
+        if control.stop.is_set():
+            break
         case = task.case
-        if loaded_key != (task.suite, case.id):  # tasks come case by case: load each file once
-            loaded_key, arrays = (task.suite, case.id), case.arrays()
-        if described_key != (task.suite, case.id, task.dtype):
-            described_key, inputs = (task.suite, case.id, task.dtype), describe_inputs(case, arrays, task.dtype)
-        if task.api == NO_API:
-            observed = _all(verdicts.UNSUPPORTED, f"{framework} has no API for {case.op}")
-        elif worker.proc.poll() is not None and not worker.start():
-            observed = _all(verdicts.CRASHED, worker.message)
-        else:
-            try:
-                reply = worker.request({"suite": suite_dir[task.suite], "case": case.id, "dtype": task.dtype,
-                                        "api": task.api, "device": task.device_id}, timeout)
-                observed = {o: _observed(reply["outputs"][o], reply.get("fatal", False)) for o in OUTPUTS}
-                if reply.get("fatal"):  # the worker is exiting: wait, so the next task starts a new one
-                    worker.stop()
-            except WorkerGone as e:
-                observed = _all(verdicts.CRASHED, str(e))
-        result.rows += rows_for(task, arrays, inputs, observed, rt, matcher)
+        try:
+            if loaded_key != (task.suite, case.id):  # tasks come case by case: load each file once
+                loaded_key, arrays = (task.suite, case.id), case.arrays()
+            if described_key != (task.suite, case.id, task.dtype):
+                described_key, inputs = (task.suite, case.id, task.dtype), describe_inputs(case, arrays, task.dtype)
+            if task.api == NO_API:
+                observed = _all(verdicts.UNSUPPORTED, f"{framework} has no API for {case.op}")
+            elif worker.proc.poll() is not None and not worker.start():
+                observed = _all(verdicts.CRASHED, worker.message)
+            else:
+                try:
+                    reply = worker.request({"suite": suite_dir[task.suite], "case": case.id, "dtype": task.dtype,
+                                            "api": task.api, "device": task.device_id}, timeout)
+                    observed = {o: _observed(reply["outputs"][o], reply.get("fatal", False)) for o in OUTPUTS}
+                    if reply.get("fatal"):  # the worker is exiting: wait, so the next task starts a new one
+                        worker.stop()
+                except WorkerGone as e:
+                    if control.stop.is_set():
+                        break  # interrupted, not crashed: the task did not run
+                    observed = _all(verdicts.CRASHED, str(e))
+            rows = rows_for(task, arrays, inputs, observed, rt, matcher)
+        except Exception as e:  # one failure, one row per output: the run goes on
+            rows = error_rows(task, rt, f"{type(e).__name__}: {e}")
+        result.rows += rows
+        result.done += 1
+        if control.sink:
+            control.sink(rows)
         if progress:
             progress(1, 0)
-    worker.stop()
-    result.stale = matcher.stale()
-    return result
+    result.stale = matcher.stale() if not control.stop.is_set() else []
 
 
 def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout: float = 120.0,
         expectations: list[Expectation] = (), progress=None, dtypes: set[str] | None = None,
-        runtimes: list[RuntimeSpec] | None = None, devices: tuple[str, ...] | None = None) -> list[FrameworkRun]:
+        runtimes: list[RuntimeSpec] | None = None, devices: tuple[str, ...] | None = None,
+        control: Control | None = None) -> list[FrameworkRun]:
     """Every framework under every runtime side by side, each in its own thread driving its
-    own worker."""
-    suites = [(str(Path(d).resolve()), load_suite(d)) for d in suite_dirs]
+    own worker. Golden files that fail their checksum are left out, named in `golden_errors`
+    of the first result; an error in a framework's thread ends only that framework."""
+    control = control or Control()
+    suites, golden_errors = [], []
+    for d in suite_dirs:
+        cases = load_suite(d)
+        bad = {}
+        for case in cases:
+            try:
+                case.arrays()
+            except GoldenFileError as e:
+                bad[case.id] = str(e)
+        golden_errors += bad.values()
+        suites.append((str(Path(d).resolve()), [c for c in cases if c.id not in bad]))
     runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
     jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
-    results: dict[tuple[str, str], FrameworkRun] = {}
+    results = {(rt.name, fw): FrameworkRun(fw, rt.name) for rt, fw in jobs}
     lock = threading.Lock()
 
     def locked_progress(done, more):
@@ -222,12 +293,21 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
                 progress(done, more)
 
     def one(rt, fw):
-        results[(rt.name, fw)] = run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
-                                               progress=locked_progress, dtypes=dtypes, runtime=rt, devices=devices)
+        result = results[(rt.name, fw)]
+        try:
+            run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
+                          progress=locked_progress, dtypes=dtypes, runtime=rt, devices=devices, control=control,
+                          result=result)
+        except Exception as e:  # keep what it measured; say why it stopped
+            result.error = f"{type(e).__name__}: {e}"
 
-    threads = [threading.Thread(target=one, args=job) for job in jobs]
+    threads = [threading.Thread(target=one, args=job, daemon=True) for job in jobs]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    return [results[(rt.name, fw)] for rt, fw in jobs]
+        while t.is_alive():  # joined in slices, so signals reach the main thread's handlers
+            t.join(0.2)
+    runs = [results[(rt.name, fw)] for rt, fw in jobs]
+    if runs:
+        runs[0].golden_errors = golden_errors
+    return runs

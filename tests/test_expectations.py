@@ -55,7 +55,7 @@ def test_a_cause_matches_any_case_with_its_features_and_parameters(tmp_path):
 @pytest.mark.parametrize("versions, applies", [
     ({"keras": "3.15.1"}, True), ({"keras": "3.3.0"}, True), ({"keras": "3.2.9"}, False),
     ({"keras": "3.4.0.dev20260101"}, True), ({"keras": "3.3.0rc1"}, False),  # a pre-release of 3.3 precedes 3.3
-    ({"keras": "3.15.1+cpu"}, True),  # local labels do not count
+    ({"keras": "3.15.1+cpu"}, True), ({"keras": "3.3.0+cu130"}, True),  # local labels do not count
     ({}, False),  # a runtime without keras: the entry does not hold for it
 ])
 def test_requires_is_evaluated_against_the_runtime(tmp_path, versions, applies):
