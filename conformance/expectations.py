@@ -106,7 +106,7 @@ def load_expectations(path: str | Path = DEFAULT_PATH, frameworks=None) -> list[
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # TOMLDecodeError is a ValueError
         raise ExpectationsError(f"{path}: cannot read the expectations file: {e}") from None
     unknown_tables = sorted(set(doc) - {"cause"})
     if unknown_tables:
@@ -123,6 +123,8 @@ def load_expectations(path: str | Path = DEFAULT_PATH, frameworks=None) -> list[
 
 
 def _parse(raw, path: Path, index: int, seen: set, frameworks) -> Expectation:
+    if not isinstance(raw, dict):
+        raise ExpectationsError(f"{path}: expectation #{index}: field 'cause': each entry is a [[cause]] table")
     ident = raw.get("id") if isinstance(raw.get("id"), str) else f"#{index}"
 
     def err(name, problem):
@@ -178,7 +180,7 @@ def _parse(raw, path: Path, index: int, seen: set, frameworks) -> Expectation:
         try:
             requires.append(Requirement(spec))
         except InvalidRequirement as e:
-            raise err("requires", f"not a PEP 508 requirement: {spec!r} ({e})") from None
+            raise err("requires", f"not a PEP 508 requirement: {spec!r} ({str(e).splitlines()[0]})") from None
     globs = {name: strings(name) for name in GLOB_FIELDS if name in raw}
     return Expectation(id=ident, frameworks=fws, verdicts=verdicts, reason=raw["reason"].strip(),
                        evidence=tuple(evidence), variant=raw.get("variant", ""), detail=tuple(detail),

@@ -6,6 +6,7 @@ floats or a named edge value that depends on the dtype (EDGE_VALUES).
 """
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ from .formats import FORMATS, NEG_ZERO, FloatFormat, decode, parse_exact, round_
 from .ops import OPS
 
 REDUCTIONS = ("none", "mean", "sum")
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,200}")  # used with fullmatch: it names a file
+MAX_DEPTH = 16  # nesting of arrays: rank at most 15
+MAX_ELEMENTS = 10_000_000  # elements of one array
+MAX_INDEX = 2**62  # class indices and ignore_index beyond this cannot be int64 labels
 
 
 FIELDS = {"id", "op", "dtypes", "input", "shape", "target", "target_kind", "weight", "pos_weight",
@@ -86,15 +90,20 @@ def _parse_number(raw) -> Fraction | str | tuple:
     raise ValueError(f"expected a number, got {type(raw).__name__} {raw!r}")
 
 
-def _shape_of(raw, field_name, err) -> tuple[int, ...]:
+def _shape_of(raw, field_name, err, depth: int = 0) -> tuple[int, ...]:
     if not isinstance(raw, list):
         return ()
+    if depth >= MAX_DEPTH:
+        raise err(field_name, f"arrays nested more than {MAX_DEPTH} deep")
     if not raw:
         return (0,)
-    shapes = {_shape_of(item, field_name, err) for item in raw}
+    shapes = {_shape_of(item, field_name, err, depth + 1) for item in raw}
     if len(shapes) != 1:
         raise err(field_name, "ragged nested list: every row must have the same length")
-    return (len(raw),) + shapes.pop()
+    shape = (len(raw),) + shapes.pop()
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise err(field_name, f"more than {MAX_ELEMENTS} elements")
+    return shape
 
 
 def _leaves(raw):
@@ -136,17 +145,17 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
     def err(field_name, problem):
         return CaseFileError(path, case_id if isinstance(case_id, str) else f"#{index}", field_name, problem)
 
-    if not isinstance(case_id, str) or not ID_PATTERN.match(case_id):
+    if not isinstance(case_id, str) or not ID_PATTERN.fullmatch(case_id):
         raise err("id", "required; letters, digits, '-', '_' and '.' only")
     unknown = sorted(set(raw) - FIELDS)
     if unknown:
         raise err(unknown[0], f"unknown field (known: {', '.join(sorted(FIELDS))})")
     op = raw.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise err("op", f"required; one of {', '.join(OPS)}, got {op!r}")
 
     dtypes = raw.get("dtypes", list(FORMATS))
-    if not isinstance(dtypes, list) or not dtypes or any(d not in FORMATS for d in dtypes):
+    if not isinstance(dtypes, list) or not dtypes or any(not isinstance(d, str) or d not in FORMATS for d in dtypes):
         raise err("dtypes", f"a non-empty list of {', '.join(FORMATS)}; got {dtypes!r}")
 
     def numbers(field_name, raw_value):
@@ -162,6 +171,8 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
         declared = raw["shape"]
         if not isinstance(declared, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in declared):
             raise err("shape", "a list of non-negative integers")
+        if len(declared) > MAX_DEPTH or math.prod(declared) > MAX_ELEMENTS or max(declared, default=0) > MAX_ELEMENTS:
+            raise err("shape", f"at most {MAX_DEPTH} dimensions and {MAX_ELEMENTS} elements")
         if shape != tuple(declared) and not (0 in shape and 0 in declared):
             raise err("shape", f"declared {tuple(declared)} but input has shape {shape}")
         shape = tuple(declared)
@@ -187,6 +198,7 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
     if fields.targets:
         if "target" not in raw:
             raise err("target", f"required for {op}")
+        got = _shape_of(raw["target"], "target", err)  # depth and size checked before anything walks it
         leaves = list(_leaves(raw["target"]))
         all_ints = all(isinstance(v, int) and not isinstance(v, bool) for v in leaves)
         default_kind = fields.targets[0] if len(fields.targets) == 1 else ("index" if all_ints else "probs")
@@ -194,12 +206,13 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
         if target_kind not in fields.targets:
             raise err("target_kind", f"{op} takes {' or '.join(repr(k) for k in fields.targets)} targets")
         target_shape = shape[:class_axis] + shape[class_axis + 1:] if target_kind == "index" else shape
-        got = _shape_of(raw["target"], "target", err)
         if got != target_shape and not (0 in got and 0 in target_shape):
             raise err("target", f"{target_kind} targets need shape {target_shape}, got {got}")
         if target_kind == "index":
             if not all_ints:
                 raise err("target", "class-index targets must all be integers")
+            if any(abs(v) > MAX_INDEX for v in leaves):
+                raise err("target", f"class indices must lie within +-{MAX_INDEX}")
             target = np.array(leaves, dtype=np.int64).reshape(target_shape)
         else:
             values = numbers("target", raw["target"])
@@ -209,8 +222,8 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
             target = _obj_array(values, target_shape)
 
     def finite_array(name, allowed_shapes):
-        values = [Fraction(0) if v == NEG_ZERO else v for v in numbers(name, raw[name])]
         got = _shape_of(raw[name], name, err)
+        values = [Fraction(0) if v == NEG_ZERO else v for v in numbers(name, raw[name])]
         if got not in allowed_shapes:
             raise err(name, f"shape {got}; expected {' or '.join(str(a) for a in allowed_shapes)}")
         if any(isinstance(v, (str, tuple)) for v in values):
@@ -224,8 +237,8 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
         pos_weight = finite_array("pos_weight", [shape[-1:]])
 
     ignore_index = raw.get("ignore_index", -100)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise err("ignore_index", f"an integer, got {ignore_index!r}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or abs(ignore_index) > MAX_INDEX:
+        raise err("ignore_index", f"an integer within +-{MAX_INDEX}, got {str(ignore_index)[:40]!r}")
     smoothing_raw = raw.get("label_smoothing", TomlFloat("0.0"))
     try:
         smoothing = _parse_number(smoothing_raw)
@@ -254,16 +267,21 @@ def load_case_file(path: str | Path) -> list[CaseSpec]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise CaseFileError(path, None, "-", f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise CaseFileError(path, None, "-", f"not UTF-8 text (byte {e.start})") from None
     try:
         doc = tomllib.loads(text, parse_float=TomlFloat)
-    except tomllib.TOMLDecodeError as e:
-        raise CaseFileError(path, None, "-", f"not valid TOML: {e}") from None
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as e:  # ValueError: a 5000-digit integer
+        raise CaseFileError(path, None, "-", f"not valid TOML: {str(e)[:200]}") from None
     extra = sorted(set(doc) - {"case"})
     if extra:
         raise CaseFileError(path, None, extra[0], "unknown top-level key; cases go in [[case]] tables")
     raw_cases = doc.get("case")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise CaseFileError(path, None, "case", "no [[case]] tables")
+    for i, raw in enumerate(raw_cases):
+        if not isinstance(raw, dict):
+            raise CaseFileError(path, f"#{i}", "case", "each case is a [[case]] table")
     return parse_cases(raw_cases, path)
 
 

@@ -177,8 +177,37 @@ _SPECIAL_WORDS = {"nan": NAN, "+nan": NAN, "-nan": NAN, "inf": POS_INF, "+inf": 
                   "-inf": NEG_INF, "infinity": POS_INF, "+infinity": POS_INF, "-infinity": NEG_INF}
 
 
+_DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
+MAX_LITERAL = 10_000  # characters of one written number
+# magnitudes beyond these round to +-inf, or to 0, in every format here (float64 overflows at
+# 2**1024 ~ 1.8e308 and its smallest subnormal is 2**-1074 ~ 4.9e-324): decided without exact
+# arithmetic, so a written 1e999999999 costs nothing
+_TOO_LARGE_10, _TOO_SMALL_10 = 330, -340
+_TOO_LARGE_2, _TOO_SMALL_2 = 1100, -1200
+
+
+def _beyond(sign: str, magnitude_exponent: int, large: int, small: int):
+    """+-inf or (signed) 0 when the magnitude's exponent is beyond every format, else None."""
+    if magnitude_exponent > large:
+        return NEG_INF if sign == "-" else POS_INF
+    if magnitude_exponent < small:
+        return NEG_ZERO if sign == "-" else Fraction(0)
+    return None
+
+
+def _exponent(digits: str | None) -> int:
+    if not digits:
+        return 0
+    body = digits.lstrip("+-")
+    if len(body.lstrip("0")) > 12:  # far beyond any format either way: its sign decides
+        return (-1 if digits.startswith("-") else 1) * 10**12
+    return int(digits)
+
+
 def parse_exact(text: str) -> Fraction | str:
     """Exact value of a decimal (`1e-3`) or C99 hex (`0x1.8p-3`) literal, or a special."""
+    if len(text) > MAX_LITERAL:
+        raise ValueError(f"a number written with more than {MAX_LITERAL} characters")
     cleaned = text.strip().replace("_", "")
     special = _SPECIAL_WORDS.get(cleaned.lower())
     if special:
@@ -189,14 +218,29 @@ def parse_exact(text: str) -> Fraction | str:
         frac = frac or ""
         if not whole and not frac:
             raise ValueError(f"not a number: {text!r}")
-        value = Fraction(int(whole + frac, 16)) * Fraction(2) ** (int(exp) - 4 * len(frac))
+        mantissa = int(whole + frac, 16)
+        if mantissa:
+            decided = _beyond(sign, mantissa.bit_length() + _exponent(exp) - 4 * len(frac), _TOO_LARGE_2, _TOO_SMALL_2)
+            if decided is not None:
+                return decided
+        value = Fraction(mantissa) * Fraction(2) ** (_exponent(exp) - 4 * len(frac))
         if sign == "-":
             return -value if value else NEG_ZERO
         return value
+    match = _DECIMAL.match(cleaned)
+    if not match or not (match.group(2) or match.group(3)):
+        raise ValueError(f"not a number: {text[:60]!r}")
+    sign, whole, frac, exp = match.groups()
+    digits = (whole + (frac or "")).lstrip("0")
+    if digits:
+        leading = len((whole or "").lstrip("0")) or -(len(frac or "") - len((frac or "").lstrip("0")))
+        decided = _beyond(sign, _exponent(exp) + leading, _TOO_LARGE_10, _TOO_SMALL_10)
+        if decided is not None:
+            return decided
     try:
         value = Fraction(cleaned)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"not a number: {text!r}") from None
+        raise ValueError(f"not a number: {text[:60]!r}") from None
     return NEG_ZERO if value == 0 and cleaned.startswith("-") else value
 
 
