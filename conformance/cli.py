@@ -46,7 +46,8 @@ def cmd_generate(args) -> int:
         bar, progress = _progress_bar("xent generate --suite large")
         bar.total = sum(1 for _ in large.cases())
         try:
-            manifest = large.generate(Path(args.out) if args.out else golden_dir, lambda case_id: progress(1, 0))
+            manifest = large.generate(Path(args.out) if args.out else golden_dir, lambda case_id: progress(1, 0),
+                                      force=args.force)
         finally:
             bar.close()
         print(f"{bar.total} cases -> {manifest}")
@@ -55,7 +56,7 @@ def cmd_generate(args) -> int:
         specs, out_dir, name = load_case_files(args.cases), Path(args.out or "cases/golden/user"), "user"
     else:
         specs, out_dir, name = specs_of(), Path(args.out) if args.out else golden_dir, args.suite
-    manifest = generate(specs, out_dir, name)
+    manifest = generate(specs, out_dir, name, force=args.force)
     print(f"{len(specs)} cases -> {manifest}")
     return 0
 
@@ -257,6 +258,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--suite", default="default", choices=sorted(SUITES))
     g.add_argument("--cases", nargs="+", metavar="PATH", help="user case files (TOML) instead of a suite")
     g.add_argument("--out", help="output folder (default: the suite's folder under cases/golden/)")
+    g.add_argument("--force", action="store_true", help="write into a folder that holds other files (never deleted)")
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("run", help="run golden suites against the installed frameworks")

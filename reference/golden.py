@@ -202,10 +202,29 @@ def manifest_entry(case_id: str, op: str, *, source: str, dtypes, input_shape, p
             "precision_bits": precision_bits, "variants": variants, **extra}
 
 
-def write_suite(built, out_dir: str | Path, suite: str, working_precision: dict, progress=None) -> Path:
+def _listed_files(out_dir: Path) -> set[str]:
+    """The case files a folder's manifest lists: the only files a writer may replace or delete."""
+    try:
+        return {e["file"] for e in json.loads((out_dir / "manifest.json").read_text())["cases"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def write_suite(built, out_dir: str | Path, suite: str, working_precision: dict, progress=None,
+                force: bool = False) -> Path:
     """Write (arrays, manifest entry) pairs as a suite's .npz files and manifest, removing
-    files of cases that are gone; returns the manifest path."""
+    files of cases that are gone; returns the manifest path. A folder holding files that its
+    manifest does not list is refused unless `force`; only listed files are ever deleted."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GoldenFileError(f"{out_dir}: not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    listed = _listed_files(out_dir)
+    foreign = sorted(p.name for p in out_dir.iterdir()
+                     if p.name != "manifest.json" and p.name not in listed and not p.name.startswith("."))
+    if foreign and not force:
+        raise GoldenFileError(f"{out_dir}: holds {len(foreign)} files this suite's manifest does not list "
+                              f"(e.g. {foreign[0]}); choose an empty folder, or --force to write beside them")
     entries = []
     for arrays, entry in built:
         data = npz_bytes(arrays)
@@ -216,9 +235,8 @@ def write_suite(built, out_dir: str | Path, suite: str, working_precision: dict,
         if progress:
             progress(entry["id"])
     keep = {e["file"] for e in entries}
-    for stale in out_dir.glob("*.npz"):
-        if stale.name not in keep:
-            stale.unlink()
+    for stale in listed - keep:  # cases that are gone: only files the old manifest listed
+        (out_dir / stale).unlink(missing_ok=True)
     by_feature: dict[str, int] = {}
     for e in entries:
         for f in e["features"]:
@@ -236,10 +254,10 @@ def write_suite(built, out_dir: str | Path, suite: str, working_precision: dict,
     return path
 
 
-def generate(specs: list[CaseSpec], out_dir: str | Path, suite: str, progress=None) -> Path:
+def generate(specs: list[CaseSpec], out_dir: str | Path, suite: str, progress=None, force: bool = False) -> Path:
     """Evaluate case definitions with the arbitrary-precision reference and write the suite."""
     return write_suite((build_case(spec) for spec in specs), out_dir, suite,
-                       {"start": rounding.START_BITS, "max": rounding.MAX_BITS}, progress)
+                       {"start": rounding.START_BITS, "max": rounding.MAX_BITS}, progress, force)
 
 
 # --- reading --------------------------------------------------------------------

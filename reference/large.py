@@ -101,6 +101,6 @@ def cases(vocabularies=VOCABULARIES):
                 yield f"large-{short}-{distribution}-{classes}", op, reduction, distribution, classes, seed
 
 
-def generate(out_dir: str | Path, progress=None, vocabularies=VOCABULARIES) -> Path:
+def generate(out_dir: str | Path, progress=None, vocabularies=VOCABULARIES, force: bool = False) -> Path:
     return write_suite((build(*case) for case in cases(vocabularies)), out_dir, "large",
-                       {"fast_path": 53, "fallback": "reference.rounding"}, progress)
+                       {"fast_path": 53, "fallback": "reference.rounding"}, progress, force)

@@ -62,3 +62,14 @@ def test_corrupt_golden_file_is_refused(tmp_path):
 def test_missing_manifest_is_refused(tmp_path):
     with pytest.raises(GoldenFileError, match="manifest"):
         load_suite(tmp_path)
+
+
+def test_generate_deletes_only_what_its_manifest_listed(tmp_path):
+    specs = load_case_files([ROOT / "cases" / "default.toml"])[:2]
+    (tmp_path / "mine.npz").write_bytes(b"somebody else's file")
+    with pytest.raises(GoldenFileError, match="does not list"):
+        generate(specs, tmp_path, "t")
+    generate(specs, tmp_path, "t", force=True)
+    assert (tmp_path / "mine.npz").exists() and (tmp_path / f"{specs[0].id}.npz").exists()
+    generate(specs[1:], tmp_path, "t", force=True)  # a case that is gone: its file goes, nothing else
+    assert not (tmp_path / f"{specs[0].id}.npz").exists() and (tmp_path / "mine.npz").exists()
