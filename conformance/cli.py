@@ -40,6 +40,16 @@ def _progress_bar(desc: str):
     return bar, update
 
 
+def _generate_with_bar(specs, out_dir: Path, name: str, force: bool = False) -> Path:
+    """Golden files of case definitions, with a progress bar (on a terminal) case by case."""
+    bar, progress = _progress_bar(f"xent generate ({name})")
+    progress(0, len(specs))
+    try:
+        return generate(specs, out_dir, name, progress=lambda case_id: progress(1, 0), force=force)
+    finally:
+        bar.close()
+
+
 def cmd_generate(args) -> int:
     specs_of, golden_dir = SUITES[args.suite]
     if args.suite == "large" and not args.cases:
@@ -56,7 +66,7 @@ def cmd_generate(args) -> int:
         specs, out_dir, name = load_case_files(args.cases), Path(args.out or "cases/golden/user"), "user"
     else:
         specs, out_dir, name = specs_of(), Path(args.out) if args.out else golden_dir, args.suite
-    manifest = generate(specs, out_dir, name, force=args.force)
+    manifest = _generate_with_bar(specs, out_dir, name, force=args.force)
     print(f"{len(specs)} cases -> {manifest}")
     return 0
 
@@ -105,7 +115,7 @@ def cmd_run(args) -> int:
     specs = load_case_files(args.cases) if args.cases else []  # every file checked before anything runs
     _clear_outputs(out)
     if specs:
-        suite_dirs.append(generate(specs, out / "golden" / "user", "user").parent)
+        suite_dirs.append(_generate_with_bar(specs, out / "golden" / "user", "user").parent)
     log = journal.Journal(out)
     log.plan(frameworks, [r.name for r in runtimes] if runtimes else [runner.LOCAL])
     control = runner.Control(sink=log.write)

@@ -37,10 +37,19 @@ def write_results(df: pd.DataFrame, path: Path) -> None:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    df = pd.read_parquet(path)
+    """A results file, checked: one clear error naming the file and what is wrong with it."""
+    try:
+        df = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such results file") from None
+    except Exception as e:  # pyarrow's errors for a file that is not parquet
+        raise ValueError(f"{path}: not a results file ({type(e).__name__}: {str(e)[:120]})") from None
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a results file (missing columns {', '.join(missing)})")
+    unknown = sorted(set(df["verdict"]) - set(VERDICTS))
+    if unknown:
+        raise ValueError(f"{path}: column 'verdict': unknown verdict {str(unknown[0])[:40]!r}")
     return df
 
 

@@ -106,6 +106,36 @@ def _shape_of(raw, field_name, err, depth: int = 0) -> tuple[int, ...]:
     return shape
 
 
+def _stored_array(raw, field_name, path, err, kinds: str) -> np.ndarray | None:
+    """An array stored in a .npy file beside the case file, `{ npy = "name.npy" }`, for inputs
+    too large to write as text: float64 values (exact, whatever the file's float dtype) or int64
+    class indices. None when the field is written out."""
+    if not isinstance(raw, dict):
+        return None
+    if set(raw) != {"npy"} or not isinstance(raw["npy"], str):
+        raise err(field_name, 'an array, or { npy = "file.npy" } naming a .npy file beside the case file')
+    file = Path(path).parent / raw["npy"]
+    try:
+        with open(file, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+            if len(shape) > MAX_DEPTH or math.prod(shape) > MAX_ELEMENTS:  # checked before allocating
+                raise err(field_name, f"{file}: at most {MAX_DEPTH} dimensions and {MAX_ELEMENTS} elements")
+        values = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise err(field_name, f"cannot read {file} as .npy: {str(e)[:120]}") from None
+    if values.dtype.kind not in kinds or values.ndim == 0:
+        wanted = "floating-point values" if kinds == "f" else "integer class indices"
+        raise err(field_name, f"{file}: {wanted} in at least one dimension, got {values.dtype} {values.shape}")
+    if kinds == "f":
+        return values.astype(np.float64)
+    if values.size and np.abs(values.astype(np.float64)).max() > MAX_INDEX:
+        raise err(field_name, f"{file}: class indices must lie within +-{MAX_INDEX}")
+    return values.astype(np.int64)
+
+
 def _leaves(raw):
     if isinstance(raw, list):
         for item in raw:
@@ -166,7 +196,8 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
 
     if "input" not in raw:
         raise err("input", "required")
-    shape = _shape_of(raw["input"], "input", err)
+    stored = _stored_array(raw["input"], "input", path, err, kinds="f")
+    shape = stored.shape if stored is not None else _shape_of(raw["input"], "input", err)
     if "shape" in raw:
         declared = raw["shape"]
         if not isinstance(declared, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in declared):
@@ -182,7 +213,7 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
     n_classes = shape[class_axis]
     if n_classes == 0:
         raise err("input", "the class axis must not be empty")
-    x = _obj_array(numbers("input", raw["input"]), shape)
+    x = stored if stored is not None else _obj_array(numbers("input", raw["input"]), shape)
 
     fields = OPS[op].fields
     if fields.ndims and len(shape) not in fields.ndims:
@@ -198,8 +229,10 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
     if fields.targets:
         if "target" not in raw:
             raise err("target", f"required for {op}")
-        got = _shape_of(raw["target"], "target", err)  # depth and size checked before anything walks it
-        leaves = list(_leaves(raw["target"]))
+        stored_target = _stored_array(raw["target"], "target", path, err, kinds="iu")
+        # depth and size checked before anything walks it
+        got = stored_target.shape if stored_target is not None else _shape_of(raw["target"], "target", err)
+        leaves = stored_target.reshape(-1).tolist() if stored_target is not None else list(_leaves(raw["target"]))
         all_ints = all(isinstance(v, int) and not isinstance(v, bool) for v in leaves)
         default_kind = fields.targets[0] if len(fields.targets) == 1 else ("index" if all_ints else "probs")
         target_kind = raw.get("target_kind", default_kind)

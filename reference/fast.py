@@ -28,6 +28,7 @@ import numpy as np
 from . import extended as ex, fast_float64
 from .exact import SAFETY, TINY, U, cross_entropy_rows, enclosing_width, log_softmax_rows, slow_elements
 from .formats import FloatFormat, to_float64
+from .losses import spread
 
 EXP_LOG_ULPS = 4
 
@@ -224,3 +225,25 @@ def log_softmax_bits(bits: np.ndarray, fmt: FloatFormat, rows_per_chunk: int = 1
         loss[chunk], grad[chunk], n = log_softmax(to_float64(bits[chunk], fmt), fmt)
         fell_back += n
     return loss, grad, fell_back
+
+
+def condition_scales(x: np.ndarray, target, log_softmax_only: bool, reduction: str) -> dict[str, np.ndarray]:
+    """The condition scales of docs/tolerance.md, vectorised (float64 estimates suffice)."""
+    lp, _, sm, _, _ = log_softmax_bound(x, exact_sum=True)
+    lse = np.abs(x - lp)  # |lse| per row, broadcast
+    lp_cond = np.abs(x) + lse + spread(x.shape[1])
+    size = x.shape[1]
+    if log_softmax_only:
+        return {"loss": lp_cond, "grad": size * sm * (2 + lp_cond) + 1}
+    rows = np.arange(x.shape[0])
+    coef = np.zeros_like(x)
+    coef[rows, target] = 1
+    grad_cond = sm * (2 + lp_cond) + coef
+    loss_cond = lp_cond[rows, target]
+    if reduction == "none":
+        return {"loss": loss_cond, "grad": grad_cond}
+    n = x.shape[0]
+    total = loss_cond.sum() + spread(n) * np.abs(lp[rows, target]).sum()
+    if reduction == "sum":
+        return {"loss": np.array(total), "grad": grad_cond}
+    return {"loss": np.array(total / n), "grad": grad_cond / n}

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import rounding
+from dataclasses import replace
+from fractions import Fraction
+
+from . import fast, rounding
 from .casefile import CaseSpec, resolve
-from .formats import FORMATS, decode
+from .formats import FORMATS, NAN, NEG_INF, POS_INF, decode, to_float64
 from .losses import DomainError, Outputs
 from .op import ExactInputs
 from .ops import OPS
@@ -66,6 +69,8 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _bits(values: np.ndarray, fmt) -> np.ndarray:
+    if values.dtype == np.float64:  # exact float64 values (a stored array): one correct rounding
+        return fast.round_to_format(values, fmt)
     return np.array([resolve(v, fmt) for v in values.reshape(-1)], dtype=fmt.storage).reshape(values.shape)
 
 
@@ -85,7 +90,14 @@ def features(spec: CaseSpec) -> list[str]:
     if shape[0 if len(shape) == 1 else 1] == 1:
         found.add("one_class")
     op = OPS[spec.op]
-    for v in spec.input.reshape(-1):
+    if spec.input.dtype == np.float64:  # a stored array: its special and boundary values
+        x = spec.input
+        for name, present in (("nan", np.isnan(x).any()), ("+inf", (x == np.inf).any()), ("-inf", (x == -np.inf).any()),
+                              ("-0", ((x == 0) & np.signbit(x)).any()), ("0", ((x == 0) & ~np.signbit(x)).any()),
+                              ("1", op.input_kind == "probs" and (x == 1).any())):
+            if present:
+                found.add(f"value:{name}")
+    for v in spec.input.reshape(-1) if spec.input.dtype == object else ():
         if isinstance(v, tuple):
             found.add(f"value:{v[2]}")
         elif isinstance(v, str):
@@ -125,8 +137,70 @@ def _exact_inputs(spec: CaseSpec, dtype: str, arrays: dict) -> ExactInputs:
                        spec.ignore_index, spec.label_smoothing, spec.reduction)
 
 
+FAST_PATH_MIN_ELEMENTS = 4096  # written cases this large take the fast path; smaller ones the exact one
+
+
+def _fast_path_applies(spec: CaseSpec) -> bool:
+    """Cases the proven fast path decides (reference/fast.py): (N, C) logits, finite in every
+    dtype of the case, for log_softmax or for class-index cross-entropy with no weights,
+    smoothing or ignored targets; a stored array always, a written one from
+    FAST_PATH_MIN_ELEMENTS on (below that the exact path is quick, and its condition scales
+    keep the small default suite's golden files as they are). No variant separates from the
+    canonical result on such a case: every mechanism needs an infinity, a weight, an ignored
+    target or probability targets."""
+    x = spec.input
+    if x.ndim != 2 or x.size == 0 or (x.dtype != np.float64 and x.size < FAST_PATH_MIN_ELEMENTS):
+        return False
+    if x.dtype == np.float64:
+        if not np.isfinite(x).all():
+            return False
+    elif not all(np.isfinite(to_float64(_bits(x, FORMATS[d]), FORMATS[d])).all() for d in spec.dtypes):
+        return False
+    if spec.op == "log_softmax":
+        return True
+    return (spec.op == "cross_entropy" and spec.target_kind == "index" and spec.weight is None
+            and not spec.label_smoothing and spec.reduction in ("none", "mean", "sum")
+            and bool(((spec.target >= 0) & (spec.target < x.shape[1])).all()))
+
+
+def _build_fast(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
+    op = OPS[spec.op]
+    target = spec.target if op.has_targets else None
+    reduction = spec.reduction if op.fields.reduction else "none"
+    arrays: dict[str, np.ndarray] = {} if target is None else {"target": target.astype(np.int64)}
+    fell_back = {}
+    for dtype in spec.dtypes:
+        fmt = FORMATS[dtype]
+        bits = arrays[f"input.{dtype}"] = _bits(spec.input, fmt)
+        x = to_float64(bits, fmt)
+        loss, grad, fell_back[dtype] = (fast.cross_entropy(x, target, fmt, reduction) if target is not None
+                                        else fast.log_softmax(x, fmt))
+        conds = fast.condition_scales(x, target, target is None, reduction)
+        for o, value in (("loss", loss), ("grad", grad)):
+            arrays[f"expected.{dtype}.canonical.{o}"] = value
+            arrays[f"cond.{dtype}.canonical.{o}"] = conds[o].astype(np.float64)
+    entry = manifest_entry(
+        spec.id, spec.op, source=Path(spec.source).name, dtypes=spec.dtypes, input_shape=spec.input.shape,
+        params=case_params(spec.target_kind, spec.ignore_index, spec.label_smoothing, reduction, False, False),
+        tags=sorted(spec.tags), features=features(spec), expect_error=None,
+        precision_bits={d: 53 for d in spec.dtypes}, variants={}, fallback_rows=fell_back)
+    return arrays, entry
+
+
+def _exact_values(values: np.ndarray) -> np.ndarray:
+    """Stored float64 values as the exact values the reference takes."""
+    specials = {np.inf: POS_INF, -np.inf: NEG_INF}
+    out = np.empty(values.size, dtype=object)
+    out[:] = [NAN if v != v else specials.get(v) or Fraction(v) for v in values.reshape(-1).tolist()]
+    return out.reshape(values.shape)
+
+
 def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays and manifest fields of one case, every dtype and semantics evaluated."""
+    if _fast_path_applies(spec):
+        return _build_fast(spec)
+    if spec.input.dtype == np.float64:
+        spec = replace(spec, input=_exact_values(spec.input))  # the exact path, element by element
     arrays: dict[str, np.ndarray] = {}
     for dtype in spec.dtypes:
         fmt = FORMATS[dtype]
@@ -319,7 +393,12 @@ def load_suite(suite_dir: str | Path) -> list[GoldenCase]:
     except (OSError, json.JSONDecodeError) as e:
         raise GoldenFileError(f"{path}: cannot read the golden manifest ({e}); "
                               f"`xent generate --suite {suite_dir.name}` writes it") from None
-    if manifest.get("generator_version") != GENERATOR_VERSION:
-        raise GoldenFileError(f"{path}: generator version {manifest.get('generator_version')!r}, "
+    version = manifest.get("generator_version") if isinstance(manifest, dict) else None
+    if version != GENERATOR_VERSION:
+        raise GoldenFileError(f"{path}: generator version {version!r}, "
                               f"expected {GENERATOR_VERSION!r}; run `xent generate`")
-    return [GoldenCase(suite_dir, entry) for entry in manifest["cases"]]
+    entries = manifest.get("cases") if isinstance(manifest, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and {"id", "file", "sha256"} <= set(e)
+                                               for e in entries):
+        raise GoldenFileError(f"{path}: field 'cases': not a list of case entries; run `xent generate`")
+    return [GoldenCase(suite_dir, entry) for entry in entries]

@@ -16,7 +16,6 @@ import numpy as np
 
 from . import fast
 from .formats import FORMATS, to_float64
-from .losses import spread
 from .ops import OPS
 from .golden import case_params, manifest_entry, write_suite
 
@@ -39,26 +38,6 @@ def _logits(distribution: str, classes: int, seed: int) -> tuple[np.ndarray, np.
     return x, rng.integers(0, classes, POSITIONS)
 
 
-def condition_scales(x: np.ndarray, target: np.ndarray, op: str, reduction: str) -> dict[str, np.ndarray]:
-    """The condition scales of docs/tolerance.md, vectorised (float64 estimates suffice)."""
-    lp, _, sm, _, _ = fast.log_softmax_bound(x, exact_sum=True)
-    lse = np.abs(x - lp)  # |lse| per row, broadcast
-    lp_cond = np.abs(x) + lse + spread(x.shape[1])
-    size = x.shape[1]
-    if not OPS[op].has_targets:
-        return {"loss": lp_cond, "grad": size * sm * (2 + lp_cond) + 1}
-    rows = np.arange(x.shape[0])
-    coef = np.zeros_like(x)
-    coef[rows, target] = 1
-    grad_cond = sm * (2 + lp_cond) + coef
-    loss_cond = lp_cond[rows, target]
-    if reduction == "none":
-        return {"loss": loss_cond, "grad": grad_cond}
-    n = x.shape[0]
-    total = loss_cond.sum() + spread(n) * np.abs(lp[rows, target]).sum()
-    return {"loss": np.array(total / n), "grad": grad_cond / n}
-
-
 def build(case_id: str, op: str, reduction: str, distribution: str, classes: int, seed: int):
     x64, target = _logits(distribution, classes, seed)
     arrays, precision = {}, {}
@@ -73,7 +52,7 @@ def build(case_id: str, op: str, reduction: str, distribution: str, classes: int
         else:
             loss, grad, n = fast.log_softmax(x, fmt)
         fell_back[dtype] = n
-        conds = condition_scales(x, target, op, reduction)
+        conds = fast.condition_scales(x, target, not OPS[op].has_targets, reduction)
         for o, value in (("loss", loss), ("grad", grad)):
             arrays[f"expected.{dtype}.canonical.{o}"] = value
             arrays[f"cond.{dtype}.canonical.{o}"] = conds[o].astype(np.float32)

@@ -43,7 +43,7 @@ def test_expected_values_equal_the_exact_path(suite):
 
 
 def test_condition_scales_equal_the_exact_paths(suite):
-    """large.condition_scales is a vectorised copy of the ops' condition formulas: the two must agree
+    """fast.condition_scales is a vectorised copy of the ops' condition formulas: the two must agree
     (float64 estimates of the same expressions; the tolerance scales them by 4u)."""
     for case in load_suite(suite):
         arrays = case.arrays()

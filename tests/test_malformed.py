@@ -56,3 +56,24 @@ def test_values_beyond_every_format_are_decided_at_once():
                           "test")
     assert time.perf_counter() - start < 1.0
     assert spec.input[0] == POS_INF and spec.input[1] == 0
+
+
+def test_bad_results_files_and_manifests_get_one_clear_error(tmp_path):
+    import pandas as pd
+
+    from conformance import report
+    from reference.golden import GoldenFileError, load_suite
+
+    (tmp_path / "notparquet.parquet").write_text("hello")
+    for path, words in ((tmp_path / "missing.parquet", "no such results file"),
+                        (tmp_path / "notparquet.parquet", "not a results file")):
+        with pytest.raises(ValueError, match=words):
+            report.read_results(path)
+    good = pd.read_parquet(ROOT / "baselines" / "default-cpu.parquet").head(3)
+    good.loc[0, "verdict"] = "splendid"
+    good.to_parquet(tmp_path / "odd.parquet")
+    with pytest.raises(ValueError, match="unknown verdict 'splendid'"):
+        report.read_results(tmp_path / "odd.parquet")
+    (tmp_path / "manifest.json").write_text('{"generator_version": "1"}')
+    with pytest.raises(GoldenFileError, match="field 'cases'"):
+        load_suite(tmp_path)
