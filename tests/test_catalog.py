@@ -2,7 +2,6 @@
 a case where an output equal to that variant's is classified as that variant alone."""
 import json
 
-import numpy as np
 
 from conformance.verdicts import VARIANT, Observed, classify
 from reference.golden import OUTPUTS, load_suite

@@ -100,8 +100,9 @@ def small_suite(tmp_path):
     return suite
 
 
-def worker_children():
-    me = str(os.getpid())
+def worker_children(parent: int | None = None):
+    """Worker processes whose parent is `parent` (default: this process), from /proc."""
+    me = str(parent or os.getpid())
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()

@@ -1,6 +1,5 @@
 """Golden files: deterministic, in sync with the catalog, loadable without pickle."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,9 +1,6 @@
 """A run never loses what it measured: interrupts, a killed main process, a corrupt golden
 file, an error inside the runner (slow: real workers)."""
 import importlib.util
-import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +14,7 @@ from conformance import runner
 from reference.casefile import parse_cases
 from reference.golden import generate
 
-from .conftest import ROOT
+from .test_cli import worker_children
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")]
@@ -39,16 +36,7 @@ def wait_for_rows(out: Path, seconds=120):
 
 
 def workers_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"conformance.worker" in cmdline and int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return list(worker_children(pid))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

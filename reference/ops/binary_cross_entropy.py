@@ -10,7 +10,7 @@ from .. import extended as ex, levels as lv
 from ..formats import NAN, NEG_INF, POS_INF
 from ..losses import (Outputs, Position, binary_targets, broadcast, cap, check_unit_interval, clip_probability,
                       finish_elements, log_probability, mag)
-from ..op import ExactInputs, Op, OpFields
+from ..op import Op, OpFields
 from ..semantics import CANONICAL, Semantics
 
 

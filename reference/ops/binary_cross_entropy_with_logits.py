@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import levels as lv
 from ..losses import Outputs, binary_targets, broadcast, finish_elements, logit_positions
-from ..op import ExactInputs, Op, OpFields
+from ..op import Op, OpFields
 from ..semantics import CANONICAL, Semantics
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import levels as lv
 from ..losses import Outputs, check_unit_interval, onehot_coefs, prob_row_position, row_loss
-from ..op import ExactInputs, Op, OpFields
+from ..op import Op, OpFields
 from ..semantics import CANONICAL, Semantics
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import levels as lv
 from ..losses import Outputs, analyse_row, obj, rows_of, softmax_position, unrows
-from ..op import ExactInputs, Op, OpFields
+from ..op import Op, OpFields
 from ..semantics import CANONICAL, Semantics
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import extended as ex, levels as lv
 from ..losses import Outputs, Position, cap, mag, multiplied, onehot_coefs, row_loss, value
-from ..op import ExactInputs, Op, OpFields
+from ..op import Op, OpFields
 from ..semantics import CANONICAL, Semantics
 
 
