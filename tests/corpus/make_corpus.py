@@ -101,7 +101,7 @@ EXPECTATIONS = {
     "frameworks-missing": entry(frameworks=None), "frameworks-string": entry(frameworks='"torch"'),
     "verdict-unknown": entry(verdicts='["varient"]'), "verdicts-missing": entry(verdicts=None),
     "detail-number": entry(detail="5"), "evidence-missing": entry(evidence=None),
-    "evidence-not-a-link": entry(evidence='"KNOWN_DIFFERENCES 4"'), "requires-bad": entry(requires='["torch>>2"]'),
+    "evidence-not-a-link": entry(evidence='"a note somewhere"'), "requires-bad": entry(requires='["torch>>2"]'),
     "params-unknown": entry(params='{ colour = "red" }'), "params-list-value": entry(params="{ reduction = [1] }"),
     "features-string": entry(features='"weight"'), "variant-without-verdict": entry(variant='"mean_by_count"'),
     "unknown-field": entry(colour='"red"'), "invalid-toml": "[[cause]\n", "reason-empty": entry(reason='""'),
