@@ -277,7 +277,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         bad = {}
         for case in cases:
             try:
-                case.arrays()
+                case.verify()
             except GoldenFileError as e:
                 bad[case.id] = str(e)
         golden_errors += bad.values()

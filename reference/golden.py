@@ -371,11 +371,21 @@ class GoldenCase:
     def path(self) -> Path:
         return self.suite_dir / self.entry["file"]
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        data = self.path.read_bytes()
+    def _checked_bytes(self) -> bytes:
+        try:
+            data = self.path.read_bytes()
+        except OSError as e:
+            raise GoldenFileError(f"{self.path}: case {self.id!r}: cannot read the golden file ({e.strerror})") from None
         if hashlib.sha256(data).hexdigest() != self.entry["sha256"]:
             raise GoldenFileError(f"{self.path}: case {self.id!r}: sha256 does not match the manifest")
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return data
+
+    def verify(self) -> None:
+        """Raise GoldenFileError unless the file is there and matches its checksum."""
+        self._checked_bytes()
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        with np.load(io.BytesIO(self._checked_bytes()), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
 
     def expected(self, arrays: dict, dtype: str) -> dict[str, dict[str, Expected]]:
