@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from reference.casefile import CaseFileError, load_case_files
 from reference import large
 from reference.catalog import default_specs
@@ -16,7 +18,7 @@ from reference.golden import GoldenFileError, generate
 from . import diff, envs, journal, report, runner
 from .adapters import FRAMEWORKS
 from .reclassify import reclassify
-from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message
+from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of
 
 CASES_DIR = runner.REPO_ROOT / "cases"
 BASELINES_DIR = runner.REPO_ROOT / "baselines"
@@ -101,6 +103,7 @@ def cmd_run(args) -> int:
         raise ValueError(f"--out {out}: not a folder")
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise ValueError(f"--timeout {args.timeout}: a number of seconds above 0")
+    shard = _shard(args.shard)
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = [f for f in frameworks if f not in FRAMEWORKS]
     if unknown:
@@ -130,14 +133,19 @@ def cmd_run(args) -> int:
     try:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
                           progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes,
-                          devices=tuple(args.devices) if args.devices else None, control=control)
+                          devices=tuple(args.devices) if args.devices else None, control=control, shard=shard)
     finally:
         bar.close()
         log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     df = report.results_frame([row for r in runs for row in r.rows])
-    df.attrs["stale"] = {f"{r.framework} ({r.runtime})": r.stale for r in runs if r.stale}
+    df.attrs["expectations"] = {f"{r.framework} ({r.runtime})": {"used": r.used, "in_scope": r.in_scope}
+                                for r in runs if not r.skipped}
+    # a shard sees only some cases: whether an expectation is stale is decided over all shards (xent merge)
+    df.attrs["stale"] = {} if shard != (1, 1) else {f"{r.framework} ({r.runtime})": r.stale for r in runs if r.stale}
+    if shard != (1, 1):
+        df.attrs["shard"] = list(shard)
     not_run = sum(r.planned - r.done for r in runs if not r.skipped)
     if received or not_run:
         df.attrs["incomplete"] = {"tasks_not_run": int(not_run),
@@ -169,6 +177,44 @@ def cmd_run(args) -> int:
     if since is not None:
         print(diff.summary_text(since))
         return 1 if diff.failed(since, tuple(args.fail_on.split(","))) else 0
+    return 0
+
+
+def _shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return (1, 1)
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise ValueError(f"--shard {text!r}: K/N with 1 <= K <= N, e.g. 2/3")
+    return int(k), int(n)
+
+
+def cmd_merge(args) -> int:
+    """Results of several runs (the shards of one, or the jobs of a CI matrix) as one."""
+    frames = [report.read_results(diff.results_path(p)) for p in args.runs]
+    merged = pd.concat(frames, ignore_index=True)
+    key = diff.KEY + ["runtime"]
+    dup = merged.duplicated(key)
+    if dup.any():
+        first = merged[dup].iloc[0]
+        raise ValueError(f"the runs overlap: {', '.join(f'{k}={first[k]}' for k in key)} is in more than one")
+    scopes: dict[str, dict[str, set]] = {}
+    for frame in frames:
+        for who, seen in frame.attrs.get("expectations", {}).items():
+            entry = scopes.setdefault(who, {"used": set(), "in_scope": set()})
+            entry["used"] |= set(seen["used"])
+            entry["in_scope"] |= set(seen["in_scope"])
+    merged.attrs["expectations"] = {who: {k: sorted(v) for k, v in s.items()} for who, s in scopes.items()}
+    merged.attrs["stale"] = {who: stale for who, s in scopes.items() if (stale := stale_of(s["in_scope"], s["used"]))}
+    incomplete = [f.attrs["incomplete"] for f in frames if "incomplete" in f.attrs]
+    if incomplete:
+        merged.attrs["incomplete"] = {"tasks_not_run": sum(max(i["tasks_not_run"], 0) for i in incomplete),
+                                      "why": "a merged run was incomplete"}
+    out = Path(args.out)
+    _clear_outputs(out)
+    _finish(merged, out)
+    _print_stale(merged.attrs["stale"])
+    print(f"{len(merged)} rows from {len(frames)} runs\nresults: {out / 'results.parquet'}\nreport:  {out / 'report.html'}")
     return 0
 
 
@@ -287,6 +333,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--baseline", metavar="RESULTS", help="a stored run to diff against (report section, exit code)")
     r.add_argument("--drift", type=float, default=0.25, help="with --baseline: share of the tolerance a row may move")
     r.add_argument("--fail-on", default="regression,missing", help="with --baseline: classes that make the exit code 1")
+    r.add_argument("--shard", metavar="K/N", help="run only shard K of N (split by case); `xent merge` joins them")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="rebuild report.html from a results file")
@@ -314,6 +361,11 @@ def parser() -> argparse.ArgumentParser:
                    help="classify both runs again under today's golden files, tolerance and expectations")
     d.add_argument("--expectations", default=str(DEFAULT_PATH))
     d.set_defaults(func=cmd_diff)
+
+    m = sub.add_parser("merge", help="join the results of several runs (shards, CI jobs) into one")
+    m.add_argument("runs", nargs="+", help="results files or run folders")
+    m.add_argument("--out", required=True, help="where the merged results.parquet and report.html go")
+    m.set_defaults(func=cmd_merge)
 
     e = sub.add_parser("env", help="cached virtual environments to run frameworks under (runtimes)")
     esub = e.add_subparsers(dest="env_command", required=True)

@@ -211,7 +211,11 @@ class Matcher:
 
     def stale(self) -> list[str]:
         """Entries whose scope was measured and that explained nothing: the framework changed."""
-        return sorted(self.in_scope - self.used)
+        return stale_of(self.in_scope, self.used)
+
+
+def stale_of(in_scope, used) -> list[str]:
+    return sorted(set(in_scope) - set(used))
 
 
 def stale_message(ids) -> str:

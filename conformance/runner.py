@@ -141,6 +141,8 @@ class FrameworkRun:
     error: str = ""  # why it stopped early (an error of ours), its rows kept
     rows: list[ResultRow] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # expectations whose scope ran and that explained nothing
+    used: list[str] = field(default_factory=list)  # expectations that explained a row
+    in_scope: list[str] = field(default_factory=list)  # expectations whose scope ran
     planned: int = 0  # tasks it was to run
     done: int = 0  # tasks it ran
     golden_errors: list[str] = field(default_factory=list)
@@ -215,7 +217,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
     no_device = [{"id": "-", "label": "-", "name": "-"}]
     chosen = [d for d in hello["devices"] if devices is None or any(fnmatchcase(d["label"], p) for p in devices)]
     # an op the framework has no API for is one `unsupported` row per dtype, on no device
-    hashes = {suite: suite_hash(cases) for suite, cases in suites}
+    hashes = {suite: suite_hash(load_suite(suite)) for suite, _ in suites}  # the whole suite, shards too
     tasks = [Task(Path(suite).name, hashes[suite], case, dtype, api, device["label"], device["name"], device["id"])
              for suite, cases in suites for case in cases
              for dtype in case.dtypes if dtypes is None or dtype in dtypes
@@ -261,12 +263,21 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         if progress:
             progress(1, 0)
     result.stale = matcher.stale() if not control.stop.is_set() else []
+    result.used, result.in_scope = sorted(matcher.used), sorted(matcher.in_scope)
+
+
+def in_shard(suite_dir, case_id: str, shard: tuple[int, int]) -> bool:
+    """Shard K of N holds the cases whose (suite, id) hash to K - 1 modulo N: a split that does
+    not depend on the order of cases or machines; a case's rows stay together."""
+    k, n = shard
+    digest = hashlib.sha256(f"{Path(suite_dir).name}/{case_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n == k - 1
 
 
 def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout: float = 120.0,
         expectations: list[Expectation] = (), progress=None, dtypes: set[str] | None = None,
         runtimes: list[RuntimeSpec] | None = None, devices: tuple[str, ...] | None = None,
-        control: Control | None = None) -> list[FrameworkRun]:
+        control: Control | None = None, shard: tuple[int, int] = (1, 1)) -> list[FrameworkRun]:
     """Every framework under every runtime side by side, each in its own thread driving its
     own worker. Golden files that fail their checksum are left out, named in `golden_errors`
     of the first result; an error in a framework's thread ends only that framework."""
@@ -281,7 +292,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
             except GoldenFileError as e:
                 bad[case.id] = str(e)
         golden_errors += bad.values()
-        suites.append((str(Path(d).resolve()), [c for c in cases if c.id not in bad]))
+        suites.append((str(Path(d).resolve()), [c for c in cases if c.id not in bad and in_shard(d, c.id, shard)]))
     runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
     jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
     results = {(rt.name, fw): FrameworkRun(fw, rt.name) for rt, fw in jobs}

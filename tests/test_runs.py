@@ -81,3 +81,37 @@ def test_a_runtime_under_a_second_interpreter_runs_end_to_end(tmp_path):
     assert envs.resolve(f"second={python}") == RuntimeSpec("second", python)
     with pytest.raises(envs.EnvError):
         envs.resolve("nothing-by-this-name")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_shards_merged_equal_one_run_row_for_row(tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+    tables = [{"id": f"c{i}", "op": "cross_entropy", "input": [["0.5", "-1.25", "2"], ["inf", "0", "1"]],
+               "target": [i % 3, 0], "reduction": "none", "dtypes": ["float32"]} for i in range(7)]
+    cases = tmp_path / "c.toml"
+    cases.write_text("".join("[[case]]\n" + "".join(f"{k} = {json_value(v)}\n" for k, v in t.items()) for t in tables))
+
+    def xent(*args):
+        done = subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    xent("run", "--cases", str(cases), "--frameworks", "torch", "--out", str(tmp_path / "whole"))
+    for k in (1, 2, 3):
+        xent("run", "--cases", str(cases), "--frameworks", "torch", "--shard", f"{k}/3", "--out", str(tmp_path / f"s{k}"))
+    xent("merge", *(str(tmp_path / f"s{k}") for k in (1, 2, 3)), "--out", str(tmp_path / "merged"))
+    key = ["case_id", "api", "device", "dtype", "output"]
+    whole = pd.read_parquet(tmp_path / "whole" / "results.parquet").sort_values(key).reset_index(drop=True)
+    merged = pd.read_parquet(tmp_path / "merged" / "results.parquet").sort_values(key).reset_index(drop=True)
+    shard_sizes = [len(pd.read_parquet(tmp_path / f"s{k}" / "results.parquet")) for k in (1, 2, 3)]
+    assert sum(shard_sizes) == len(whole) and min(shard_sizes) > 0
+    assert whole.fillna(-1).equals(merged.fillna(-1))
+    assert merged.attrs["stale"] == whole.attrs["stale"]
+
+
+def json_value(v):
+    import json
+    return json.dumps(v)
