@@ -118,13 +118,12 @@ class Worker:
             raise WorkerGone(f"worker exited with code {code} (see {self.log_path.name})")
         return reply
 
-    def request(self, message: dict, timeout: float) -> dict:
+    def send(self, message: dict) -> None:
         try:
             self.proc.stdin.write(json.dumps(message) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the reader reports the exit
-        return self.receive(timeout)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -228,32 +227,17 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
     suite_dir = {Path(suite).name: suite for suite, _ in suites}
     if progress:
         progress(0, len(tasks))
-    loaded_key, described_key, arrays, inputs = None, None, None, ""
-    for task in tasks:
-        if control.stop.is_set():
-            break
+    loaded = {"key": None, "arrays": None, "inputs": {}}
+
+    def record(task: Task, observed: dict) -> None:
+        """Classify one task's observation (while the worker computes the next) and keep its rows."""
         case = task.case
         try:
-            if loaded_key != (task.suite, case.id):  # tasks come case by case: load each file once
-                loaded_key, arrays = (task.suite, case.id), case.arrays()
-            if described_key != (task.suite, case.id, task.dtype):
-                described_key, inputs = (task.suite, case.id, task.dtype), describe_inputs(case, arrays, task.dtype)
-            if task.api == NO_API:
-                observed = _all(verdicts.UNSUPPORTED, f"{framework} has no API for {case.op}")
-            elif worker.proc.poll() is not None and not worker.start():
-                observed = _all(verdicts.CRASHED, worker.message)
-            else:
-                try:
-                    reply = worker.request({"suite": suite_dir[task.suite], "case": case.id, "dtype": task.dtype,
-                                            "api": task.api, "device": task.device_id}, timeout)
-                    observed = {o: _observed(reply["outputs"][o], reply.get("fatal", False)) for o in OUTPUTS}
-                    if reply.get("fatal"):  # the worker is exiting: wait, so the next task starts a new one
-                        worker.stop()
-                except WorkerGone as e:
-                    if control.stop.is_set():
-                        break  # interrupted, not crashed: the task did not run
-                    observed = _all(verdicts.CRASHED, str(e))
-            rows = rows_for(task, arrays, inputs, observed, rt, matcher)
+            if loaded["key"] != (task.suite, case.id):  # tasks come case by case: load each file once
+                loaded.update(key=(task.suite, case.id), arrays=case.arrays(), inputs={})
+            if task.dtype not in loaded["inputs"]:
+                loaded["inputs"][task.dtype] = describe_inputs(case, loaded["arrays"], task.dtype)
+            rows = rows_for(task, loaded["arrays"], loaded["inputs"][task.dtype], observed, rt, matcher)
         except Exception as e:  # one failure, one row per output: the run goes on
             rows = error_rows(task, rt, f"{type(e).__name__}: {e}")
         result.rows += rows
@@ -262,8 +246,49 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
             control.sink(rows)
         if progress:
             progress(1, 0)
+
+    for case_tasks in _by_case(tasks):
+        for task in (t for t in case_tasks if t.api == NO_API):
+            record(task, _all(verdicts.UNSUPPORTED, f"{framework} has no API for {task.case.op}"))
+        # the case's tasks go to the worker in one request; it answers task by task, so each
+        # answer is classified here while the worker computes the next
+        pending = [t for t in case_tasks if t.api != NO_API]
+        while pending and not control.stop.is_set():
+            if worker.proc.poll() is not None and not worker.start():
+                for task in pending:
+                    record(task, _all(verdicts.CRASHED, worker.message))
+                break
+            case = pending[0].case
+            worker.send({"suite": suite_dir[pending[0].suite], "case": case.id,
+                         "tasks": [{"dtype": t.dtype, "api": t.api, "device": t.device_id} for t in pending]})
+            sent, pending = pending, []
+            for i, task in enumerate(sent):
+                try:
+                    reply = worker.receive(timeout)
+                except WorkerGone as e:
+                    if not control.stop.is_set():  # interrupted is not crashed: that task did not run
+                        record(task, _all(verdicts.CRASHED, str(e)))
+                        pending = sent[i + 1:]  # a new worker takes the rest
+                    break
+                record(task, {o: _observed(reply["outputs"][o], reply.get("fatal", False)) for o in OUTPUTS})
+                if reply.get("fatal"):  # the worker is exiting: wait, so the rest start a new one
+                    worker.stop()
+                    pending = sent[i + 1:]
+                    break
     result.stale = matcher.stale() if not control.stop.is_set() else []
     result.used, result.in_scope = sorted(matcher.used), sorted(matcher.in_scope)
+
+
+def _by_case(tasks: list[Task]):
+    """Consecutive runs of tasks of one case (tasks are listed case by case)."""
+    group: list[Task] = []
+    for task in tasks:
+        if group and (task.suite, task.case.id) != (group[0].suite, group[0].case.id):
+            yield group
+            group = []
+        group.append(task)
+    if group:
+        yield group
 
 
 def in_shard(suite_dir, case_id: str, shard: tuple[int, int]) -> bool:

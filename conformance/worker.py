@@ -7,8 +7,9 @@ prints can corrupt the protocol.
 
 Hello:   {"hello": {"framework", "version", "versions", "devices": [{"id", "label", "name"}],
           "apis": [{"name", "op"}], "domain_errors": [...]}} or {"hello": null, "message"}
-Request: {"suite": DIR, "case": ID, "dtype": D, "api": NAME, "device": DEVICE ID}
-Reply:   {"outputs": {"loss": {...}, "grad": {...}}, "fatal": bool}, where an output is
+Request: {"suite": DIR, "case": ID, "tasks": [{"dtype": D, "api": NAME, "device": DEVICE ID}, ...]}
+Replies: one line per task, in order: {"outputs": {"loss": {...}, "grad": {...}}, "fatal": bool};
+         after a fatal reply the worker exits. An output is
          {"status": "ok", "dtype", "shape", "hex"} | {"status": "raised", "type", "message"} |
          {"status": "unsupported", "message"}
 """
@@ -75,23 +76,26 @@ def serve(framework: str, reply) -> None:
         case = suites[req["suite"]][req["case"]]
         if cached_key != (req["suite"], case.id):
             cached_key, cached_arrays = (req["suite"], case.id), case.arrays()
-        api = apis[req["api"]]
-        reason = unsupported_reason(api, case)
-        if reason:
-            unsupported = {"status": "unsupported", "message": reason}
-            reply({"outputs": {o: unsupported for o in OUTPUTS}, "fatal": False})
-            continue
-        try:
-            inputs = prepare(api, case, cached_arrays, req["dtype"])
-            out = adapter.execute(api, inputs, req["device"])
-            out = {o: v if isinstance(v, BaseException) else restore(api, case, o, v) for o, v in out.items()}
-        except Exception as e:  # a bug of ours, not the framework's: say so plainly
-            out = {o: AdapterError(f"adapter error: {_describe(e)}") for o in OUTPUTS}
-            traceback.print_exc()
-        fatal = any(isinstance(v, BaseException) and adapter.is_fatal(v) for v in out.values())
-        reply({"outputs": {o: _encode(out[o]) for o in OUTPUTS}, "fatal": fatal})
-        if fatal:
-            return
+        for task in req["tasks"]:
+            out = _run_task(adapter, apis[task["api"]], case, cached_arrays, task)
+            fatal = any(isinstance(v, BaseException) and adapter.is_fatal(v) for v in out.values())
+            reply({"outputs": {o: out[o] if isinstance(out[o], dict) else _encode(out[o]) for o in OUTPUTS},
+                   "fatal": fatal})
+            if fatal:
+                return
+
+
+def _run_task(adapter, api, case, arrays, task: dict) -> dict:
+    reason = unsupported_reason(api, case)
+    if reason:
+        return {o: {"status": "unsupported", "message": reason} for o in OUTPUTS}
+    try:
+        inputs = prepare(api, case, arrays, task["dtype"])
+        out = adapter.execute(api, inputs, task["device"])
+        return {o: v if isinstance(v, BaseException) else restore(api, case, o, v) for o, v in out.items()}
+    except Exception as e:  # a bug of ours, not the framework's: say so plainly
+        traceback.print_exc()
+        return {o: AdapterError(f"adapter error: {_describe(e)}") for o in OUTPUTS}
 
 
 def main() -> None:
