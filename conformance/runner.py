@@ -162,6 +162,29 @@ def _all(status: str, message: str) -> dict[str, verdicts.Observed]:
     return {o: verdicts.Observed(status, message=message) for o in OUTPUTS}
 
 
+class ArrayCache:
+    """Decoded golden arrays shared by the framework threads of one run, which would otherwise
+    each decode every case (about 10 ms a case of the default suite); off for suites too large
+    to hold (the large suite)."""
+
+    LIMIT_BYTES = 64 * 2**20  # of golden files on disk
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.store, self.lock = enabled, {}, threading.Lock()
+
+    def get(self, case: GoldenCase) -> dict:
+        if not self.enabled:
+            return case.arrays()
+        key = (str(case.path), case.entry["sha256"])
+        with self.lock:
+            found = self.store.get(key)
+        if found is None:
+            found = case.arrays()
+            with self.lock:
+                self.store[key] = found
+        return found
+
+
 @dataclass
 class Control:
     """What the caller shares with the framework threads: a stop request (SIGINT, SIGTERM), the
@@ -171,6 +194,7 @@ class Control:
     workers: set = field(default_factory=set)
     sink: object = None  # callable(list[ResultRow]) or None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    arrays: ArrayCache = field(default_factory=lambda: ArrayCache(False))
 
     def request_stop(self) -> None:
         self.stop.set()
@@ -234,7 +258,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         case = task.case
         try:
             if loaded["key"] != (task.suite, case.id):  # tasks come case by case: load each file once
-                loaded.update(key=(task.suite, case.id), arrays=case.arrays(), inputs={})
+                loaded.update(key=(task.suite, case.id), arrays=control.arrays.get(case), inputs={})
             if task.dtype not in loaded["inputs"]:
                 loaded["inputs"][task.dtype] = describe_inputs(case, loaded["arrays"], task.dtype)
             rows = rows_for(task, loaded["arrays"], loaded["inputs"][task.dtype], observed, rt, matcher)
@@ -320,6 +344,8 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         suites.append((str(Path(d).resolve()), [c for c in cases if c.id not in bad and in_shard(d, c.id, shard)]))
     runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
     jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
+    on_disk = sum(c.path.stat().st_size for _, cases in suites for c in cases)
+    control.arrays = ArrayCache(len(jobs) > 1 and on_disk < ArrayCache.LIMIT_BYTES)
     results = {(rt.name, fw): FrameworkRun(fw, rt.name) for rt, fw in jobs}
     lock = threading.Lock()
 
