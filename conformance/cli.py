@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import signal
@@ -172,12 +173,29 @@ def cmd_run(args) -> int:
         print(f"INCOMPLETE: {df.attrs['incomplete']['tasks_not_run']} tasks not run "
               f"({df.attrs['incomplete']['why']})", file=sys.stderr)
     print(f"results: {out / 'results.parquet'}\nreport:  {out / 'report.html'}")
-    if received:
-        return 128 + received[0]
     if since is not None:
         print(diff.summary_text(since))
-        return 1 if diff.failed(since, tuple(args.fail_on.split(","))) else 0
-    return 0
+    fail_on = set(args.fail_on.split(","))
+    failed = bool(("unexpected" in fail_on and len(unexpected)) or ("stale" in fail_on and df.attrs["stale"])
+                  or (since is not None and diff.failed(since, tuple(fail_on))))
+    if args.json:
+        _write_summary(Path(args.json), df, differences, since, failed)
+    if received:
+        return 128 + received[0]
+    return 1 if failed else 0
+
+
+def _write_summary(path: Path, df, differences, since, failed: bool) -> None:
+    """What a CI system acts on, for machines: counts per framework and runtime."""
+    per = {}
+    for (framework, runtime), rows in df.groupby(["framework", "runtime"]):
+        d = differences[(differences["framework"] == framework)] if not differences.empty else differences
+        per[f"{framework} ({runtime})"] = {
+            "version": rows["framework_version"].iloc[0], "verdicts": rows["verdict"].value_counts().to_dict(),
+            "differences": int(len(d)), "unexpected": int((d["known"] == "").sum()) if len(d) else 0}
+    summary = {"frameworks": per, "stale": df.attrs.get("stale", {}), "incomplete": df.attrs.get("incomplete"),
+               "baseline": since.counts() if since is not None else None, "failed": failed}
+    report.atomic_write_bytes(path, (json.dumps(summary, indent=1, default=int) + "\n").encode())
 
 
 def _shard(text: str | None) -> tuple[int, int]:
@@ -308,6 +326,7 @@ def cmd_baseline(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xent", description="Cross-entropy conformance across PyTorch, TensorFlow and JAX.")
+    p.add_argument("--version", action="version", version=f"xent-conformance {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write golden files from case definitions")
@@ -332,7 +351,11 @@ def parser() -> argparse.ArgumentParser:
                         "of `xent env list`; given any, only the runtimes named run")
     r.add_argument("--baseline", metavar="RESULTS", help="a stored run to diff against (report section, exit code)")
     r.add_argument("--drift", type=float, default=0.25, help="with --baseline: share of the tolerance a row may move")
-    r.add_argument("--fail-on", default="regression,missing", help="with --baseline: classes that make the exit code 1")
+    r.add_argument("--fail-on", default="regression,missing",
+                   help="what makes the exit code 1: 'unexpected' (a divergence the expectations do not explain), "
+                        "'stale' (an expectation that explained nothing), and with --baseline the diff's classes "
+                        "(default regression,missing)")
+    r.add_argument("--json", metavar="FILE", help="a summary for machines: counts per framework, stale, baseline")
     r.add_argument("--shard", metavar="K/N", help="run only shard K of N (split by case); `xent merge` joins them")
     r.set_defaults(func=cmd_run)
 
@@ -384,6 +407,14 @@ def parser() -> argparse.ArgumentParser:
     bu.add_argument("--name", default="default-cpu", help="baselines/NAME.parquet (default default-cpu)")
     b.set_defaults(func=cmd_baseline)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("xent-conformance")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv=None) -> int:

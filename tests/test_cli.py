@@ -147,3 +147,27 @@ def test_a_hung_task_becomes_crashed_and_the_run_goes_on(tmp_path):
     assert missing.skipped and "no_such_framework" in missing.skipped
     assert len(torch_run.rows) == 2 * 2
     assert all(r.verdict == "crashed" and "hung" in r.detail for r in torch_run.rows)
+
+
+def test_version():
+    done = xent("--version")
+    assert done.returncode == 0 and done.stdout.startswith("xent-conformance ")
+
+
+@torch_missing
+@pytest.mark.slow
+def test_fail_on_unexpected_and_the_json_summary(tmp_path):
+    import json
+    cases = tmp_path / "small.toml"
+    cases.write_text(SMALL + '\n[[case]]\nid = "inf-row"\nop = "cross_entropy"\ndtypes = ["float32"]\n'
+                     'input = [["inf", 0.0, 1.0]]\ntarget = [0]\n')  # torch: the max shift, a known divergence
+    empty = tmp_path / "none.toml"
+    empty.write_text("cause = []\n")
+    args = ["run", "--cases", str(cases), "--frameworks", "torch", "--out", str(tmp_path / "o"),
+            "--json", str(tmp_path / "s.json")]
+    assert xent(*args).returncode == 0  # a measuring tool by default
+    assert xent(*args, "--fail-on", "unexpected").returncode == 0  # the divergence is a known one
+    failing = xent(*args, "--expectations", str(empty), "--fail-on", "unexpected")
+    assert failing.returncode == 1, failing.stderr  # with no expectations, the max shift is unexpected
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["failed"] is True and summary["frameworks"]["torch (local)"]["unexpected"] > 0
