@@ -74,10 +74,10 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _suite_dirs_of(df) -> dict[str, Path]:
-    """The golden folders a results file's suites name: the stored suites, and a run's user
-    cases beside its results."""
-    return {name: folder for name, (_, folder) in SUITES.items()}
+def _suite_dirs(results: Path) -> dict[str, Path]:
+    """The golden folders a results file's suites name: the stored suites, and the run's own
+    user cases beside its results."""
+    return {name: folder for name, (_, folder) in SUITES.items()} | {"user": results.parent / "golden" / "user"}
 
 
 def _print_stale(stale: dict) -> None:
@@ -121,7 +121,6 @@ def cmd_run(args) -> int:
     if specs:
         suite_dirs.append(_generate_with_bar(specs, out / "golden" / "user", "user").parent)
     log = journal.Journal(out)
-    log.plan(frameworks, [r.name for r in runtimes] if runtimes else [runner.LOCAL])
     control = runner.Control(sink=log.write)
     received = []
 
@@ -248,8 +247,7 @@ def cmd_report(args) -> int:
         raise ValueError(f"{args.results}: no results.parquet (nor an interrupted run's partial/) there")
     df = report.read_results(path)
     if args.reclassify:
-        df = reclassify(df, _suite_dirs_of(df) | {"user": path.parent / "golden" / "user"},
-                        load_expectations(args.expectations, FRAMEWORKS))
+        df = reclassify(df, _suite_dirs(path), load_expectations(args.expectations, FRAMEWORKS))
         report.write_results(df, path.with_name("results-reclassified.parquet"))
         _print_stale(df.attrs.get("stale", {}))
     out = Path(args.out) if args.out else path.with_name("report.html")
@@ -263,7 +261,7 @@ def _load_side(spec: str, args, expectations):
     path = diff.results_path(spec)
     df = report.read_results(path)
     if args.reclassify:
-        df = reclassify(df, _suite_dirs_of(df) | {"user": path.parent / "golden" / "user"}, expectations)
+        df = reclassify(df, _suite_dirs(path), expectations)
     return df
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from .results import ResultRow
 
 PARTIAL = "partial"
-PLAN = "plan.json"
 
 
 class Journal:
@@ -20,9 +19,6 @@ class Journal:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.files: dict[tuple[str, str], object] = {}
         self.lock = threading.Lock()
-
-    def plan(self, frameworks: list[str], runtimes: list[str]) -> None:
-        (self.folder / PLAN).write_text(json.dumps({"frameworks": frameworks, "runtimes": runtimes}) + "\n")
 
     def write(self, rows: list[ResultRow]) -> None:
         if not rows:
