@@ -202,6 +202,8 @@ class Matcher:
 
     def match(self, row) -> Expectation | None:
         entries = self.by_framework.get(row["framework"], ())
+        if isinstance(row["params"], str):  # parsed once here, not by every entry
+            row = {**row, "params": json.loads(row["params"])}
         found = next((e for e in entries if e.explains(row)), None)
         if found:
             self.used.add(found.id)

@@ -27,10 +27,16 @@ class MatrixRun:
         self.ran: set[str] = set()  # frameworks that ran
 
     def all_rows(self) -> list[dict]:
-        self.rows(FRAMEWORKS[0], "")
+        self.ensure_run()
         return [r for rows in self._rows.values() for r in rows]
 
     def rows(self, framework: str, case_id: str) -> list[dict]:
+        self.ensure_run()
+        if framework in self.skipped:
+            raise RuntimeError(f"{framework} did not start: {self.skipped[framework]}")
+        return self._rows.get((framework, case_id), [])
+
+    def ensure_run(self) -> None:
         if self._rows is None:
             installed = [f for f in FRAMEWORKS if missing_module(f) is None]
             self._rows = {}
@@ -42,9 +48,6 @@ class MatrixRun:
                 self.stale.update(run.stale)
                 for row in run.rows:
                     self._rows.setdefault((row.framework, row.case_id), []).append(vars(row))
-        if framework in self.skipped and case_id:
-            raise RuntimeError(f"{framework} did not start: {self.skipped[framework]}")
-        return self._rows.get((framework, case_id), [])
 
 
 def _line(row: dict) -> str:
@@ -68,7 +71,7 @@ def check(rows: list[dict]) -> None:
 def check_expectation(entry: Expectation, matrix: "MatrixRun") -> None:
     import pytest
 
-    matrix.rows(FRAMEWORKS[0], "")
+    matrix.ensure_run()
     if not set(entry.frameworks) & matrix.ran:
         pytest.skip(f"none of {', '.join(entry.frameworks)} ran")
     if entry.id in matrix.stale:

@@ -207,7 +207,7 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
                   timeout: float, expectations: list[Expectation] = (), progress=None,
                   dtypes: set[str] | None = None, runtime: RuntimeSpec | None = None,
                   devices: tuple[str, ...] | None = None, control: Control | None = None,
-                  result: FrameworkRun | None = None) -> FrameworkRun:
+                  result: FrameworkRun | None = None, suite_hashes: dict[str, str] | None = None) -> FrameworkRun:
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
     control = control or Control()
     result = result or FrameworkRun(framework, runtime.name)
@@ -217,7 +217,7 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
         control.workers.add(worker)
     try:
         _run_tasks(worker, framework, suites, result, timeout=timeout, expectations=expectations, progress=progress,
-                   dtypes=dtypes, runtime=runtime, devices=devices, control=control)
+                   dtypes=dtypes, runtime=runtime, devices=devices, control=control, suite_hashes=suite_hashes)
     finally:
         worker.stop()
         with control.lock:
@@ -226,7 +226,7 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
 
 
 def _run_tasks(worker, framework, suites, result, *, timeout, expectations, progress, dtypes, runtime, devices,
-               control) -> None:
+               control, suite_hashes) -> None:
     if not worker.start():
         result.skipped = worker.message
         return
@@ -240,7 +240,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
     no_device = [{"id": "-", "label": "-", "name": "-"}]
     chosen = [d for d in hello["devices"] if devices is None or any(fnmatchcase(d["label"], p) for p in devices)]
     # an op the framework has no API for is one `unsupported` row per dtype, on no device
-    hashes = {suite: suite_hash(load_suite(suite)) for suite, _ in suites}  # the whole suite, shards too
+    hashes = suite_hashes or {suite: suite_hash(cases) for suite, cases in suites}
     tasks = [Task(Path(suite).name, hashes[suite], case, dtype, api, device["label"], device["name"], device["id"])
              for suite, cases in suites for case in cases
              for dtype in case.dtypes if dtypes is None or dtype in dtypes
@@ -331,9 +331,10 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
     own worker. Golden files that fail their checksum are left out, named in `golden_errors`
     of the first result; an error in a framework's thread ends only that framework."""
     control = control or Control()
-    suites, golden_errors = [], []
+    suites, golden_errors, hashes = [], [], {}
     for d in suite_dirs:
         cases = load_suite(d)
+        hashes[str(Path(d).resolve())] = suite_hash(cases)  # the whole suite's, shards too
         bad = {}
         for case in cases:
             try:
@@ -359,7 +360,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         try:
             run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
                           progress=locked_progress, dtypes=dtypes, runtime=rt, devices=devices, control=control,
-                          result=result)
+                          result=result, suite_hashes=hashes)
         except Exception as e:  # keep what it measured; say why it stopped
             result.error = f"{type(e).__name__}: {e}"
 

@@ -227,13 +227,14 @@ def log_softmax_bits(bits: np.ndarray, fmt: FloatFormat, rows_per_chunk: int = 1
     return loss, grad, fell_back
 
 
-def condition_scales(x: np.ndarray, target, log_softmax_only: bool, reduction: str) -> dict[str, np.ndarray]:
-    """The condition scales of docs/tolerance.md, vectorised (float64 estimates suffice)."""
+def condition_scales(x: np.ndarray, target: np.ndarray | None, reduction: str) -> dict[str, np.ndarray]:
+    """The condition scales of docs/tolerance.md, vectorised (float64 estimates suffice), of
+    log_softmax (no target) or of class-index cross-entropy."""
     lp, _, sm, _, _ = log_softmax_bound(x, exact_sum=True)
     lse = np.abs(x - lp)  # |lse| per row, broadcast
     lp_cond = np.abs(x) + lse + spread(x.shape[1])
     size = x.shape[1]
-    if log_softmax_only:
+    if target is None:
         return {"loss": lp_cond, "grad": size * sm * (2 + lp_cond) + 1}
     rows = np.arange(x.shape[0])
     coef = np.zeros_like(x)

@@ -175,7 +175,7 @@ def _build_fast(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
         x = to_float64(bits, fmt)
         loss, grad, fell_back[dtype] = (fast.cross_entropy(x, target, fmt, reduction) if target is not None
                                         else fast.log_softmax(x, fmt))
-        conds = fast.condition_scales(x, target, target is None, reduction)
+        conds = fast.condition_scales(x, target, reduction)
         for o, value in (("loss", loss), ("grad", grad)):
             arrays[f"expected.{dtype}.canonical.{o}"] = value
             arrays[f"cond.{dtype}.canonical.{o}"] = conds[o].astype(np.float64)

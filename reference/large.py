@@ -52,7 +52,7 @@ def build(case_id: str, op: str, reduction: str, distribution: str, classes: int
         else:
             loss, grad, n = fast.log_softmax(x, fmt)
         fell_back[dtype] = n
-        conds = fast.condition_scales(x, target, not OPS[op].has_targets, reduction)
+        conds = fast.condition_scales(x, target if OPS[op].has_targets else None, reduction)
         for o, value in (("loss", loss), ("grad", grad)):
             arrays[f"expected.{dtype}.canonical.{o}"] = value
             arrays[f"cond.{dtype}.canonical.{o}"] = conds[o].astype(np.float32)
