@@ -13,19 +13,16 @@ import pandas as pd
 
 from reference.casefile import CaseFileError, load_case_files
 from reference import large
-from reference.catalog import default_specs
 from reference.golden import GoldenFileError, generate
+from reference.locations import CHECKOUT
 
-from . import diff, envs, journal, report, runner
+from . import diff, envs, journal, report, repro, runner
 from .adapters import FRAMEWORKS
 from .reclassify import reclassify
+from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR  # a checkout's folders, or the package data and a user cache
+from .verdicts import CONFORMS, UNSUPPORTED
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of
 
-CASES_DIR = runner.REPO_ROOT / "cases"
-BASELINES_DIR = runner.REPO_ROOT / "baselines"
-# suite name -> (its case definitions, its golden folder); large is generated on demand
-SUITES = {"default": (default_specs, CASES_DIR / "golden" / "default"),
-          "large": (None, CASES_DIR / "golden" / "large")}
 
 
 def _progress_bar(desc: str):
@@ -66,7 +63,7 @@ def cmd_generate(args) -> int:
         print(f"{bar.total} cases -> {manifest}")
         return 0
     if args.cases:
-        specs, out_dir, name = load_case_files(args.cases), Path(args.out or "cases/golden/user"), "user"
+        specs, out_dir, name = load_case_files(args.cases), Path(args.out) if args.out else USER_GOLDEN_DIR, "user"
     else:
         specs, out_dir, name = specs_of(), Path(args.out) if args.out else golden_dir, args.suite
     manifest = _generate_with_bar(specs, out_dir, name, force=args.force)
@@ -90,12 +87,30 @@ def _clear_outputs(out: Path) -> None:
     for name in ("results.parquet", "report.html", "diff.html"):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / journal.PARTIAL, ignore_errors=True)
+    shutil.rmtree(out / repro.FOLDER, ignore_errors=True)
 
 
 def _finish(df, out: Path, since=None) -> None:
     report.write_results(df, out / "results.parquet")
+    repro.write_files(df, out)
     report.write_report(df, out / "report.html", since)
     shutil.rmtree(out / journal.PARTIAL, ignore_errors=True)
+
+
+def _print_counts(df, out: Path, expectations_path) -> None:
+    """The counts that matter, per framework and runtime, and where the report is."""
+    diverging = ~df["verdict"].isin([CONFORMS, UNSUPPORTED])
+    for (framework, runtime), rows in df.groupby(["framework", "runtime"]):
+        d = diverging[rows.index]
+        unexpected = int((d & (rows["known"] == "")).sum())
+        print(f"{framework} {rows['framework_version'].iloc[0]} ({runtime}): "
+              f"{int((rows['verdict'] == CONFORMS).sum())} outputs conform, {int((d & (rows['known'] != '')).sum())} "
+              f"known divergences, {unexpected} unexpected{' <-' if unexpected else ''}, "
+              f"{int((rows['verdict'] == UNSUPPORTED).sum())} unsupported")
+    reproducers = (out / repro.FOLDER)
+    print(f"expectations: {expectations_path}")
+    print(f"report:  {out / 'report.html'}\nresults: {out / 'results.parquet'}"
+          + (f"\nreproducers: {reproducers}/" if reproducers.exists() else ""))
 
 
 def cmd_run(args) -> int:
@@ -164,14 +179,12 @@ def cmd_run(args) -> int:
     since = diff.compare(baseline, df, drift=args.drift, old_label=str(args.baseline), new_label=str(out)) \
         if baseline is not None else None
     _finish(df, out, since)
-    print(report.summary(df).to_string(line_width=200))
     differences = report.differences(df)
     unexpected = differences[differences["known"] == ""] if not differences.empty else differences
-    print(f"\n{len(differences)} semantic differences ({len(unexpected)} not in {args.expectations})")
+    _print_counts(df, out, args.expectations)
     if "incomplete" in df.attrs:
         print(f"INCOMPLETE: {df.attrs['incomplete']['tasks_not_run']} tasks not run "
               f"({df.attrs['incomplete']['why']})", file=sys.stderr)
-    print(f"results: {out / 'results.parquet'}\nreport:  {out / 'report.html'}")
     if since is not None:
         print(diff.summary_text(since))
     fail_on = set(args.fail_on.split(","))
@@ -252,8 +265,10 @@ def cmd_report(args) -> int:
         _print_stale(df.attrs.get("stale", {}))
     out = Path(args.out) if args.out else path.with_name("report.html")
     report.write_report(df, out)
-    print(report.summary(df).to_string(line_width=200))
-    print(f"report: {out}")
+    repro.write_files(df, out.parent)
+    _print_counts(df, out.parent, args.expectations if args.reclassify else "as recorded")
+    if out.name != "report.html":
+        print(f"this report: {out}")
     return 0
 
 
@@ -314,6 +329,9 @@ def cmd_env(args) -> int:
 
 
 def cmd_baseline(args) -> int:
+    if CHECKOUT is None:
+        raise ValueError("xent baseline update: baselines/ belongs to a checkout; outside one, pass any run "
+                         "to --baseline (xent run --baseline RUN, pytest --xent-baseline RUN)")
     source = diff.results_path(args.source)
     df = report.read_results(source)
     target = BASELINES_DIR / f"{args.name}.parquet"

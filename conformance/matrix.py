@@ -1,78 +1,55 @@
-"""The conformance matrix for pytest: one test per (framework, case), one per expectation.
-
-A (framework, case) test fails on any divergence the expectations file does not explain, and
-is an expected failure (xfail, with the causes and their evidence) when every divergence is a
-known one. An expectation's own test fails when its scope ran and it explained nothing
-("expectation X no longer matches: the framework changed"); together with the baseline
-diff, that is how a framework that changes behaviour shows.
-"""
+"""What a test of the conformance matrix says about one (framework, case): pytest's failure
+for any divergence the expectations file does not explain, with the case's inputs, expected
+and observed values, the share of the tolerance and the reproducer; an xfail naming the causes
+and their evidence when every divergence is known. The tests themselves are made by the
+pytest plugin (conformance/pytest_plugin.py)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from . import runner
-from .adapters import FRAMEWORKS, missing_module
-from .expectations import Expectation, stale_message
+from . import repro
 from .verdicts import CONFORMS, UNSUPPORTED
 
 
-class MatrixRun:
-    """Runs every installed framework over the suites once, side by side, on first use."""
-
-    def __init__(self, suite_dirs: list[Path], out_dir: Path, expectations: list[Expectation]):
-        self.suite_dirs, self.out_dir, self.expectations = suite_dirs, out_dir, expectations
-        self._rows: dict[tuple[str, str], list[dict]] | None = None
-        self.skipped: dict[str, str] = {}
-        self.stale: set[str] = set()  # expectations whose scope ran and that explained nothing
-        self.ran: set[str] = set()  # frameworks that ran
-
-    def all_rows(self) -> list[dict]:
-        self.ensure_run()
-        return [r for rows in self._rows.values() for r in rows]
-
-    def rows(self, framework: str, case_id: str) -> list[dict]:
-        self.ensure_run()
-        if framework in self.skipped:
-            raise RuntimeError(f"{framework} did not start: {self.skipped[framework]}")
-        return self._rows.get((framework, case_id), [])
-
-    def ensure_run(self) -> None:
-        if self._rows is None:
-            installed = [f for f in FRAMEWORKS if missing_module(f) is None]
-            self._rows = {}
-            for run in runner.run(self.suite_dirs, installed, out_dir=self.out_dir, expectations=self.expectations):
-                if run.skipped:
-                    self.skipped[run.framework] = run.skipped
-                else:
-                    self.ran.add(run.framework)
-                self.stale.update(run.stale)
-                for row in run.rows:
-                    self._rows.setdefault((row.framework, row.case_id), []).append(vars(row))
+def _number(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
 
 
-def _line(row: dict) -> str:
-    return (f"{row['api']} {row['dtype']} {row['device']} {row['output']}: {row['verdict']} "
-            f"({row['detail']})")
+def describe(rows: list[dict], out_dir: Path) -> str:
+    """Unexpected divergences of one case, for a person: what ran, on what, and how to rerun it."""
+    first = rows[0]
+    lines = [f"{len(rows)} unexpected divergence(s): {first['framework']} {first.get('framework_version', '')} on "
+             f"case {first['case_id']} ({first['op']}; features {first.get('features', '')})"]
+    by_task: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_task.setdefault((r["api"], r["dtype"], r.get("device", "")), []).append(r)
+    for (api, dtype, device), task_rows in by_task.items():
+        lines.append(f"\n{api} {dtype} {device}")
+        lines.append(f"  inputs:   {task_rows[0].get('inputs', '')}")
+        for r in task_rows:
+            lines.append(f"  {r['output']}: {r['verdict']} ({r['detail']})")
+            lines.append(f"    expected: {r.get('expected_values', '')}")
+            lines.append(f"    observed: {r.get('observed_values') or r.get('error_message', '')}")
+            lines.append(f"    max error {_number(r.get('max_ulp'))} ulp, {_number(r.get('max_tol_ratio'))} of the tolerance")
+        if task_rows[0].get("reproducer"):
+            lines.append(f"  reproducer: python {Path(out_dir) / repro.file_name(task_rows[0])}")
+    scripts = [r["reproducer"] for r in rows if r.get("reproducer")]
+    if scripts:
+        lines += ["\nthe first reproducer, which runs as it is:\n", scripts[0]]
+    return "\n".join(lines)
 
 
-def check(rows: list[dict]) -> None:
-    """pytest's failure for anything unexpected; an xfail naming the causes if all is known."""
+def check(rows: list[dict], out_dir: Path) -> str:
+    """The failure text for anything unexpected ("" if none); an xfail naming the causes if all
+    divergences are known."""
     import pytest
 
     diverging = [r for r in rows if r["verdict"] not in (CONFORMS, UNSUPPORTED)]
     unexpected = [r for r in diverging if not r["known"]]
     if unexpected:
-        pytest.fail("unexpected divergence:\n" + "\n".join(_line(r) for r in unexpected), pytrace=False)
+        return describe(unexpected, out_dir)
     if diverging:
         causes = sorted({(r["known"], r["evidence"]) for r in diverging})
         pytest.xfail("known: " + "; ".join(f"{k} ({e})" for k, e in causes))
-
-
-def check_expectation(entry: Expectation, matrix: "MatrixRun") -> None:
-    import pytest
-
-    matrix.ensure_run()
-    if not set(entry.frameworks) & matrix.ran:
-        pytest.skip(f"none of {', '.join(entry.frameworks)} ran")
-    if entry.id in matrix.stale:
-        pytest.fail(stale_message([entry.id]), pytrace=False)
+    return ""

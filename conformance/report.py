@@ -1,15 +1,19 @@
-"""The tolerance report, built with pandas from a results file alone.
+"""The report, built with pandas from a results file alone.
 
-Tables: a verdict summary per API, the conformance matrix (API x feature -> share
-conforming and worst ULP error), and the semantic differences with the inputs that
-showed them. `render_html` makes one self-contained page: no scripts, no fetches, every
-string escaped.
+Data functions (pandas frames, also used by the command line): `summary`, `differences`,
+`conformance_matrix`, `error_growth`, ... The page (`render_html`) is one self-contained file
+made from the jinja2 template in `templates/` (autoescaped): per framework and runtime the
+counts first, then the divergences grouped by cause (unexpected ones first), the conformance
+matrix as a coloured grid, the error-growth plot (matplotlib, SVG inlined). A small inline
+script sorts and filters; without it the page reads the same. Nothing is fetched.
 """
 from __future__ import annotations
 
-import html
 import io
 import math
+import re
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +21,15 @@ import pandas as pd
 
 from reference.golden import atomic_write_bytes
 
-from .results import COLUMNS, FLOAT_COLUMNS, ResultRow
+from . import repro
+from .results import ADDED_COLUMNS, COLUMNS, FLOAT_COLUMNS, ResultRow
 from .verdicts import CONFORMS, UNSUPPORTED, VERDICTS
+
+TEMPLATES = Path(__file__).with_name("templates")
+DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")
+# a reproducer longer than this is only linked (a large user case holds every input value)
+INLINE_REPRODUCER_CHARS = 20_000
+MATRIX_COLUMNS = 38  # features per grid: more go to a second grid, so no grid is wider than a screen
 
 
 def results_frame(rows: list[ResultRow]) -> pd.DataFrame:
@@ -44,6 +55,7 @@ def read_results(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: no such results file") from None
     except Exception as e:  # pyarrow's errors for a file that is not parquet
         raise ValueError(f"{path}: not a results file ({type(e).__name__}: {str(e)[:120]})") from None
+    df = df.assign(**{c: v for c, v in ADDED_COLUMNS.items() if c not in df.columns})
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a results file (missing columns {', '.join(missing)})")
@@ -53,6 +65,8 @@ def read_results(path: Path) -> pd.DataFrame:
     return df
 
 
+# --- tables -------------------------------------------------------------------------
+
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Rows (framework, api), columns verdicts, cells counts of outputs."""
     table = df.pivot_table(index=["framework", "api"], columns="verdict", values="case_id",
@@ -60,34 +74,72 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(columns=[v for v in VERDICTS if v in table.columns])
 
 
+def _diverging(df: pd.DataFrame) -> pd.Series:
+    return ~df["verdict"].isin([CONFORMS, UNSUPPORTED])
+
+
+def framework_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (framework, runtime): outputs that diverge unexpectedly, diverge as the expectations
+    file says, conform, and are unsupported."""
+    d = _diverging(df)
+    flags = pd.DataFrame({"framework": df["framework"], "runtime": df["runtime"],
+                          "version": df["framework_version"],
+                          "unexpected": d & (df["known"] == ""), "known": d & (df["known"] != ""),
+                          "conforming": df["verdict"] == CONFORMS, "unsupported": df["verdict"] == UNSUPPORTED})
+    counts = flags.groupby(["framework", "runtime"]).agg(
+        version=("version", "first"), unexpected=("unexpected", "sum"), known=("known", "sum"),
+        conforming=("conforming", "sum"), unsupported=("unsupported", "sum"), outputs=("version", "size"))
+    return counts.reset_index()
+
+
 def _ulp_text(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.3g}"
-
-
-def conformance_matrix(df: pd.DataFrame) -> pd.DataFrame:
-    """API x feature: share of supported outputs that conform, and, over the conforming ones,
-    the largest share of the tolerance used and the worst ULP error."""
-    tested = df[df["verdict"] != UNSUPPORTED].assign(feature=lambda d: d["features"].str.split(","))
-    tested = tested.explode("feature")
-    if tested.empty:
-        return pd.DataFrame()
-    conforming = tested["verdict"] == CONFORMS
-    grouped = tested.assign(ratio=tested["max_tol_ratio"].where(conforming),
-                            ulps=tested["max_ulp"].where(conforming)).groupby(["api", "feature"]).agg(
-        share=("verdict", lambda v: (v == CONFORMS).mean()), worst_ratio=("ratio", "max"), worst_ulp=("ulps", "max"))
-    cells = grouped.apply(lambda r: f"{r['share']:.0%} ({_ratio_text(r['worst_ratio'])} tol, "
-                                    f"{_ulp_text(r['worst_ulp'])} ulp)", axis=1)
-    return cells.unstack("feature").fillna("")
 
 
 def _ratio_text(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.2f}"
 
 
+def _exploded_features(df: pd.DataFrame) -> pd.DataFrame:
+    tested = df[df["verdict"] != UNSUPPORTED]
+    return tested.assign(feature=tested["features"].str.split(",")).explode("feature")
+
+
+def matrix_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (framework, runtime, api, feature) over the supported outputs: how many, how many
+    conform, diverge as known, diverge unexpectedly; cases; and over the conforming ones the
+    largest share of the tolerance used and the worst ULP error."""
+    tested = _exploded_features(df)
+    if tested.empty:
+        return pd.DataFrame()
+    conforming = tested["verdict"] == CONFORMS
+    d = ~conforming
+    return tested.assign(
+        conforms=conforming, known_div=d & (tested["known"] != ""), unexpected=d & (tested["known"] == ""),
+        ratio=tested["max_tol_ratio"].where(conforming), ulps=tested["max_ulp"].where(conforming),
+    ).groupby(["framework", "runtime", "api", "feature"]).agg(
+        outputs=("conforms", "size"), conforming=("conforms", "sum"), known=("known_div", "sum"),
+        unexpected=("unexpected", "sum"), cases=("case_id", "nunique"), worst_ratio=("ratio", "max"),
+        worst_ulp=("ulps", "max")).reset_index()
+
+
+def conformance_matrix(df: pd.DataFrame) -> pd.DataFrame:
+    """API x feature: share of supported outputs that conform, and, over the conforming ones,
+    the largest share of the tolerance used and the worst ULP error (text cells)."""
+    cells = matrix_cells(df)
+    if cells.empty:
+        return pd.DataFrame()
+    cells = cells.groupby(["api", "feature"]).agg(
+        outputs=("outputs", "sum"), conforming=("conforming", "sum"), worst_ratio=("worst_ratio", "max"),
+        worst_ulp=("worst_ulp", "max"))
+    text = cells.apply(lambda r: f"{r['conforming'] / r['outputs']:.0%} ({_ratio_text(r['worst_ratio'])} tol, "
+                                 f"{_ulp_text(r['worst_ulp'])} ulp)", axis=1)
+    return text.unstack("feature").fillna("")
+
+
 def coverage(df: pd.DataFrame) -> pd.DataFrame:
     """Feature x api: how many cases exercised each feature on each API (unsupported excluded)."""
-    tested = df[df["verdict"] != UNSUPPORTED].assign(feature=lambda d: d["features"].str.split(","))
-    tested = tested.explode("feature")
+    tested = _exploded_features(df)
     if tested.empty:
         return pd.DataFrame()
     return tested.groupby(["feature", "api"])["case_id"].nunique().unstack("api", fill_value=0)
@@ -111,7 +163,7 @@ def unsupported(df: pd.DataFrame) -> pd.DataFrame:
 
 def differences(df: pd.DataFrame) -> pd.DataFrame:
     """Every non-conforming, supported output, one line per (case, api, output, verdict, detail)."""
-    diff = df[~df["verdict"].isin([CONFORMS, UNSUPPORTED])]
+    diff = df[_diverging(df)]
     if diff.empty:
         return diff
     keys = ["case_id", "framework", "api", "output", "verdict", "detail"]
@@ -137,150 +189,401 @@ def error_growth(df: pd.DataFrame) -> pd.DataFrame:
         worst_ulp=("max_ulp", "max"), median_ulp=("median_ulp", "median")).reset_index()
 
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f")
-
-
-def _growth_svg(panel: pd.DataFrame, dtype: str) -> str:
-    """One inline SVG: log2(classes) across, log10(1 + ulp) up, a solid line per API for the
-    worst error and a dashed one for the median."""
-    width, height, left, bottom, top, right = 700, 300, 60, 40, 30, 330
-    xs = np.log2(panel["classes"].astype(float))
-    ys = np.log10(1 + panel[["worst_ulp", "median_ulp"]].to_numpy(dtype=float))
-    x0, x1 = float(xs.min()), max(float(xs.max()), float(xs.min()) + 1)
-    y1 = max(1.0, float(np.nanmax(ys)))
-    sx = lambda v: left + (v - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
-    sy = lambda v: height - bottom - v / y1 * (height - bottom - top)  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
-             f'<text x="{left}" y="18" font-size="13">{_esc(dtype)}: ULP error of the loss vs classes</text>',
-             f'<line x1="{left}" y1="{sy(0)}" x2="{width - right}" y2="{sy(0)}" stroke="#444"/>',
-             f'<line x1="{left}" y1="{sy(0)}" x2="{left}" y2="{top}" stroke="#444"/>']
-    for c in sorted(panel["classes"].unique()):
-        x = sx(np.log2(float(c)))
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 15}" font-size="10" text-anchor="middle">{int(c)}</text>')
-    for k in range(0, int(np.ceil(y1)) + 1, max(1, int(np.ceil(y1 / 6)))):
-        parts.append(f'<text x="{left - 5}" y="{sy(k) + 3:.1f}" font-size="10" text-anchor="end">{10.0 ** k - 1:.3g}</text>')
-    for i, (api, line) in enumerate(panel.sort_values("classes").groupby("api")):
-        color = PALETTE[i % len(PALETTE)]
-        lx = np.log2(line["classes"].astype(float))
-        for column, dash in (("worst_ulp", ""), ("median_ulp", ' stroke-dasharray="4 3"')):
-            ly = np.log10(1 + line[column].astype(float))
-            points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(lx, ly) if np.isfinite(b))
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5"{dash} points="{points}"/>')
-        parts.append(f'<text x="{width - right + 8}" y="{top + 14 * i + 10}" font-size="10" fill="{color}">{_esc(api)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def error_growth_html(df: pd.DataFrame) -> str:
+def error_growth_svg(df: pd.DataFrame) -> str:
+    """The error-growth plot as an inline SVG (matplotlib): one panel per dtype, log2 classes
+    across, ULP error up (symlog), per API a solid line for the worst error and a dashed one
+    for the median. "" when no results have several vocabulary sizes."""
     growth = error_growth(df)
     if growth.empty:
-        return "<p>No results with several vocabulary sizes (run <code>xent run --suite large</code>).</p>"
-    return "".join(_growth_svg(panel, dtype) for dtype, panel in growth.groupby("dtype"))
+        return ""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    dtypes = [d for d in DTYPE_ORDER if d in set(growth["dtype"])] + sorted(set(growth["dtype"]) - set(DTYPE_ORDER))
+    apis = sorted(growth["api"].unique())
+    colors = plt.get_cmap("tab10").colors
+    style = {"svg.fonttype": "none", "svg.hashsalt": "xent-report", "font.size": 9, "axes.titlesize": 10,
+             "path.simplify": True}
+    with plt.rc_context(style):
+        fig, axes = plt.subplots(1, len(dtypes), figsize=(min(3.4 * len(dtypes), 12.5), 2.9), squeeze=False,
+                                 sharey=True)
+        for ax, dtype in zip(axes[0], dtypes):
+            panel = growth[growth["dtype"] == dtype]
+            for i, api in enumerate(apis):
+                line = panel[panel["api"] == api].sort_values("classes")
+                if line.empty:
+                    continue
+                color = colors[i % len(colors)]
+                ax.plot(line["classes"], line["worst_ulp"], color=color, lw=1.4, label=api)
+                ax.plot(line["classes"], line["median_ulp"], color=color, lw=1.1, ls="--")
+            ax.set_xscale("log", base=2)
+            ticks = sorted(panel["classes"].unique())
+            ax.set_xticks(ticks, [f"{int(c):,}" for c in ticks], minor=False)
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.set_yscale("symlog", linthresh=1)
+            ax.set_title(dtype)
+            ax.set_xlabel("classes")
+            ax.grid(alpha=0.3, lw=0.5)
+        axes[0][0].set_ylabel("ULP error of the loss")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        for ax in axes[0][1:]:  # an API absent from the first panel still gets its entry
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+        fig.legend(handles, labels, loc="lower center", ncols=min(3, len(labels)), frameon=False, fontsize=8)
+        fig.tight_layout(rect=(0, 0.06 * math.ceil(len(labels) / 3) + 0.02, 1, 1))
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+        plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]  # no XML prolog nor DOCTYPE inside the page
+
+
+# --- the page's view of the rows ------------------------------------------------------
+
+@dataclass
+class Output:
+    """One diverging row of a case: what was expected, what came back."""
+
+    dtype: str
+    device: str
+    output: str
+    expected: str
+    observed: str
+    ulp: str
+    tol: str
+    detail: str
+    output_span: int = 1  # rows this row's output cell spans (0: the row above spans it)
+    detail_span: int = 1
+
+
+@dataclass
+class Reproducer:
+    label: str  # dtype and device
+    file: str  # relative to the run's folder, where report.html is written
+    text: str  # the script, inlined for an item's first task only (the others differ in dtype or device)
+
+
+@dataclass
+class Item:
+    """A case of a group: its inputs, its diverging outputs, its reproducers."""
+
+    id: str
+    case_id: str
+    features: str
+    inputs: list[tuple[str, str]]  # (dtype label or "", the inputs text, one name=value per line)
+    outputs: list[Output]
+    reproducers: list[Reproducer]  # one per task: the first inlined, every one linked
+
+
+@dataclass
+class Group:
+    """Divergences of one cause: framework and runtime, API, verdict, variant, expectation."""
+
+    id: str
+    section: str  # the (framework, runtime) section's slug
+    framework: str
+    api: str
+    verdict: str
+    variant: str
+    known: str
+    reason: str
+    evidence: list[str]
+    outputs: int
+    items: list[Item] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    """A (framework, runtime) and its counts."""
+
+    slug: str
+    framework: str
+    runtime: str
+    version: str
+    devices: str
+    unexpected: int
+    known: int
+    conforming: int
+    unsupported: int
+    outputs: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.framework} ({self.runtime})"
+
+
+_NAME = re.compile(r" (?=[A-Za-z_]\w*(?:\([^)]*\))?=)")
+
+
+def _input_lines(text: str) -> str:
+    """`input(2, 3)=[...] target=[...] reduction=mean`, one name=value per line."""
+    return _NAME.sub("\n", str(text))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
+
+
+def _sections(df: pd.DataFrame) -> list[Section]:
+    counts = framework_counts(df)
+    named = df[df["device"] != "-"]
+    sections, seen = [], set()
+    for r in counts.itertuples(index=False):
+        slug = _slug(f"{r.framework}-{r.runtime}")
+        while slug in seen:
+            slug += "-x"
+        seen.add(slug)
+        rows = named[(named["framework"] == r.framework) & (named["runtime"] == r.runtime)]
+        devices = ", ".join(f"{d} ({n})" for d, n in rows[["device", "device_name"]].drop_duplicates()
+                            .sort_values("device").itertuples(index=False))
+        sections.append(Section(slug, r.framework, r.runtime, r.version, devices, int(r.unexpected), int(r.known),
+                                int(r.conforming), int(r.unsupported), int(r.outputs)))
+    return sections
+
+
+_FLOAT = re.compile(r"(?<![\w.])-?(?:\d+\.\d*(?:e[+-]?\d+)?|\d+e[+-]?\d+)")
+
+
+def _short_number(token: str, dtype: str) -> str:
+    """A float64 repr of a value of `dtype`, as the shortest repr that reads back to the same
+    value in that dtype (0.04420504719018936 in float32: 0.044205047); bfloat16 values use
+    float32's repr, which holds them exactly."""
+    kind = {"float32": np.float32, "bfloat16": np.float32, "float16": np.float16}.get(dtype)
+    return _short_repr(token, kind) if kind else token
+
+
+@cache
+def _short_repr(token: str, kind) -> str:
+    x = float(token)
+    with np.errstate(all="ignore"):
+        short = str(kind(x))
+        # an integer keeps its digits (65504.0, not 6.55e+04); a number that is not a value of
+        # the dtype (a parameter) is kept as it is
+        return short if float(kind(x)) == x and x != round(x) else token
+
+
+def _short(text: str, dtype: str) -> str:
+    return _FLOAT.sub(lambda m: _short_number(m.group(0), dtype), str(text))
+
+
+ORDER = {v: i for i, v in enumerate(DTYPE_ORDER + ("loss", "grad"))}
+
+
+def _groups(df: pd.DataFrame, sections: list[Section]) -> tuple[list[Group], dict]:
+    """The divergences grouped by cause, unexpected groups first; and (framework, runtime,
+    api, case) -> the ids of the items showing that case."""
+    order = {(s.framework, s.runtime): i for i, s in enumerate(sections)}
+    slug = {(s.framework, s.runtime): s.slug for s in sections}
+    columns = ["framework", "runtime", "known", "api", "verdict", "variants", "accepted_variant", "case_id", "features",
+               "dtype", "device", "output", "expected_values", "observed_values", "max_ulp", "max_tol_ratio", "detail",
+               "inputs", "known_reason", "evidence", "reproducer"]
+    by_cause: dict[tuple, list[dict]] = {}
+    for r in df.loc[_diverging(df), columns].to_dict("records"):
+        r["variant"] = (r["accepted_variant"] or r["variants"]).replace(",", ", ")
+        by_cause.setdefault((r["framework"], r["runtime"], r["known"], r["api"], r["verdict"], r["variant"]), []).append(r)
+    causes = sorted(by_cause, key=lambda k: (k[2] != "", order[k[:2]], -len(by_cause[k]), k[3], k[4], k[5]))
+    groups, where, n_items = [], {}, 0
+    for n_group, key in enumerate(causes, 1):
+        framework, runtime, known, api, verdict, variant = key
+        rows = by_cause[key]
+        group = Group(f"g{n_group}", slug[(framework, runtime)], framework, api, verdict, variant, known,
+                      rows[0]["known_reason"], str(rows[0]["evidence"]).split(), len(rows))
+        by_case: dict[str, list[dict]] = {}
+        for r in rows:
+            by_case.setdefault(r["case_id"], []).append(r)
+        for case_id in sorted(by_case):
+            n_items += 1
+            where.setdefault((framework, runtime, api, case_id), []).append(f"i{n_items}")
+            group.items.append(_item(f"i{n_items}", case_id, by_case[case_id], variant))
+        groups.append(group)
+    return groups, where
+
+
+def _item(item_id: str, case_id: str, rows: list[dict], variant: str) -> Item:
+    """A case of a group: rows by output, dtype and device; an output's name and a detail that
+    repeats the row above span their rows."""
+    rows = sorted(rows, key=lambda r: (ORDER.get(r["output"], 9), ORDER.get(r["dtype"], 9), r["dtype"], r["device"]))
+    outputs: list[Output] = []
+    for r in rows:
+        detail = "" if r["detail"].replace(",", ", ") == variant else _short(r["detail"], r["dtype"])
+        o = Output(r["dtype"], r["device"], r["output"], _short(r["expected_values"], r["dtype"]) or "-",
+                   _short(r["observed_values"], r["dtype"]) or "-", _ulp_text(r["max_ulp"]),
+                   _ulp_text(r["max_tol_ratio"]), detail)
+        head = next((p for p in reversed(outputs) if p.output_span), None)  # the row spanning this output
+        if head is not None and head.output == o.output:
+            head.output_span += 1
+            o.output_span = 0
+            top = next(p for p in reversed(outputs) if p.detail_span)
+            if top.detail == o.detail and top.output == o.output:
+                top.detail_span += 1
+                o.detail_span = 0
+        outputs.append(o)
+    inputs = {}
+    for r in rows:
+        inputs.setdefault(_input_lines(_short(r["inputs"], r["dtype"])), []).append(r["dtype"])
+    labelled = len(inputs) > 1
+    files = {}  # a task's loss and grad rows share one reproducer
+    for r in sorted(rows, key=lambda r: (ORDER.get(r["dtype"], 9), r["device"])):
+        if r["reproducer"]:
+            files.setdefault(repro.file_name(r), (f"{r['dtype']} {r['device']}", r["reproducer"]))
+    reproducers = [Reproducer(label, name, text if i == 0 and len(text) <= INLINE_REPRODUCER_CHARS else "")
+                   for i, (name, (label, text)) in enumerate(files.items())]
+    return Item(item_id, case_id, rows[0]["features"].replace(",", ", "),
+                [(", ".join(dict.fromkeys(dtypes)) if labelled else "", text) for text, dtypes in inputs.items()],
+                outputs, reproducers)
+
+
+@dataclass
+class Cell:
+    text: str
+    css: str  # ok, known, unexpected; "low" where under half conform
+    title: str
+    link: str  # the id of its list of diverging cases, or ""
+
+
+@dataclass
+class CellList:
+    """A matrix cell's diverging cases, each linked to the items that show it."""
+
+    id: str
+    label: str
+    summary: str
+    cases: list[tuple[str, list[str]]]
+
+
+@dataclass
+class MatrixRow:
+    section: Section | None  # a block's header row
+    api: str
+    cells: list[Cell | None]
+
+
+@dataclass
+class Grid:
+    prefixes: list[tuple[str, int]]  # (feature prefix, columns)
+    features: list[tuple[str, str]]  # (full name, short label)
+    rows: list[MatrixRow]
+
+
+FEATURE_PREFIXES = ("op", "target", "reduction", "shape", "", "value", "classes", "dist")
+
+
+def _prefix(feature: str) -> str:
+    return feature.split(":", 1)[0] if ":" in feature else ""
+
+
+def _matrix(df: pd.DataFrame, sections: list[Section], where: dict) -> tuple[list[Grid], list[CellList]]:
+    cells = matrix_cells(df)
+    if cells.empty:
+        return [], []
+    features = sorted(cells["feature"].unique(), key=lambda f: (
+        FEATURE_PREFIXES.index(_prefix(f)) if _prefix(f) in FEATURE_PREFIXES else len(FEATURE_PREFIXES),
+        _prefix(f), _natural(f)))
+    by_key = {(r.framework, r.runtime, r.api, r.feature): r for r in cells.itertuples(index=False)}
+    d = _exploded_features(df[_diverging(df)])
+    diverging = {k: g for k, g in d.groupby(["framework", "runtime", "api", "feature"])}
+    lists: list[CellList] = []
+    grids = []
+    for chunk in range(0, len(features), MATRIX_COLUMNS):
+        feats = features[chunk:chunk + MATRIX_COLUMNS]
+        rows: list[MatrixRow] = []
+        for s in sections:
+            apis = sorted(cells[(cells["framework"] == s.framework) & (cells["runtime"] == s.runtime)]["api"].unique())
+            if not apis:
+                continue
+            rows.append(MatrixRow(s, "", []))
+            for api in apis:
+                row = []
+                for f in feats:
+                    c = by_key.get((s.framework, s.runtime, api, f))
+                    if c is None:
+                        row.append(None)
+                        continue
+                    css = "unexpected" if c.unexpected else "known" if c.known else "ok"
+                    title = (f"{c.conforming} of {c.outputs} outputs ({c.cases} cases) conform"
+                             + (f", {c.known} known" if c.known else "") + (f", {c.unexpected} unexpected" if c.unexpected else "")
+                             + (f"; at most {_ratio_text(c.worst_ratio)} of the tolerance, {_ulp_text(c.worst_ulp)} ulp"
+                                if c.conforming else ""))
+                    link = ""
+                    if c.known or c.unexpected:
+                        link = f"c{len(lists) + 1}"
+                        g = diverging[(s.framework, s.runtime, api, f)]
+                        cases = [(case, where.get((s.framework, s.runtime, api, case), []))
+                                 for case in sorted(g["case_id"].unique())]
+                        lists.append(CellList(link, f"{api} x {f}", f"{s.label}: {c.known + c.unexpected} of "
+                                              f"{c.outputs} outputs diverge", cases))
+                    share = int(100 * c.conforming // c.outputs)  # rounded down: 100 means all
+                    row.append(Cell(str(share), css + (" low" if share < 50 else ""), title, link))
+                rows.append(MatrixRow(None, api, row))
+        prefixes = []
+        for f in feats:
+            p = _prefix(f)
+            if prefixes and prefixes[-1][0] == p:
+                prefixes[-1] = (p, prefixes[-1][1] + 1)
+            else:
+                prefixes.append((p, 1))
+        grids.append(Grid(prefixes, [(f, f.split(":", 1)[-1]) for f in feats], rows))
+    return grids, lists
+
+
+def _natural(text: str) -> tuple:
+    """classes:32768 before classes:131072."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
 
 
 # --- HTML ---------------------------------------------------------------------------
 
-CSS = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 12px; }
-th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; }
-td.mono, .mono { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }
-.unexpected { background: #fde2e2; } .known { background: #fff6d6; }
-"""
+@cache
+def _environment():
+    import jinja2
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
-def _esc(value) -> str:
-    if isinstance(value, float) and math.isnan(value):
-        return "-"
-    return html.escape(str(value), quote=True)
-
-
-def _link(url: str) -> str:
-    if url.startswith(("https://", "http://")):
-        return f'<a href="{_esc(url)}">{_esc(url)}</a>'
-    return _esc(url)
-
-
-def _links(urls: str) -> str:
-    return "<br>".join(_link(u) for u in str(urls).split())
-
-
-def _differences_html(diff: pd.DataFrame) -> str:
-    if diff.empty:
-        return "<p>No semantic differences.</p>"
-    head = ["case", "framework / api", "output", "verdict", "detail", "dtypes", "inputs", "expected",
-            "observed", "known divergence"]
-    rows = []
-    for r in diff.itertuples(index=False):
-        accepted = f" (accepts {_esc(r.accepted)})" if r.accepted else ""
-        known = f"<b>{_esc(r.known)}</b>{accepted}: {_esc(r.reason)}<br>{_links(r.evidence)}" if r.known \
-            else "<b>unexpected</b>"
-        cells = [_esc(r.case_id), f"{_esc(r.framework)}<br>{_esc(r.api)}", _esc(r.output), _esc(r.verdict),
-                 _esc(r.detail), _esc(r.dtypes), f'<span class="mono">{_esc(r.inputs)}</span>',
-                 f'<span class="mono">{_esc(r.expected)}</span>', f'<span class="mono">{_esc(r.observed)}</span>', known]
-        css = "known" if r.known else "unexpected"
-        rows.append(f'<tr class="{css}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return ("<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
-
-
-def _incomplete_html(df: pd.DataFrame) -> str:
-    info = df.attrs.get("incomplete")
-    if not info:
-        return ""
-    missing = "an unknown number of" if info.get("tasks_not_run", -1) < 0 else str(info["tasks_not_run"])
-    return (f'<p class="unexpected"><b>INCOMPLETE</b>: {_esc(missing)} tasks not run '
-            f'({_esc(info.get("why", ""))}); every row here is a finished task.</p>')
-
-
-def _since_html(since) -> str:
+def _since(since) -> dict | None:
     """The top section of a run made with --baseline: what changed, regressions first."""
+    if since is None:
+        return None
+    from markupsafe import Markup
+
     from . import diff
-    counts = ", ".join(f"{n} {c}" for c, n in since.counts().items())
-    notices = "".join(f"<p><b>notice:</b> {_esc(n)}</p>" for n in since.notices)
-    return (f"<h2>Changed since the baseline</h2><p>{_esc(since.old_label)} &rarr; {_esc(since.new_label)}: "
-            f"{len(since.pairs)} rows compared; {_esc(counts)}.</p>{notices}{diff.html_table(since)}")
+    counts = since.counts()
+    return dict(old=since.old_label, new=since.new_label, compared=len(since.pairs), counts=counts,
+                notices=since.notices, table=Markup(diff.html_table(since)),
+                open=bool(counts.get("regression") or counts.get("missing")))
 
 
 def render_html(df: pd.DataFrame, title: str = "xent-conformance report", since=None) -> str:
-    versions = df[["framework", "runtime", "framework_version"]].drop_duplicates().sort_values(["framework", "runtime"])
-    if df["runtime"].nunique() > 1:  # versions side by side: every table tells the runtimes apart
-        df = df.assign(api=df["api"] + " [" + df["runtime"] + "]")
-    named = df[df["device"] != "-"][["framework", "device", "device_name"]].drop_duplicates()
-    devices = "; ".join(f"{f} {d}: {n}" for f, d, n in named.sort_values(["framework", "device"]).itertuples(index=False))
-    diff = differences(df)
-    unexpected = int((diff["known"] == "").sum()) if not diff.empty else 0
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{_esc(title)}</h1>",
-        "<p>" + "; ".join(f"{_esc(f)} {_esc(v)} ({_esc(r)})" for f, r, v in versions.itertuples(index=False))
-        + f"<br>devices: {_esc(devices)}<br>{len(df)} outputs from {df['case_id'].nunique()} cases; "
-        f"{len(diff)} semantic differences, {unexpected} not in the expectations file.</p>",
-        _incomplete_html(df),
-        _since_html(since) if since is not None else "",
-        "<h2>Summary</h2>", summary(df).to_html(escape=True),
-        "<h2>Semantic differences</h2>",
-        "<p>Every output that does not conform, with the case's inputs (first dtype shown). "
-        "Known divergences carry their reason and evidence.</p>",
-        _differences_html(diff),
-        "<h2>Error growth</h2><p>Worst (solid) and median (dashed) ULP error of the loss against the "
-        "number of classes, per API.</p>",
-        error_growth_html(df),
-        "<h2>Conformance matrix</h2><p>Share of supported outputs that conform; over the conforming ones, "
-        "the largest fraction of the tolerance used and the worst error in ULPs of the expected value "
-        "(large where the exact result cancels to almost nothing: docs/tolerance.md).</p>",
-        conformance_matrix(df).to_html(escape=True),
-        "<h2>Cases</h2><p>Per case and API, the least conforming verdict over dtypes, devices and outputs "
-        "(how many of the outputs have it).</p>",
-        per_case(df).to_html(escape=True),
-        "<h2>Unsupported</h2><p>What each API cannot express, and for how many cases.</p>",
-        unsupported(df).to_html(escape=True, index=False),
-        "<h2>Coverage</h2><p>Cases that exercised each feature on each API.</p>",
-        coverage(df).to_html(escape=True),
-        "</body></html>\n",
-    ]
-    return "\n".join(parts)
+    """The page: a pure function of the results frame (and of a baseline diff)."""
+    from markupsafe import Markup
+
+    attrs = df.attrs
+    df = df.assign(**{c: v for c, v in ADDED_COLUMNS.items() if c not in df.columns})
+    df.attrs = {}  # pandas copies attrs deeply on every step: they are read once, here
+    sections = _sections(df)
+    groups, where = _groups(df, sections)
+    grids, cell_lists = _matrix(df, sections, where)
+    info = attrs.get("incomplete")
+    incomplete = None
+    if info:
+        missing = "an unknown number of" if info.get("tasks_not_run", -1) < 0 else str(info["tasks_not_run"])
+        incomplete = dict(missing=missing, why=info.get("why", ""))
+    unsup = unsupported(df)
+    page = _environment().get_template("report.html.j2").render(
+        title=title, sections=sections, groups=groups, grids=grids, cell_lists=cell_lists,
+        unexpected=[g for g in groups if not g.known], known=[g for g in groups if g.known],
+        outputs=len(df), cases=df["case_id"].nunique(),
+        incomplete=incomplete, stale={k: v for k, v in attrs.get("stale", {}).items() if v},
+        since=_since(since), growth=Markup(error_growth_svg(df)),
+        unsupported=[] if unsup.empty else list(unsup.itertuples(index=False)),
+        devices=df.loc[df["device"] != "-", "device"].nunique(),
+        verdicts=[v for v in VERDICTS if v in {g.verdict for g in groups}],
+        css=Markup((TEMPLATES / "report.css").read_text()), js=Markup((TEMPLATES / "report.js").read_text()))
+    return page
 
 
 def write_report(df: pd.DataFrame, path: Path, since=None) -> None:

@@ -65,9 +65,13 @@ class ResultRow:
     error_type: str
     error_message: str
     domain_errors: str  # the exception types the framework declares for invalid input, comma-separated
+    # a diverging task's reproducer script (conformance/repro.py), "" otherwise
+    reproducer: str = ""
 
 
 COLUMNS = [f.name for f in fields(ResultRow)]
+# columns later versions added: a stored file without them reads with these values
+ADDED_COLUMNS = {"reproducer": ""}
 FLOAT_COLUMNS = [f.name for f in fields(ResultRow) if f.type == "float"]
 
 
@@ -89,19 +93,35 @@ def suite_hash(cases: list[GoldenCase]) -> str:
     return hashlib.sha256("\n".join(sorted(f"{c.id} {c.entry['sha256']}" for c in cases)).encode()).hexdigest()
 
 
+SMALL = 64  # arrays up to this many values are shown whole
+
+
+def compact(values: np.ndarray) -> str:
+    """Every value of a small array; a summary of a large one (range, specials, the first few)."""
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    if flat.size <= SMALL:
+        return verdicts.show(values, SMALL)
+    finite = flat[np.isfinite(flat)]
+    specials = ", ".join(f"{n} {name}" for name, n in (("nan", int(np.isnan(flat).sum())),
+                                                      ("+inf", int((flat == np.inf).sum())),
+                                                      ("-inf", int((flat == -np.inf).sum()))) if n)
+    span = f"finite in [{float(finite.min())!r}, {float(finite.max())!r}]" if finite.size else "none finite"
+    return f"{flat.size} values, {span}{'; ' + specials if specials else ''}; first {verdicts.show(flat, 6)}"
+
+
 def describe_inputs(case: GoldenCase, arrays: dict, dtype: str) -> str:
-    """The case's inputs in the dtype, short, for the report."""
-    parts = [f"input{tuple(case.entry['input_shape'])}="
-             f"{verdicts.show(verdicts.values(arrays[f'input.{dtype}'], dtype), 12)}"]
+    """The case's inputs in the dtype: every value of a small case, a summary of a large one."""
+    parts = [f"input{tuple(case.entry['input_shape'])}={compact(verdicts.values(arrays[f'input.{dtype}'], dtype))}"]
     p = case.params
     if OPS[case.op].has_targets:
         if p["target_kind"] == "index":
-            parts.append(f"target={np.asarray(arrays['target']).reshape(-1)[:12].tolist()}")
+            target = np.asarray(arrays["target"]).reshape(-1)
+            parts.append(f"target={target.tolist() if target.size <= SMALL else compact(target)}")
         else:
-            parts.append(f"target={verdicts.show(verdicts.values(arrays[f'target.{dtype}'], dtype), 12)}")
+            parts.append(f"target={compact(verdicts.values(arrays[f'target.{dtype}'], dtype))}")
         for name, present in (("weight", p["weighted"]), ("pos_weight", p.get("pos_weighted"))):
             if present:
-                parts.append(f"{name}={verdicts.show(verdicts.values(arrays[f'{name}.{dtype}'], dtype))}")
+                parts.append(f"{name}={compact(verdicts.values(arrays[f'{name}.{dtype}'], dtype))}")
         if p["target_kind"] == "index":
             parts.append(f"ignore_index={p['ignore_index']}")
         parts.append(f"label_smoothing={p['label_smoothing']} reduction={p['reduction']}")

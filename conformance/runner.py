@@ -21,7 +21,8 @@ import numpy as np
 from reference.formats import FORMATS
 from reference.golden import OUTPUTS, GoldenCase, GoldenFileError, load_suite
 
-from . import verdicts
+from . import repro, verdicts
+from .adapters.base import Api
 from .expectations import Expectation, Matcher
 from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, error_rows, rows_for, suite_hash
 
@@ -237,6 +238,11 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
     apis_for: dict[str, list[str]] = {}
     for api in hello["apis"]:
         apis_for.setdefault(api["op"], []).append(api["name"])
+    # each API's layout and reproducer recipe, as the worker described them
+    layouts = {a["name"]: Api(a["name"], a["op"], a.get("code", ""), class_axis=a.get("class_axis", "first"),
+                              unbatched=a.get("unbatched", True), weight_as=a.get("weight_as", "weight"))
+               for a in hello["apis"]}
+    recipes = {a["name"]: a["repro"] for a in hello["apis"] if a.get("repro")}
     no_device = [{"id": "-", "label": "-", "name": "-"}]
     chosen = [d for d in hello["devices"] if devices is None or any(fnmatchcase(d["label"], p) for p in devices)]
     # an op the framework has no API for is one `unsupported` row per dtype, on no device
@@ -262,6 +268,14 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
             if task.dtype not in loaded["inputs"]:
                 loaded["inputs"][task.dtype] = describe_inputs(case, loaded["arrays"], task.dtype)
             rows = rows_for(task, loaded["arrays"], loaded["inputs"][task.dtype], observed, rt, matcher)
+            if task.api in recipes and any(r.verdict not in (verdicts.CONFORMS, verdicts.UNSUPPORTED) for r in rows):
+                try:
+                    text = repro.script(recipes[task.api], layouts[task.api], case, loaded["arrays"], task.dtype,
+                                        task.device_id, rows)
+                except Exception as e:  # the measurement stands without its reproducer
+                    text = f"# no reproducer: an error of the suite: {type(e).__name__}: {e}\n"
+                for row in rows:
+                    row.reproducer = text
         except Exception as e:  # one failure, one row per output: the run goes on
             rows = error_rows(task, rt, f"{type(e).__name__}: {e}")
         result.rows += rows
@@ -326,23 +340,26 @@ def in_shard(suite_dir, case_id: str, shard: tuple[int, int]) -> bool:
 def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout: float = 120.0,
         expectations: list[Expectation] = (), progress=None, dtypes: set[str] | None = None,
         runtimes: list[RuntimeSpec] | None = None, devices: tuple[str, ...] | None = None,
-        control: Control | None = None, shard: tuple[int, int] = (1, 1)) -> list[FrameworkRun]:
+        control: Control | None = None, shard: tuple[int, int] = (1, 1),
+        case_ids: set[str] | None = None) -> list[FrameworkRun]:
     """Every framework under every runtime side by side, each in its own thread driving its
     own worker. Golden files that fail their checksum are left out, named in `golden_errors`
-    of the first result; an error in a framework's thread ends only that framework."""
+    of the first result; an error in a framework's thread ends only that framework.
+    `case_ids` runs only those cases (a pytest selection)."""
     control = control or Control()
     suites, golden_errors, hashes = [], [], {}
     for d in suite_dirs:
         cases = load_suite(d)
         hashes[str(Path(d).resolve())] = suite_hash(cases)  # the whole suite's, shards too
         bad = {}
-        for case in cases:
+        chosen = [c for c in cases if in_shard(d, c.id, shard) and (case_ids is None or c.id in case_ids)]
+        for case in chosen:
             try:
                 case.verify()
             except GoldenFileError as e:
                 bad[case.id] = str(e)
         golden_errors += bad.values()
-        suites.append((str(Path(d).resolve()), [c for c in cases if c.id not in bad and in_shard(d, c.id, shard)]))
+        suites.append((str(Path(d).resolve()), [c for c in chosen if c.id not in bad]))
     runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
     jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
     on_disk = sum(c.path.stat().st_size for _, cases in suites for c in cases)

@@ -61,12 +61,31 @@ def ulp(expected: np.ndarray, dtype: str) -> np.ndarray:
     return np.ldexp(1.0, np.maximum(exponent, fmt.emin) - fmt.frac_bits)
 
 
+KIND_NAMES = ("finite", "+inf", "-inf", "nan")  # an element's kind; classify works on their codes 0..3
+
+
+def kind_codes(v: np.ndarray) -> np.ndarray:
+    """Each element's index in KIND_NAMES: small integers, cheaper to compare than the names."""
+    codes = np.zeros(np.shape(v), dtype=np.int8)
+    codes[v == np.inf] = 1
+    codes[v == -np.inf] = 2
+    codes[np.isnan(v)] = 3
+    return codes
+
+
 def kinds(v: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(v), "nan", np.where(v == np.inf, "+inf", np.where(v == -np.inf, "-inf", "finite")))
 
 
 def summarize_kinds(k: np.ndarray) -> str:
-    present = [name for name in ("finite", "+inf", "-inf", "nan") if (k == name).any()]
+    present = [name for name in KIND_NAMES if (k == name).any()]
+    return "/".join(present) if present else "empty"
+
+
+def summarize_codes(codes: np.ndarray) -> str:
+    """summarize_kinds of kind_codes."""
+    counts = np.bincount(codes.reshape(-1), minlength=len(KIND_NAMES))
+    present = [name for name, n in zip(KIND_NAMES, counts) if n]
     return "/".join(present) if present else "empty"
 
 
@@ -88,18 +107,42 @@ class Comparison:
     worst: str  # where it is furthest off, for the detail
 
 
-def compare(expected: Expected, dtype: str, observed: np.ndarray) -> Comparison:
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """One expected output under one semantics, with all that classify derives from it alone:
+    computed once per (case, dtype, output, semantics), not once per observation."""
+
+    shape: tuple
+    exp: np.ndarray  # exact float64 values
+    codes: np.ndarray  # kind_codes(exp)
+    finite: np.ndarray
+    ulp: np.ndarray
+    tol: np.ndarray  # max(TOL_FACTOR u cond, ulp), per element
+    kind: str  # summarize_codes(codes)
+    shown: str  # show(exp)
+
+
+def reference(expected: Expected, dtype: str) -> Reference:
     exp = values(expected.bits, dtype)
-    k_exp, k_obs = kinds(exp), kinds(observed)
-    kinds_match = bool((k_exp == k_obs).all())
-    both = (k_exp == "finite") & (k_obs == "finite")
+    codes = kind_codes(exp)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = float(FORMATS[dtype].unit_roundoff)
+        spacing = ulp(exp, dtype)
+        tol = np.maximum(TOL_FACTOR * u * expected.cond, spacing)
+    return Reference(exp.shape, exp, codes, codes == 0, spacing, tol, summarize_codes(codes), show(exp))
+
+
+def _compare(ref: Reference, observed: np.ndarray, codes: np.ndarray) -> Comparison:
+    """The observed values (and their kind codes) against one reference; same shape."""
+    exp = ref.exp
+    kinds_match = bool((ref.codes == codes).all())
+    both = ref.finite & (codes == 0)
     if not both.any():
         return Comparison(kinds_match, kinds_match, math.nan, math.nan, math.nan, math.nan, "")
     with np.errstate(over="ignore", invalid="ignore"):
         err = np.where(both, np.abs(observed - exp), 0.0)
-        u = float(FORMATS[dtype].unit_roundoff)
-        tol = np.maximum(TOL_FACTOR * u * expected.cond, ulp(exp, dtype))
-        ulps = np.where(both, err / ulp(exp, dtype), 0.0)
+        tol = ref.tol
+        ulps = np.where(both, err / ref.ulp, 0.0)
         ratio = np.where(both, err / tol, -1.0)
         worst = int(np.argmax(ratio))
     within = bool((err <= tol).all())
@@ -111,10 +154,34 @@ def compare(expected: Expected, dtype: str, observed: np.ndarray) -> Comparison:
                       float(ratio.max()), float(np.median(ulps[both])), where)
 
 
-def classify(expected: dict[str, Expected] | None, expect_error: str | None,
+def compare(expected: Expected, dtype: str, observed: np.ndarray) -> Comparison:
+    return _compare(reference(expected, dtype), observed, kind_codes(observed))
+
+
+class Prepared:
+    """The expected outputs of one (case, dtype, output), one per semantics, canonical first,
+    turned into References when first needed (a variant's only when the canonical result does
+    not conform), and the verdicts already given, by observation: the functional and module
+    form of an API, or two frameworks, often return the very same bits. Shared by threads:
+    a race only computes a value twice."""
+
+    def __init__(self, expected: dict[str, Expected], dtype: str):
+        self.expected, self.dtype = expected, dtype
+        self.refs: dict[str, Reference] = {}
+        self.verdicts: dict[tuple, Verdict] = {}
+
+    def ref(self, name: str) -> Reference:
+        found = self.refs.get(name)
+        if found is None:
+            found = self.refs[name] = reference(self.expected[name], self.dtype)
+        return found
+
+
+def classify(expected: "dict[str, Expected] | Prepared | None", expect_error: str | None,
              observed: Observed, dtype: str, domain_errors: tuple[str, ...] = ()) -> Verdict:
-    """expected: {semantics name: Expected} for this output and dtype, canonical first;
-    domain_errors: the exception types by which the framework rejects invalid input."""
+    """expected: {semantics name: Expected} for this output and dtype, canonical first (or them
+    Prepared, for many observations); domain_errors: the exception types by which the
+    framework rejects invalid input."""
     if observed.status == UNSUPPORTED:
         return Verdict(UNSUPPORTED, observed.message, "-", "unsupported")
     if observed.status == CRASHED:
@@ -125,32 +192,49 @@ def classify(expected: dict[str, Expected] | None, expect_error: str | None,
         if observed.status == RAISED:  # an error, but not one the framework declares for bad input
             return Verdict(RAISED, f"not a domain error of this framework: {observed.message}", "error", "error")
         got = values(observed.bits, observed.dtype)
-        return Verdict(NO_ERROR, f"returned {summarize_kinds(kinds(got))}; expected a {expect_error}",
-                       "error", summarize_kinds(kinds(got)), observed_values=show(got))
-    canonical = expected["canonical"]
-    exp = values(canonical.bits, dtype)
-    exp_kind = summarize_kinds(kinds(exp))
+        kind = summarize_codes(kind_codes(got))
+        return Verdict(NO_ERROR, f"returned {kind}; expected a {expect_error}", "error", kind,
+                       observed_values=show(got))
+    prepared = expected if isinstance(expected, Prepared) else Prepared(expected, dtype)
+    canonical = prepared.ref("canonical")
     if observed.status == RAISED:
-        return Verdict(RAISED, observed.message, exp_kind, "error", expected_values=show(exp))
+        return Verdict(RAISED, observed.message, canonical.kind, "error", expected_values=canonical.shown)
+    key = (observed.dtype, observed.bits.shape, observed.bits.tobytes())
+    found = prepared.verdicts.get(key)
+    if found is None:
+        found = prepared.verdicts[key] = _judge(prepared, canonical, observed, dtype)
+    return found
 
+
+def _judge(prepared: Prepared, canonical: Reference, observed: Observed, dtype: str) -> Verdict:
     got = values(observed.bits, observed.dtype)
-    shown = dict(expected_values=show(exp), observed_values=show(got))
+    codes = kind_codes(got)
+    exp_kind = canonical.kind
+    shown = dict(expected_values=canonical.shown, observed_values=show(got))
     note = f" (returned {observed.dtype} for a {dtype} case)" if observed.dtype != dtype else ""
-    obs_kind = summarize_kinds(kinds(got))
-    results = {name: compare(e, dtype, got) for name, e in expected.items() if e.bits.shape == got.shape}
-    matching = [name for name, c in results.items() if name != "canonical" and c.conforms]
-    if "canonical" not in results:
-        if matching:
-            return Verdict(VARIANT, ", ".join(matching) + note, exp_kind, obs_kind, **shown, variants=tuple(matching))
-        return Verdict(SHAPE_MISMATCH, f"expected shape {tuple(exp.shape)}, got {tuple(got.shape)}{note}",
+    obs_kind = summarize_codes(codes)
+
+    def matching() -> list[str]:  # the variants it equals, in the order the golden file lists them
+        found = []
+        for name, e in prepared.expected.items():
+            if name != "canonical" and e.bits.shape == got.shape and _compare(prepared.ref(name), got, codes).conforms:
+                found.append(name)
+        return found
+
+    if canonical.shape != got.shape:
+        names = matching()
+        if names:
+            return Verdict(VARIANT, ", ".join(names) + note, exp_kind, obs_kind, **shown, variants=tuple(names))
+        return Verdict(SHAPE_MISMATCH, f"expected shape {tuple(canonical.shape)}, got {tuple(got.shape)}{note}",
                        exp_kind, obs_kind, **shown)
-    main = results["canonical"]
+    main = _compare(canonical, got, codes)
     metrics = dict(max_ulp=main.max_ulp, max_abs_err=main.max_abs_err, max_tol_ratio=main.max_tol_ratio,
                    median_ulp=main.median_ulp, **shown)
-    if main.conforms:
+    if main.conforms:  # the variants are not looked at
         return Verdict(CONFORMS, "within tolerance" + note, exp_kind, obs_kind, **metrics)
-    if matching:
-        return Verdict(VARIANT, ", ".join(matching) + note, exp_kind, obs_kind, **metrics, variants=tuple(matching))
+    names = matching()
+    if names:
+        return Verdict(VARIANT, ", ".join(names) + note, exp_kind, obs_kind, **metrics, variants=tuple(names))
     if not main.kinds_match:
         return Verdict(SPECIAL_MISMATCH, f"expected {exp_kind}, got {obs_kind}{note}", exp_kind, obs_kind, **metrics)
     return Verdict(INACCURATE, f"{main.worst} ({main.max_ulp:.3g} ulp){note}", exp_kind, obs_kind, **metrics)

@@ -6,7 +6,8 @@ original stdout; the process's own stdout is pointed at stderr, so nothing a fra
 prints can corrupt the protocol.
 
 Hello:   {"hello": {"framework", "version", "versions", "devices": [{"id", "label", "name"}],
-          "apis": [{"name", "op"}], "domain_errors": [...]}} or {"hello": null, "message"}
+          "apis": [{"name", "op", "code", "class_axis", "unbatched", "weight_as", "repro"}],
+          "domain_errors": [...]}} or {"hello": null, "message"}
 Request: {"suite": DIR, "case": ID, "tasks": [{"dtype": D, "api": NAME, "device": DEVICE ID}, ...]}
 Replies: one line per task, in order: {"outputs": {"loss": {...}, "grad": {...}}, "fatal": bool};
          after a fatal reply the worker exits. An output is
@@ -60,7 +61,9 @@ def serve(framework: str, reply) -> None:
         hello = {"framework": framework, "version": adapter.version(),
                  "versions": installed_versions(adapter.distributions),
                  "devices": [{"id": d.id, "label": d.label, "name": d.name} for d in adapter.devices()],
-                 "apis": [{"name": a.name, "op": a.op} for a in adapter.apis],
+                 "apis": [{"name": a.name, "op": a.op, "code": a.code, "class_axis": a.class_axis,
+                           "unbatched": a.unbatched, "weight_as": a.weight_as, "repro": adapter.recipe(a)}
+                          for a in adapter.apis],
                  "domain_errors": list(adapter.domain_errors)}
     except Exception as e:  # not installed, or broken: the runner skips this framework
         reply({"hello": None, "message": _describe(e)})

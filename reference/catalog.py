@@ -2,12 +2,11 @@
 catalog, which is the union of every op's crosses of the levels in reference/levels.py."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from .casefile import CaseSpec, load_case_files, parse_cases
+from .locations import CASES_DIR
 from .ops import OPS
 
-HAND_WRITTEN = Path(__file__).resolve().parents[1] / "cases" / "default.toml"
+HAND_WRITTEN = CASES_DIR / "default.toml"
 
 
 def catalog_tables() -> list[dict]:

@@ -46,19 +46,24 @@ def slow_outputs(compute, fmt):
 def slow_elements(row: np.ndarray, columns: np.ndarray, fmt: FloatFormat, value_of) -> list[int]:
     """Correctly rounded bits of a few elements of one finite row: the row's log-sum-exp in
     arb once, then only those elements. value_of(lp_c, softmax_c, c) gives the element."""
+    return slow_values(row, [(int(c), value_of, fmt) for c in columns])
 
-    top = float(row.max())
-    shifted = [ex.exact(Fraction(float(v)) - Fraction(top)) for v in row]
+
+def slow_values(row: np.ndarray, items) -> list[int]:
+    """Correctly rounded bits of several values of one finite row, with one log-sum-exp in arb
+    per working precision (Ziv's retry): items are (c, value_of, fmt), value_of(lp_c,
+    softmax_c, c) the exact value (arb) to round to fmt."""
+    top = Fraction(float(row.max()))
+    differences = [Fraction(float(v)) - top for v in row]  # exact; made arb at each precision
 
     def compute():
+        shifted = [ex.exact(d) for d in differences]
         total = sum((s.exp() for s in shifted), arb(0))
         log_total = total.log()
-        return [value_of(shifted[c] - log_total, shifted[c].exp() / total, c) for c in columns]
+        return [(value_of(shifted[c] - log_total, shifted[c].exp() / total, c), fmt) for c, value_of, fmt in items]
 
-    bits, _ = rounding.with_precision(compute, lambda vals: [rounding.round_value(fmt, v) for v in vals])
+    bits, _ = rounding.with_precision(compute, lambda vals: [rounding.round_value(fmt, v) for v, fmt in vals])
     return bits
-
-
 
 
 def log_softmax_rows(x: np.ndarray, fmt: FloatFormat):

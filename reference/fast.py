@@ -21,14 +21,17 @@ outside it go to the slow path).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+from flint import arb, ctx
 
-from . import extended as ex, fast_float64
+from . import extended as ex, fast_float64, rounding
 from .exact import SAFETY, TINY, U, cross_entropy_rows, enclosing_width, log_softmax_rows, slow_elements
-from .formats import FloatFormat, to_float64
-from .losses import spread
+from .fast_float64 import DD, Output
+from .formats import FORMATS, FloatFormat, round_fraction, to_float64
+from .losses import FLOAT_MAX, rows_of, spread, unrows
 
 EXP_LOG_ULPS = 4
 
@@ -248,3 +251,350 @@ def condition_scales(x: np.ndarray, target: np.ndarray | None, reduction: str) -
     if reduction == "sum":
         return {"loss": np.array(total), "grad": grad_cond}
     return {"loss": np.array(total / n), "grad": grad_cond / n}
+
+
+# --- whole cases: every output, variant and condition scale of the exact path -----------------
+
+FLOAT64 = FORMATS["float64"]
+WORK_BITS = 128  # arb precision of the reduced values (a handful of operations per case)
+
+
+class Undecided(Exception):
+    """A reduced value the double-word bound leaves undecided: the case takes the exact path."""
+
+
+def decide(v: DD, fmt: FloatFormat, known_zero=None, sign=0):
+    """Bits of v's correct rounding to fmt and where they are decided: fast_float64.round_dd
+    for float64; for a narrower format, both ends of the enclosure (widened to cover their own
+    rounding, clipped to the value's strict sign when known) rounding alike, or an exact value
+    (l = err = 0) rounded once (an exact 0 to +0)."""
+    if fmt.name == "float64":
+        return fast_float64.round_dd(v, known_zero, sign)
+    h = v.h
+    sign = np.broadcast_to(np.asarray(sign, dtype=np.float64), h.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        width = enclosing_width(h, np.abs(v.l) + v.err, U, TINY)
+        lo, hi = h - width, h + width
+        lo = np.where(sign > 0, np.abs(np.maximum(lo, 0.0)), lo)  # (abs: -0.0 to +0.0)
+        hi = np.where(sign < 0, -np.abs(np.minimum(hi, 0.0)), hi)
+        lo_bits, hi_bits = round_to_format(lo, fmt), round_to_format(hi, fmt)
+    decided = (lo_bits == hi_bits) & np.isfinite(width) & np.isfinite(h)
+    exact = (v.l == 0) & (v.err == 0) & np.isfinite(h)
+    if exact.any():
+        hi_bits = np.where(exact, round_to_format(np.where(h == 0, 0.0, h), fmt), hi_bits)
+        decided |= exact
+    return hi_bits, decided
+
+
+@dataclass
+class Evaluated:
+    """One semantics' outputs of a case: bits in the target format, in the case's layout, and
+    the exact path's condition scales (None when not asked for)."""
+    loss: np.ndarray
+    grad: np.ndarray
+    loss_cond: np.ndarray | None = None
+    grad_cond: np.ndarray | None = None
+
+
+def _mags(bits: np.ndarray) -> np.ndarray:
+    """losses.mag of correctly rounded float64 values, from their bits."""
+    return np.minimum(np.abs(bits.view(np.float64)), FLOAT_MAX)
+
+
+def _ratio(q: Fraction) -> tuple[float, float, float]:
+    """A rational as a double-word hi + lo with a bound on the rest (float() of a Fraction is
+    correctly rounded: the rest is below u |lo| plus half a subnormal)."""
+    hi = float(q)
+    rest = q - Fraction(hi)
+    lo = float(rest)
+    left = abs(rest - Fraction(lo))
+    return hi, lo, 0.0 if left == 0 else float(left) * (1 + 2.0 ** -50) + TINY
+
+
+def _signed_sum(v: DD) -> DD:
+    """Pairwise double-word sum of a 1-D array of terms of any sign: each node TwoSum(ah, bh),
+    then v = al + bl and t' = t + v (two roundings, u (|v| + |t'|)), renormalised by TwoSum."""
+    h, l, err = v.h, v.l, float(np.sum(v.err) * (1 + 2.0 ** -30))
+    rounding = 0.0
+    while h.size > 1:
+        if h.size % 2:
+            h, l = np.append(h, 0.0), np.append(l, 0.0)
+        s, t = fast_float64.two_sum(h[0::2], h[1::2])
+        w = l[0::2] + l[1::2]
+        t = t + w
+        rounding += float(np.sum(np.abs(w) + np.abs(t)))
+        h, l = fast_float64.two_sum(s, t)
+    return DD(h[:1], l[:1], np.array([SAFETY * (err + U * rounding * (1 + 2.0 ** -30)) + (TINY if rounding else 0.0)]))
+
+
+def _reduced(total: DD, divisor: Fraction, fmt: FloatFormat) -> np.ndarray:
+    """total / divisor correctly rounded to fmt through an arb ball (one value per case), or
+    Undecided."""
+    saved = ctx.prec
+    ctx.prec = WORK_BITS
+    try:
+        ball = arb(float(total.h[0])) + arb(float(total.l[0])) + arb(0, float(total.err[0]))
+        value = ball / ex.exact(divisor)
+        return np.array(rounding.round_value(fmt, value), dtype=fmt.storage)
+    except ex.PrecisionTooLow:
+        raise Undecided from None
+    finally:
+        ctx.prec = saved
+
+
+def _row_scales(rows: fast_float64.Rows, xc: np.ndarray, want: bool):
+    """The exact path's per-row and per-element float64 quantities its condition scales read:
+    |lse| and softmax_j, each correctly rounded (decided here, or left to `settle` with the
+    Outputs returned). Returns (lse bits (P,), softmax bits (P, C), outputs)."""
+    if not want:
+        return None, None, []
+    n = xc.shape[0]
+    top = xc.max(axis=1, keepdims=True)
+    lt = rows.log_total
+    s, t = fast_float64.two_sum(top, lt.h)
+    low = t + lt.l
+    lse_h, lse_l = fast_float64.two_sum(s, low)
+    lse = DD(np.abs(lse_h), np.where(lse_h < 0, -lse_l, lse_l), lt.err + (2.01 * U) * (np.abs(low) + np.abs(lt.l)))
+    lse_bits, lse_ok = decide(DD(lse.h[:, 0], lse.l[:, 0], lse.err[:, 0]), FLOAT64)
+    argmax = xc.argmax(axis=1)
+    one = fast_float64.per_row(np.ones(n))
+    sm = fast_float64.times_row(rows.e, fast_float64.quotient(one, rows.total))
+    sm_bits, sm_ok = decide(sm, FLOAT64, rows.under, 1.0)  # under: below 2**-1075.5 / T
+    ok = rows.ok
+    outputs = [Output(lse_bits, lse_ok & ok, FLOAT64,
+                      lambda r: lambda lp, sm_, c: ex.exact(Fraction(float(xc[r, c]))) - lp, argmax),
+               Output(sm_bits, sm_ok & ok[:, None], FLOAT64, lambda r: lambda lp, sm_, c: sm_)]
+    return lse_bits, sm_bits, outputs
+
+
+def _lp_conds(xc: np.ndarray, lse_bits: np.ndarray) -> np.ndarray:
+    """Row.cond of reference.losses.analyse_row: cap(|x_j| + |lse| + ceil(log2 C)), 0 for C = 1."""
+    if xc.shape[1] == 1:
+        return np.zeros(xc.shape)
+    return np.minimum((np.abs(xc) + _mags(lse_bits)[:, None]) + float(spread(xc.shape[1])), FLOAT_MAX)
+
+
+def _softmax_mags(xc: np.ndarray, sm_bits: np.ndarray) -> np.ndarray:
+    return np.ones(xc.shape) if xc.shape[1] == 1 else _mags(sm_bits)
+
+
+def log_softmax_case(x: np.ndarray, fmt: FloatFormat, conds: bool = True) -> tuple[Evaluated, int]:
+    """log_softmax of finite x (class axis 1, or 0 when 1-D) and the gradient of its sum, both
+    correctly rounded to fmt, and the exact path's condition scales. Returns (outputs, rows
+    that needed arb)."""
+    flat, _ = rows_of(x)
+    flat = np.ascontiguousarray(flat, dtype=np.float64)
+    size = flat.shape[1]
+    loss = np.empty(flat.shape, dtype=fmt.storage)
+    grad = np.empty(flat.shape, dtype=fmt.storage)
+    loss_cond = np.empty(flat.shape) if conds else None
+    grad_cond = np.empty(flat.shape) if conds else None
+    slow = 0
+    for chunk in fast_float64.chunks(*flat.shape):
+        xc = flat[chunk]
+        rows = fast_float64.softmax_rows(xc)
+        lb, ld = decide(fast_float64.log_probs(rows), fmt)
+        ratio = fast_float64.quotient(fast_float64.per_row(np.full(xc.shape[0], float(size))), rows.total)
+        gb, gd = decide(fast_float64.one_minus(fast_float64.times_row(rows.e, ratio)), fmt)
+        ok = rows.ok[:, None]
+        lse_bits, sm_bits, outputs = _row_scales(rows, xc, conds)
+        outputs += [Output(lb, ld & ok, fmt, lambda r: lambda lp, s, c: lp),
+                    Output(gb, gd & ok, fmt, lambda r: lambda lp, s, c: 1 - size * s)]
+        slow += len(fast_float64.settle(xc, outputs))
+        loss[chunk], grad[chunk] = lb, gb
+        if conds:
+            lp_cond = _lp_conds(xc, lse_bits)
+            loss_cond[chunk] = lp_cond
+            grad_cond[chunk] = np.minimum((float(size) * _softmax_mags(xc, sm_bits)) * (2 + lp_cond) + 1.0, FLOAT_MAX)
+    out = Evaluated(unrows(loss, x), unrows(grad, x),
+                    None if loss_cond is None else unrows(loss_cond, x),
+                    None if grad_cond is None else unrows(grad_cond, x))
+    return out, slow
+
+
+@dataclass
+class Targets:
+    """Class-index targets of a case, per position (flattened like losses.rows_of): the class,
+    whether it counts (not ignore_index), its weight w[y] (0 where ignored), the class weights
+    and, per semantics, the mean's denominator (1 for the other reductions)."""
+    column: np.ndarray  # the target class, 0 where ignored (any valid column)
+    counted: np.ndarray
+    weight: np.ndarray
+    class_weight: np.ndarray
+    denominators: dict
+
+    @classmethod
+    def of(cls, target, weight, ignore_index: int, size: int, reduction: str, semantics) -> "Targets":
+        t = np.asarray(target, dtype=np.int64).reshape(-1)
+        counted = t != ignore_index
+        column = np.where(counted, t, 0)
+        w_class = np.ones(size) if weight is None else np.asarray(weight, dtype=np.float64)
+        w = np.where(counted, w_class[column], 0.0)
+        counts = np.bincount(column[counted], minlength=size)
+        denominators = {}
+        for name in semantics:
+            if reduction != "mean":
+                denominators[name] = Fraction(1)
+            elif name == "mean_by_count":
+                denominators[name] = Fraction(int(counted.sum()))
+            else:  # the sum of w[y] over the counted positions, exactly
+                denominators[name] = sum((Fraction(float(w_class[c])) * int(n) for c, n in enumerate(counts) if n),
+                                         Fraction(0))
+        return cls(column, counted, w, w_class, denominators)
+
+    def scale(self, name: str) -> tuple[list[Fraction], np.ndarray, np.ndarray, np.ndarray]:
+        """w[y] / D per position, exactly (per class) and as double-words with their bound."""
+        d = self.denominators[name]
+        exact = [Fraction(float(w)) / d for w in self.class_weight]
+        parts = np.array([_ratio(q) for q in exact]).reshape(-1, 3)
+        hi, lo, err = (np.where(self.counted, parts[self.column, i], 0.0) for i in range(3))
+        return exact, hi, lo, err
+
+
+def _reduce(name: str, targets: Targets, positions: int, total: DD | None, pos_conds: list, mags: list,
+            fmt: FloatFormat, conds: bool):
+    """The loss of sum or mean (reference.losses.reduce_positions), and its condition scale
+    with the same float64 operations in the same order."""
+    d = targets.denominators[name]
+    loss = _reduced(total, d, fmt)
+    if not conds:
+        return loss, None
+    summed = min(sum(pos_conds) + spread(positions) * sum(mags), FLOAT_MAX)
+    cond = summed if d == 1 else (summed / abs(float(d)) if d else 0.0)
+    return loss, np.array(min(cond, FLOAT_MAX))
+
+
+def cross_entropy_case(x: np.ndarray, target, weight, ignore_index: int, reduction: str, fmt: FloatFormat,
+                       semantics=("canonical",), conds: bool = True) -> tuple[dict[str, Evaluated], int]:
+    """Class-index cross-entropy (class weights, ignore_index, any reduction, no smoothing) of
+    finite x (class axis 1, or 0 when 1-D) and the gradient of its sum, correctly rounded to
+    fmt, with the exact path's condition scales, under each semantics named ("canonical",
+    "mean_by_count": the mean's denominator a count). A mean's denominator must not be 0.
+    Returns ({semantics: outputs}, rows that needed arb); raises Undecided when a reduced
+    value needs the exact path."""
+    flat, pos_shape = rows_of(x)
+    flat = np.ascontiguousarray(flat, dtype=np.float64)
+    n_pos, size = flat.shape
+    tg = Targets.of(target, weight, ignore_index, size, reduction, semantics)
+    scales = {name: tg.scale(name) for name in semantics}
+    grads = {name: np.empty(flat.shape, dtype=fmt.storage) for name in semantics}
+    grad_conds = {name: np.empty(flat.shape) for name in semantics} if conds else {}
+    reduced = reduction != "none"
+    pos_bits = np.empty(n_pos, dtype=fmt.storage)
+    pos_mags = np.zeros(n_pos)
+    pos_cond = np.zeros(n_pos)
+    terms = DD(np.zeros(n_pos), np.zeros(n_pos), np.zeros(n_pos))
+    slow = 0
+    for chunk in fast_float64.chunks(n_pos, size):
+        xc, col, w = flat[chunk], tg.column[chunk], tg.weight[chunk]
+        n = xc.shape[0]
+        at = (np.arange(n), col)
+        rows = fast_float64.softmax_rows(xc)
+        ok = rows.ok
+        lp = fast_float64.log_probs(rows)
+        # the position's loss w[y] (-lp_y): > 0 when w[y] > 0 (lp_y < 0 for C > 1; 0 for C = 1)
+        loss = fast_float64.product(DD(w, np.zeros(n), np.zeros(n)), DD(-lp.h[at], -lp.l[at], lp.err[at]))
+        lse_bits, sm_bits, outputs = _row_scales(rows, xc, conds)
+
+        def position_value(r, w=w):
+            return lambda lp_, s, c: -lp_ * ex.exact(Fraction(float(w[r])))
+
+        pb, pd = decide(loss, FLOAT64 if reduced else fmt, sign=np.sign(w) if size > 1 else 0)
+        outputs.append(Output(pb, pd & ok, FLOAT64 if reduced else fmt, position_value, col))
+        # T - e_y = sum of the other terms: T's bound covers their errors (e_y's is not needed)
+        total, e = rows.total, rows.e
+        s, t = fast_float64.two_sum(total.h[:, 0], -e.h[at])
+        low = t + (total.l[:, 0] - e.l[at])
+        oh, ol = fast_float64.two_sum(s, low)
+        others = DD(oh, ol, total.err[:, 0] + (2.01 * U) * (np.abs(low) + np.abs(total.l[:, 0]) + np.abs(e.l[at])))
+        for name in semantics:
+            exact, hi, lo, err = scales[name]
+            f = fast_float64.quotient(DD(hi[chunk, None], lo[chunk, None], err[chunk, None]), total)
+            g = fast_float64.times_row(e, f)
+            at_target = fast_float64.product(others, DD(f.h[:, 0], f.l[:, 0], f.err[:, 0]))
+            g.h[at], g.l[at], g.err[at] = -at_target.h, -at_target.l, at_target.err
+            sign = np.broadcast_to(np.sign(f.h), g.h.shape).copy()
+            sign[at] = -sign[at]
+            known_zero = rows.under & (np.abs(f.h) <= 0.5)
+            known_zero[at] = False
+            gb, gd = decide(g, fmt, known_zero, sign)
+
+            def grad_value(r, exact=exact, col=col, counted=tg.counted[chunk]):
+                q = ex.exact(exact[col[r]] if counted[r] else 0)
+                return lambda lp_, s_, c: (s_ - int(c == col[r])) * q
+
+            outputs.append(Output(gb, gd & ok[:, None], fmt, grad_value))
+            grads[name][chunk] = gb
+        slow += len(fast_float64.settle(xc, outputs))
+        terms.h[chunk], terms.l[chunk], terms.err[chunk] = loss.h, loss.l, loss.err
+        if reduced:
+            pos_mags[chunk] = np.where(w != 0, _mags(pb), 0.0)
+        else:
+            pos_bits[chunk] = pb
+        if conds:
+            lp_cond = _lp_conds(xc, lse_bits)
+            aw = np.abs(w)
+            pos_cond[chunk] = np.minimum(aw * lp_cond[at], FLOAT_MAX)
+            base = (aw[:, None] * _softmax_mags(xc, sm_bits)) * (2 + lp_cond)
+            base[at] += aw
+            base = np.minimum(base, FLOAT_MAX)
+            for name in semantics:
+                d = tg.denominators[name]
+                scaled = base if d == 1 else np.minimum(base / abs(float(d)), FLOAT_MAX)
+                grad_conds[name][chunk] = np.where(tg.counted[chunk, None], scaled, 0.0)
+    # a counted position of weight 0 has the integer condition 0 in the exact path (an empty sum)
+    cond_list = [0 if (c and w == 0) else v for c, w, v in
+                 zip(tg.counted.tolist(), tg.weight.tolist(), pos_cond.tolist())] if conds else []
+    out = {}
+    for name in semantics:
+        if reduced:
+            loss, loss_cond = _reduce(name, tg, n_pos, _signed_sum(terms), cond_list, pos_mags.tolist(), fmt, conds)
+        else:
+            loss = pos_bits.reshape(pos_shape)
+            loss_cond = pos_cond.reshape(pos_shape) if conds else None
+        out[name] = Evaluated(loss, unrows(grads[name], x), loss_cond,
+                              unrows(grad_conds[name], x) if conds else None)
+    return out, slow
+
+
+def nll_loss_case(x: np.ndarray, target, weight, ignore_index: int, reduction: str, fmt: FloatFormat,
+                  semantics=("canonical",), conds: bool = True) -> tuple[dict[str, Evaluated], int]:
+    """nll_loss of finite x (log-probabilities, class axis 1 or 0), as cross_entropy_case:
+    every value is a product, a quotient or a sum of exact inputs, so only the reduced loss
+    needs a bound (an exact double-word sum through an arb division)."""
+    flat, pos_shape = rows_of(x)
+    flat = np.ascontiguousarray(flat, dtype=np.float64)
+    n_pos, size = flat.shape
+    tg = Targets.of(target, weight, ignore_index, size, reduction, semantics)
+    at = (np.arange(n_pos), tg.column)
+    xt = flat[at]
+    # -(w x): the products of two doubles, exact as p + q (Dekker; an exact 0 is +0)
+    p, q = fast_float64.two_prod(-tg.weight, xt)
+    zero = (tg.weight == 0) | (xt == 0)
+    p, q = np.where(zero, 0.0, p), np.where(zero, 0.0, q)
+    slack = fast_float64._product_slack(p, tg.weight, xt)
+    reduced = reduction != "none"
+    out = {}
+    mags = np.minimum(np.abs(p), FLOAT_MAX)  # the float64 product is the correctly rounded one
+    cond_list = [0 if (c and w == 0) else v for c, w, v in
+                 zip(tg.counted.tolist(), tg.weight.tolist(), np.minimum(np.abs(tg.weight) * np.abs(xt), FLOAT_MAX).tolist())]
+    for name in semantics:
+        exact, _, _, _ = tg.scale(name)
+        per_class = np.array([round_fraction(fmt, -v) if v else 0 for v in exact], dtype=fmt.storage)
+        grad = np.zeros(flat.shape, dtype=fmt.storage)
+        grad[at] = np.where(tg.counted, per_class[tg.column], 0)
+        d = tg.denominators[name]
+        if reduced:
+            loss, loss_cond = _reduce(name, tg, n_pos, _signed_sum(DD(p, q, slack)), cond_list, mags.tolist(), fmt, conds)
+        else:
+            loss = round_to_format(p, fmt) if fmt.name != "float64" else p.view(np.uint64).copy()
+            loss = np.where(zero, 0, loss).astype(fmt.storage).reshape(pos_shape)
+            loss_cond = np.array(cond_list, dtype=float).reshape(pos_shape) if conds else None
+        grad_cond = None
+        if conds:
+            grad_cond = np.zeros(flat.shape)
+            aw = np.abs(tg.weight)
+            grad_cond[at] = aw if d == 1 else np.minimum(aw / abs(float(d)), FLOAT_MAX)
+            grad_cond[~tg.counted] = 0.0
+        out[name] = Evaluated(loss, unrows(grad, x), loss_cond, None if grad_cond is None else unrows(grad_cond, x))
+    return out, 0

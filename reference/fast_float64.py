@@ -1,24 +1,31 @@
-"""Correctly rounded float64 outputs of log_softmax and class-index cross-entropy, fast.
+"""Double-word log_softmax, vectorised and proven: each output correctly rounded (float64
+included), for finite float64 rows (P, C) with C < 2**23.
 
-A float64 bound cannot decide a float64 rounding, so this path works wider and stays proven.
-Three levels, each deciding what it can and passing the rest on:
+A float64 bound cannot decide a float64 rounding, so this path works in double-word
+arithmetic (a value is an unevaluated sum h + l of two doubles, about 106 bits) with numpy,
+keeping beside every quantity a rigorous bound on its error:
 
-1. Per row, the log-sum-exp M = top + log(sum_j exp(x_j - top)) as an arb ball at WORK_BITS
-   (python-flint, about a microsecond per class), kept with the row's terms exp(x_j - top).
-   - log-probabilities x_j - M: M is split into doubles M1 + M2 plus a bounded rest, x_j - M1
-     is exact as a TwoSum pair, so the result is a double-word h + l with a bounded error; it
-     rounds to h when |l| + error is below half the spacing of doubles at h.
-   - gradients a_j + b softmax_j = a_j + sign(b) exp(x_j - B) with B = M - log|b| (b = -C for
-     log_softmax's, the reduction's scale for cross-entropy's), vectorised in numpy's long
-     double: x87 80-bit on x86-64 Linux (u = 2**-64). Assumed: numpy's long double exp is
-     accurate to EXPL_ULPS ulp (tests/test_fast_float64.py checks it against arb); long double
-     -> float64 casts round once, to nearest even. Both ends of the bound are cast to float64.
-2. An element level 1 leaves undecided: its value in arb from the row's terms, rounded when
-   the WORK_BITS ball decides it (_nearest_double).
-3. Else reference.exact.slow_elements: the row again from exact rationals, Ziv's retry.
+- each row's terms e_j = exp(x_j - top) by a double-word exp (`exp_dd`, relative error at most
+  RHO), the shift x_j - top exact as a TwoSum pair;
+- their sum T by pairwise double-word additions, each rounding bounded;
+- log T by one Newton step from numpy's log1p (`log_dd`), with the remainder bounded from
+  the step's own correction, so nothing is assumed of numpy's log1p;
+- quotients c / T (softmax, gradients) by a corrected division (`quotient`);
+- an output h + l with |error| <= err rounds to h (float64) when |l| + err is below half the
+  spacing of doubles at h (`round_dd`), and to a smaller format when both ends of the
+  interval round alike; everything else is undecided.
 
-Where long double is just float64 (Windows, macOS on ARM) level 1 decides few gradients and
-level 2 does the work: slower, still correct.
+Undecided elements (about one in 10**6 on random rows; more on crafted ones) go to
+reference.exact.slow_elements: the row's log-sum-exp again in arb from exact rationals,
+with Ziv's retry. Bounds are first-order sums of the rounding errors, each derived beside
+its code, multiplied by SAFETY (which covers the second-order terms while relative errors
+stay below 2**-30) plus TINY where an absolute term is needed.
+
+Assumptions, each checked by tests/test_fast_float64.py: numpy's float64 ufuncs (+, -, *,
+/, rint, maximum, multiplication by powers of two) are IEEE binary64 operations rounding to
+nearest even, never fused (so TwoSum and Dekker's product are error-free); subnormal results
+are correctly rounded. Nothing is assumed of numpy's exp, log or log1p: their results only
+seed steps whose errors are bounded from the values computed.
 """
 from __future__ import annotations
 
@@ -29,218 +36,483 @@ from fractions import Fraction
 import numpy as np
 from flint import arb, ctx
 
-from . import extended as ex, rounding
-from .exact import SAFETY, TINY, U, cross_entropy_rows, enclosing_width, slow_elements
+from .exact import SAFETY, TINY, U, slow_values
 from .formats import FORMATS
 
 FMT = FORMATS["float64"]
-LONG = np.longdouble
-U_LONG = float(np.finfo(LONG).eps) / 2
-TINY_LONG = np.finfo(LONG).smallest_subnormal
-EXPL_ULPS = 4
-WORK_BITS = 128
-ROWS_ELEMENTS = 1 << 16  # elements per chunk of rows: bounds the arb terms held at once
+HALF_TINY_BITS = 2.0 ** -1075  # not a double: compared through TINY / 2 below, see round_dd
+ROWS_ELEMENTS = 1 << 14  # elements per chunk of rows: keeps the temporaries in cache
+MAX_CLASSES = 1 << 23  # numpy sums of C non-negative bounds err by (C - 1) u < 2**-30
+
+# --- error-free transformations --------------------------------------------------------
+
+
+def two_sum(a, b):
+    """s + t = a + b exactly, s = fl(a + b) (Knuth; no overflow)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def fast_two_sum(a, b):
+    """s + t = a + b exactly when |a| >= |b| or a == 0 (Dekker)."""
+    s = a + b
+    return s, b - (s - a)
+
+
+SPLITTER = 134217729.0  # 2**27 + 1
+
+
+def split(a):
+    """a = hi + lo exactly, each of at most 26 significant bits (Veltkamp; |a| < 2**995)."""
+    c = SPLITTER * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def two_prod(a, b):
+    """p + q = a * b exactly, p = fl(a * b) (Dekker), for |a|, |b| < 2**995 and |p| >= 2**-969;
+    below that, q misses at most UNDERFLOW_SLACK (every partial product rounds by at most
+    2**-1075 absolute)."""
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+UNDERFLOW_SLACK = 2.0 ** -1069
+PRODUCT_EXACT_ABOVE = 2.0 ** -960
+
+
+def _product_slack(p, a, b):
+    """The absolute error two_prod may leave: none when the product is 0 or large enough."""
+    if np.abs(p).min(initial=np.inf) >= PRODUCT_EXACT_ABOVE:
+        return 0.0
+    return np.where((np.abs(p) < PRODUCT_EXACT_ABOVE) & (a != 0) & (b != 0), UNDERFLOW_SLACK, 0.0)
+
+
+# --- exp -------------------------------------------------------------------------------
+
+TABLE_STEP = 1024  # exp(d) = 2**k exp(j / 1024) exp(z), |z| <= 2**-11
+TABLE_J = 356  # |j| <= rint(1024 * 0.347) = 355
+
+
+def _constants():
+    """ln 2 as L1 + L2 + L3: L1 a multiple of 2**-32 (32 bits), L2 a multiple of 2**-54 (22
+    bits), so that for |k| < 2**11, k L1 and k L2 are exact and d - k L1 - k L2 is exact
+    (exp_dd (1)); |ln 2 - L1 - L2 - L3| <= 2**-108. The table exp(j / 1024) = T1[j] + T2[j],
+    |j| <= TABLE_J, to within 2**-105 relative, from arb at 300 bits; T1 split in halves."""
+    saved = ctx.prec
+    ctx.prec = 300
+    try:
+        man, exp = arb(2).log().mid().man_exp()
+        ln2 = Fraction(int(man)) * Fraction(2) ** int(exp)
+        l1 = Fraction(round(ln2 * 2 ** 32), 2 ** 32)
+        l2 = Fraction(round((ln2 - l1) * 2 ** 54), 2 ** 54)  # |ln2 - l1| <= 2**-33: 21 bits
+        l3 = float(ln2 - l1 - l2)
+        assert abs(ln2 - l1 - l2 - Fraction(l3)) <= Fraction(1, 2 ** 108) and abs(l3) <= 2.0 ** -55
+        t1, t2 = [], []
+        for j in range(-TABLE_J, TABLE_J + 1):
+            v = (arb(j) / TABLE_STEP).exp()
+            hi = float(v.mid())
+            lo = float((v - hi).mid())
+            assert abs(v - hi - lo) < arb(2) ** -105 * hi
+            t1.append(hi)
+            t2.append(lo)
+    finally:
+        ctx.prec = saved
+    t1 = np.array(t1)
+    t1h, t1l = split(t1)
+    return float(l1), float(l2), l3, t1, t1h, t1l, np.array(t2)
+
+
+LN2_1, LN2_2, LN2_3, EXP_T1, EXP_T1H, EXP_T1L, EXP_T2 = _constants()
+INV_LN2 = 1 / math.log(2)  # any double: only the size of the reduced argument depends on it
+# 1 / n! of the series e**z - 1 - z - z**2 / 2 = z**3 (C3 + z (C4 + z (C5 + z C6))), rounded
+C3, C4, C5, C6, C7 = 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040  # (C7: expm1_small's degree)
+# exp(d) < 2**-1075.5 below this: such terms are 0, within half the smallest subnormal
+EXP_UNDERFLOW = -745.5
+# Relative error of exp_dd: derived below as 2**-84.9 (tests measure about 2**-90).
+RHO = 2.0 ** -83
+
+
+def exp_dd(dh: np.ndarray, dl: np.ndarray):
+    """exp(dh + dl) for dh <= 0 (dl = 0, or the exact low part of a TwoSum, |dl| <= u |dh|):
+    (eh, el, under) with |eh + el - exp(dh + dl)| <= RHO exp(dh + dl), plus TINY where parts are
+    subnormal (exp_error); exact when dh = dl = 0 (every step below is then exact). `under`
+    marks dh < EXP_UNDERFLOW: there eh = el = 0 and the exact value is below 2**-1075.5.
+
+    d = k ln2 + j / 1024 + z + r2, exp(d) = 2**k T[j] (1 + M), M = e**(z + r2) - 1:
+    (1) k = rint(d / ln2), |k| <= 1076. a1 = d - k L1 and b1 = a1 - k L2 are exact: for k != 0,
+        |d| >= 0.34, so d, k L1 and k L2 are multiples of 2**-54, and |a1|, |b1| < 0.35 + 2**-22
+        < 2**53 2**-54. r1 + r2 = b1 + (dl - k L3) exactly (TwoSum); the errors: k L3 and the
+        subtraction round by u (|k L3| + |dl - k L3|) <= u (2**-45 + 2**-43.2), and ln 2's
+        representation |k| 2**-108: together < 2**-95.3. |r1| <= 0.347, |r2| <= u |r1|.
+    (2) j = rint(1024 r1), |j| <= 355; z = r1 - j / 1024 is exact (for j != 0, r1 and j / 1024
+        are multiples of 2**-63 and |z| <= 2**-11 < 2**53 2**-63).
+    (3) M = z + z**2 / 2 + z**3 c(z) + r2 (1 + z + z**2 / 2) + rest, c(z) = 1/6 + ... + z**3/720:
+        the truncation |z|**7 / 7! 1.01 < 2**-89.3; r2's further terms < 2**-90.1. z**2 =
+        zh**2 + (z + zh) zl (Veltkamp halves: zh**2 exact, the rest rounded twice: < 2**-99);
+        tail = fl(fl(fl(z z) z) c~), c~ by Horner from rounded 1/n!: relative 5.1 u of |tail| <=
+        0.1667 |z|**3: < 2**-86.2; the three additions of `low`: 3.01 u (sum of magnitudes
+        <= 2**-35.5): < 2**-87.0. Exact: zh**2 / 2, FastTwoSum(z, zh**2 / 2), TwoSum(a, low).
+    (4) T1 + T2 = exp(j / 1024) within 2**-106 relative; T1 m1 = p1 + p2 exactly (Dekker, T1
+        presplit); the five small terms round by 5.01 u 2**-52.4, the last sum by u 2**-51.4.
+    Relative to exp(r) = T (1 + M) >= 0.706: 2**-84.9 < RHO / 3.7.
+    (5) 2**k: products with powers of two, exact unless the result is subnormal (then one
+        rounding: TINY / 2 per part)."""
+    under = dh < EXP_UNDERFLOW
+    any_under = under.any()
+    d = np.maximum(dh, EXP_UNDERFLOW) if any_under else dh
+    if any_under:
+        dl = np.where(under, 0.0, dl)  # (x - top overflowing leaves NaN there)
+    k = np.rint(d * INV_LN2)
+    b1 = (d - k * LN2_1) - k * LN2_2
+    low = dl - k * LN2_3
+    r1, r2 = two_sum(b1, low)
+    j = np.rint(r1 * float(TABLE_STEP))
+    z = r1 - j * (1 / TABLE_STEP)
+    zh, zl = split(z)
+    h2 = (zh * zh) * 0.5
+    zz = z * z
+    tail = (zz * z) * (C3 + z * (C4 + z * (C5 + z * C6)))
+    a_hi, a_lo = fast_two_sum(z, h2)
+    low = ((a_lo + ((z + zh) * zl) * 0.5) + tail) + r2 * (1.0 + (z + h2))
+    m1, m2 = two_sum(a_hi, low)
+    idx = j.astype(np.intp)
+    idx += TABLE_J
+    t1 = EXP_T1.take(idx)
+    p1 = t1 * m1
+    mh, ml = split(m1)
+    t1h, t1l = EXP_T1H.take(idx), EXP_T1L.take(idx)
+    p2 = ((t1h * mh - p1) + t1h * ml + t1l * mh) + t1l * ml
+    t2 = EXP_T2.take(idx)
+    lo = (p2 + t2) + (t1 * m2 + t2 * m1)
+    q1, q2 = fast_two_sum(t1, p1)  # t1 >= 0.7 > |p1|
+    e1, e2 = fast_two_sum(q1, q2 + lo)
+    ki = k.astype(np.int64)
+    if not any_under and ki.min() >= -1022:  # 2**k is a normal double: one product each
+        scale = ((ki + 1023) << 52).view(np.float64)
+        eh, el = e1 * scale, e2 * scale
+    else:  # 2**k = 2**(k - first) 2**first: the first product exact, the second rounds once
+        first = np.maximum(ki, -1022)
+        rest = ((ki - first + 1023) << 52).view(np.float64)
+        scale = ((first + 1023) << 52).view(np.float64)
+        eh, el = (e1 * rest) * scale, (e2 * rest) * scale
+    if any_under:
+        eh[under] = 0.0
+        el[under] = 0.0
+    return eh, el, under
+
+
+def exp_error(eh: np.ndarray, dh: np.ndarray, under: np.ndarray) -> np.ndarray:
+    """The error bound of exp_dd's results: RHO relative (of eh: SAFETY covers the difference),
+    TINY where parts may be subnormal (eh < 2**-968, so el < 2**-1021), 0 for exp(0) = 1, TINY
+    for the underflowed terms (below 2**-1075.5: callers that need that use `under`)."""
+    err = np.where(dh == 0, 0.0, eh * (RHO * SAFETY))
+    if eh.min() < 2.0 ** -968:
+        err[eh < 2.0 ** -968] += TINY
+    return err
+
+
+# --- sums, log, quotients ------------------------------------------------------------------
+
+
+def row_sums(h: np.ndarray, l: np.ndarray):
+    """Sums along axis 1 of non-negative double-word terms, pairwise: (s, t, bound), s + t
+    within bound of the exact sum of the terms. Each node adds a + b as TwoSum(ah, bh) (exact),
+    then v = al + bl and t' = t + v (two roundings, at most u (|v| + |t'|)), renormalised by
+    FastTwoSum (exact: terms >= 0 give |t'| <= 3.01 u s). The bound is 0 when no node rounded."""
+    err = np.zeros(h.shape[0])
+    while h.shape[1] > 1:
+        n = h.shape[1]
+        half = n // 2
+        s, t = two_sum(h[:, :half], h[:, half:2 * half])
+        v = l[:, :half] + l[:, half:2 * half]
+        t = t + v
+        err += (np.abs(v) + np.abs(t)).sum(axis=1)
+        s, t = fast_two_sum(s, t)
+        if n % 2:
+            s = np.concatenate([s, h[:, 2 * half:]], axis=1)
+            t = np.concatenate([t, l[:, 2 * half:]], axis=1)
+        h, l = s, t
+    # u times the sum of node magnitudes; numpy's sums of non-negative terms err by < 2**-30
+    # relative (C < MAX_CLASSES); rounding of u |.| itself below 2**-1021: C TINY
+    # (a node whose additions land below 2**-1021 rounded nothing: subnormal sums are exact)
+    return h[:, 0], l[:, 0], err * (U * SAFETY) + np.where(err > 0, TINY, 0.0)
 
 
 @dataclass
-class RowSums:
-    """One row's exact-path quantities at WORK_BITS: terms exp(x_j - top), their total, and
-    the log-sum-exp top + log(total)."""
-    terms: list
-    total: arb
-    lse: arb
+class DD:
+    """Double-word values h + l (|l| <= ulp(h) / 2) with |error| <= err, elementwise."""
+    h: np.ndarray
+    l: np.ndarray
+    err: np.ndarray
 
 
-def _row_sums(row: np.ndarray) -> RowSums:
-    top = float(row.max())
-    shifted, rest = _two_sum(row, -top)
-    if not rest.any():  # x_j - top exact in float64 (usual: logits on a grid)
-        terms = [arb(d).exp() for d in shifted.tolist()]
-    else:
-        t = arb(top)
-        terms = [(arb(v) - t).exp() for v in row.tolist()]
-    total = sum(terms, arb(0))
-    return RowSums(terms, total, arb(top) + total.log())
+def quotient(c: DD, t: DD) -> DD:
+    """c / t for t > 0 (broadcasting), with a bound. q0 = fl(ch / th); the residual
+    ch - q0 th = (ch - p) - pe is exact (two_prod, and Sterbenz: p is within 2u of ch),
+    r = ((ch - p) - pe + cl) - q0 tl rounds three times (3.01 u of the magnitudes), q1 =
+    fl(r / th) errs by u |q1| and by dividing by th instead of t: |q1| |tl| / t <= u |q1|.
+    The inputs' errors: c.err / t, and |q| t.err / (t - t.err)."""
+    q0 = c.h / t.h
+    p, pe = two_prod(q0, t.h)
+    a = c.h - p
+    b = q0 * t.l
+    r = ((a - pe) + c.l) - b
+    q1 = r / t.h
+    h, l = fast_two_sum(q0, q1)
+    low = t.h - t.err  # below T; a ball reaching half of T is unusable (err inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rounding = (3.01 * U) * (np.abs(a) + np.abs(pe) + np.abs(c.l) + np.abs(b)) / low + (2 * U) * np.abs(q1)
+        slack = _product_slack(p, q0, t.h) / low
+        inputs = (c.err + (np.abs(h) + np.abs(l)) * t.err) / low
+        err = SAFETY * (rounding + inputs + slack)
+    return DD(h, l, np.where(low > 0.5 * t.h, err, np.inf))
 
 
-def _split(v: arb) -> tuple[float, float, float]:
-    """v as hi + lo + rest: the doubles nearest its midpoint and its remainder, and a bound on
-    |rest| (float() of an arb is within an ulp: doubling the bound covers it)."""
-    hi = float(v.mid())
-    if not math.isfinite(hi):
-        return hi, 0.0, math.inf
-    rest = v - hi
-    lo = float(rest.mid())
-    return hi, lo, float((rest - lo).abs_upper()) * 2 + TINY
+def product(a: DD, b: DD) -> DD:
+    """a * b with a bound: ah bh exactly (two_prod), ah bl + al bh and their sum rounded
+    (3.01 u of their magnitudes), al bl dropped (<= u**2 |ah bh|, kept in the bound); the
+    inputs' errors |a| b.err + |b| a.err + a.err b.err."""
+    p, pe = two_prod(a.h, b.h)
+    x1, x2 = a.h * b.l, a.l * b.h
+    h, l = fast_two_sum(p, pe + (x1 + x2))  # |pe + x1 + x2| <= 3.01 u |p|
+    mag_a, mag_b = np.abs(a.h) + np.abs(a.l), np.abs(b.h) + np.abs(b.l)
+    # x1, x2, their sum and pe + sum: u (|x1| + |x2|) + u |x1 + x2| + u |pe + ...|
+    rounding = (3.02 * U) * (np.abs(x1) + np.abs(x2)) + U * np.abs(pe) + np.abs(a.l * b.l) * 1.01
+    inputs = mag_a * b.err + mag_b * a.err + a.err * b.err
+    return DD(h, l, SAFETY * (rounding + inputs) + _product_slack(p, a.h, b.h))
 
 
-def _two_sum(a: np.ndarray, b) -> tuple[np.ndarray, np.ndarray]:
-    """s + t = a + b exactly, s = fl(a + b) (Knuth's TwoSum; no overflow assumed: an infinite
-    or NaN s makes the element undecided downstream)."""
-    s = a + b
-    b_part = s - a
-    return s, (a - (s - b_part)) + (b - b_part)
+def times_row(a: DD, b: DD) -> DD:
+    """a * b for elementwise a and a per-row column b, both normalised (|l| <= u |h|, or a's
+    error covering the difference), with b's error taken relative to b (per row): ah bh =
+    p + pe exactly (two_prod); x1 = ah bl and x2 = al bh are at most u |p| (1 + 2u), pe at most
+    u |p|, so their roundings (x1, x2, their sum, pe plus it: u (|x1| + |x2| + |x1 + x2| +
+    |pe + x1 + x2|)) and the dropped al bl stay below 8 u**2 |p|; the inputs' errors a.err |b|
+    and |a b| b.err / |b|."""
+    p, pe = two_prod(a.h, b.h)
+    h, l = fast_two_sum(p, pe + (a.h * b.l + a.l * b.h))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b_rel = np.where(b.err == 0, 0.0, b.err / np.abs(b.h)) * (1 + 4 * U) + 8 * U * U
+    err = a.err * (np.abs(b.h) * (1 + 2 * U)) + np.abs(p) * b_rel
+    return DD(h, l, SAFETY * err + _product_slack(p, a.h, b.h))
 
 
-def _round_double_word(h: np.ndarray, l: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bits of h, and where h is the correct rounding of every h + l + e, |e| <= err: when
-    |l| + err is below half the spacing of doubles at h toward zero (the smaller side)."""
-    with np.errstate(invalid="ignore"):
-        half_gap = np.abs(h - np.nextafter(h, 0)) / 2  # exact, or 0 (undecided) at 2**-1074
-        need = (np.abs(l) + err) * (1 + 2.0 ** -50) + TINY
-        return h.view(np.uint64), need < half_gap
+def expm1_small(z: np.ndarray):
+    """e**z - 1 for |z| <= 2**-10 (a double): (h, l, err) with err relative to |z|, from the
+    series of exp_dd step (3) with r2 = 0: tail rounding 5.1 u |tail|, the two additions
+    4.01 u (|A2| + |q / 2| + |tail|), truncation |z|**8 / 8! * 1.01."""
+    p, q = two_prod(z, z)
+    h2 = p * 0.5
+    tail = (p * z) * (C3 + z * (C4 + z * (C5 + z * (C6 + z * C7))))
+    a_hi, a_lo = two_sum(z, h2)
+    low = (a_lo + q * 0.5) + tail
+    h, l = two_sum(a_hi, low)
+    z4 = (z * z) * (z * z)
+    err = (5.11 * U) * np.abs(tail) + (4.02 * U) * (np.abs(a_lo) + np.abs(q * 0.5) + np.abs(tail)) \
+        + (z4 * z4) * (1.01 / 40320) + _product_slack(p, z, z)
+    return h, l, SAFETY * err
 
 
-def _parts(values: list[arb]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    hi, lo, bound = zip(*(_split(v) for v in values))
-    return tuple(np.array(p).reshape(-1, 1) for p in (hi, lo, bound))
+def log_dd(t: DD) -> tuple[DD, np.ndarray]:
+    """log T for T >= 1 (T = t.h + t.l, error t.err): (L, ok). V = T - 1 is exact as
+    FastTwoSum(th - 1, tl) (th - 1 is exact for 1 <= th < 2**53). L0 = log1p(vh) (numpy, any
+    accuracy); m = e**-L0 - 1 by expm1_small (relative error) when L0 <= 2**-10, else by
+    exp_dd minus 1 (absolute RHO e**-L0); delta = (1 + V) e**-L0 - 1 = V + m + V m in
+    double-word, and L = L0 + log1p(delta) = L0 + delta - delta**2 / 2 + r with
+    |r| <= |delta|**3 / (3 (1 - |delta|)). ok is False where |delta| > 2**-20 or values are
+    not finite (then the row goes to the slow path)."""
+    vh, vl = fast_two_sum(t.h - 1.0, t.l)
+    l0 = np.log1p(vh)
+    small = l0 <= 2.0 ** -10
+    zeros = np.zeros_like(l0)
+    mh, ml, merr = expm1_small(np.where(small, -l0, 0.0))
+    eh, el, _ = exp_dd(np.where(small, 0.0, -l0), zeros)
+    big_h, big_l = two_sum(eh, -1.0)
+    big_h, big_l = fast_two_sum(big_h, big_l + el)  # e - 1: one rounding, u |big_l + el|
+    big_err = (RHO * SAFETY) * eh + U * np.abs(big_l)
+    m = DD(np.where(small, mh, big_h), np.where(small, ml, big_l), np.where(small, merr, big_err))
+    v = DD(vh, vl, t.err)
+    vm = product(v, m)
+    # delta = V + m + V m (the high parts cancel): TwoSums of the high parts, exact, then
+    # the low parts added (four roundings)
+    s, e1 = two_sum(v.h, m.h)
+    s, e2 = two_sum(s, vm.h)
+    rest = ((e1 + e2) + (v.l + m.l)) + vm.l
+    dh, dl = two_sum(s, rest)
+    # the inputs' errors (vm.err holds |V| m.err + |m| t.err and the product's roundings),
+    # and the four roundings of `rest`
+    delta_err = (t.err + m.err + vm.err
+                 + (4.01 * U) * (np.abs(e1) + np.abs(e2) + np.abs(v.l) + np.abs(m.l) + np.abs(vm.l)))
+    ad = np.abs(dh) + np.abs(dl)
+    quad = (dh * dh) * 0.5
+    lh, ll = two_sum(l0, dh)
+    ll = ll + (dl - quad)
+    lh, ll = two_sum(lh, ll)
+    # delta's error passes through log1p with slope at most 1 / (1 - |delta|); the series
+    # remainder; the roundings of quad (u quad + |dh dl|) and of the last two additions
+    err = (delta_err * (1 + 2 * ad) + ad ** 3 * 0.34 + U * quad + 2 * np.abs(dh * dl)
+           + (2.01 * U) * (np.abs(ll) + np.abs(dl) + quad))
+    ok = (ad < 2.0 ** -20) & np.isfinite(lh) & np.isfinite(err)
+    return DD(lh, ll, SAFETY * err), ok
 
 
-def _minus_shift(x: np.ndarray, shift: list[arb]) -> tuple[np.ndarray, np.ndarray]:
-    """x_j - shift_row correctly rounded where decided: (bits, decided)."""
-    s1, s2, bound = _parts(shift)
-    s, t = _two_sum(x, -s1)
-    rest = t - s2
-    h, l = _two_sum(s, rest)
-    return _round_double_word(h, l, bound + U * np.abs(rest) + TINY)
+
+# --- rounding decisions --------------------------------------------------------------------
 
 
-def _affine_exp(x: np.ndarray, shift: list[arb], offset: np.ndarray, offset_scale: Fraction, sign: float):
-    """offset * offset_scale + sign exp(x - shift_row) in long double with a bound, where
-    offset holds small integers; (bits, decided)."""
-    s1, s2, bound = _parts(shift)
-    s, t = _two_sum(x, -s1)
+def round_dd(v: DD, known_zero=None, sign=None):
+    """float64 bits of v's correct rounding and where they are decided: h, when every point
+    of [h + l - err, h + l + err] rounds to it, that is when |l| + err is below half the
+    spacing of doubles at h on its smaller side (the test's own roundings: SAFETY and TINY);
+    an exact value (l = err = 0) is h itself, an exact 0 is +0 (as reference.rounding).
+    known_zero marks values known to lie strictly between 0 and 2**-1075 in magnitude, of the
+    strict sign `sign`: they round to that zero (a bound that small is not a double)."""
+    h, l, err = v.h, v.l, v.err
+    exact = (l == 0) & (err == 0)
     with np.errstate(invalid="ignore", over="ignore"):
-        arg = s.astype(LONG) + (t.astype(LONG) - s2.astype(LONG))
-        # the rest of the shift, and the two long double roundings
-        arg_err = SAFETY * (bound + U_LONG * (np.abs(t) + np.abs(s2) + np.abs(arg.astype(np.float64)))) + TINY
-        y = np.exp(arg)
-        # exp's error, and the argument's amplified: e**d - 1 <= d (1 + d) for d <= 1
-        y_rel = EXPL_ULPS * 2 * U_LONG + arg_err * (1 + 2 * arg_err)
-        # e.g. -1/n: two roundings (the quotient, the product)
-        offset_long = offset.astype(LONG) * (LONG(offset_scale.numerator) / LONG(offset_scale.denominator))
-        g = offset_long + sign * y
-        g_err = SAFETY * (y * y_rel + U_LONG * (np.abs(g) + 2 * np.abs(offset_long))) + TINY_LONG
-        width = enclosing_width(g, g_err, U_LONG, TINY_LONG)
-        lo = (g - width).astype(np.float64).view(np.uint64)
-        hi = (g + width).astype(np.float64).view(np.uint64)
-    zero_straddle = (lo == FMT.sign_bit) & (hi == 0)
-    decided = ((lo == hi) | zero_straddle) & (arg_err < 2.0 ** -30) & np.isfinite(arg)
-    return np.where(zero_straddle, 0, hi).astype(np.uint64), decided
+        # half the smaller spacing of doubles at a normal h is at least |h| 2**-54 (equal at
+        # powers of two); at a subnormal h the test fails (TINY > |h| 2**-54)
+        need = (np.abs(l) + err) * SAFETY + TINY
+        decided = (need < np.abs(h) * 2.0 ** -54) | exact
+    decided &= np.isfinite(h)  # (a NaN or infinite l or err fails the comparison)
+    bits = h.view(np.uint64).copy()
+    bits[exact & (h == 0)] = 0
+    if known_zero is not None and known_zero.any():
+        sign = np.broadcast_to(sign, h.shape)
+        bits[known_zero] = np.where(sign[known_zero] < 0, FMT.sign_bit, 0)
+        decided |= known_zero
+    return bits, decided
 
 
-def _nearest_double(v: arb) -> int:
-    """Bits of the double nearest the arb ball v (float64's rounding of every point of it):
-    the double nearest its midpoint or a neighbour, when the ball lies strictly within half
-    a spacing (the smaller side's) of it; else rounding.round_value (exact, or raises)."""
-    h = float(v.mid())
-    if math.isfinite(h) and h != 0:
-        for candidate in (h, math.nextafter(h, math.inf), math.nextafter(h, -math.inf)):
-            if candidate != 0 and abs(v - candidate) < abs(candidate - math.nextafter(candidate, 0)) / 2:
-                return int(np.float64(candidate).view(np.uint64))
-    return rounding.round_value(FMT, v)
+# --- one softmax row at a time, vectorised over rows -------------------------------------------
 
 
-def _with_work_precision(fn):
-    saved = ctx.prec
-    ctx.prec = WORK_BITS
-    try:
-        return fn()
-    finally:
-        ctx.prec = saved
+@dataclass
+class Rows:
+    """log_softmax quantities of finite float64 rows (P, C), each with its bound: d = x - top
+    (exact TwoSum pairs), e = exp(d), `under` (e below 2**-1075.5), the total T = sum_j e_j and
+    L = log T per row (shape (P, 1)), and `ok`, the rows whose bounds hold."""
+    x: np.ndarray
+    d: DD
+    e: DD
+    under: np.ndarray
+    total: DD
+    log_total: DD
+    ok: np.ndarray
 
 
-def _settle(bits, decided, x, sums, exact_value, slow_value):
-    """Levels 2 and 3 for the undecided elements of one output, in place. exact_value(sums_row,
-    j, row) gives the arb value; slow_value(lp, softmax, j, row) the slow_elements one.
-    Returns the rows that needed level 3."""
-    def level_two() -> dict[int, list[int]]:
-        left: dict[int, list[int]] = {}
-        for r, j in zip(*np.nonzero(~decided)):
-            try:
-                bits[r, j] = _nearest_double(exact_value(sums[r], j, r))
-            except ex.PrecisionTooLow:
-                left.setdefault(int(r), []).append(int(j))
-        return left
-
-    left = _with_work_precision(level_two)
-    for r, cols in left.items():
-        bits[r, cols] = slow_elements(x[r], np.array(cols), FMT, lambda lp, s, c: slow_value(lp, s, c, r))
-    return set(left)
+def softmax_rows(x: np.ndarray) -> Rows:
+    top = x.max(axis=1, keepdims=True)
+    dh, dl = two_sum(x, -top)
+    eh, el, under = exp_dd(dh, dl)
+    e_err = exp_error(eh, dh, under)
+    t1, t2, t_round = row_sums(eh, el)
+    # the terms' own errors: numpy's sum of C non-negative bounds, within 2**-30 (MAX_CLASSES)
+    t_err = (e_err.sum(axis=1) * (1 + 2.0 ** -30) + t_round) * SAFETY
+    total = DD(t1[:, None], t2[:, None], t_err[:, None])
+    log_total, ok = log_dd(total)
+    return Rows(x, DD(dh, dl, np.zeros(x.shape)), DD(eh, el, e_err), under, total, log_total, ok[:, 0])
 
 
-def _chunks(x: np.ndarray):
-    step = max(1, ROWS_ELEMENTS // max(1, x.shape[1]))
-    for start in range(0, x.shape[0], step):
+def log_probs(rows: Rows) -> DD:
+    """x_j - top - L: TwoSum(dh, -Lh) exact, then dl - Ll and the TwoSum's low part added
+    (two roundings, 2.01 u of the magnitudes), renormalised exactly; L's error passes through."""
+    d, lt = rows.d, rows.log_total
+    s, t = two_sum(d.h, -lt.h)  # dh <= 0 and -Lh <= 0: no cancellation, |t| <= u |s|
+    low = t + (d.l - lt.l)  # |d.l - lt.l| <= u (|dh| + |Lh|) <= 2u |s|: |low| <= 3.01 u |s|
+    h, l = fast_two_sum(s, low)
+    # the two roundings of low: u |d.l - lt.l| + u |low| <= 5.02 u**2 |s|
+    return DD(h, l, lt.err + (5.1 * U * U) * np.abs(s))
+
+
+def per_row(values: np.ndarray) -> DD:
+    """Doubles (exact values) as a column of double-words with no error."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1, 1)
+    return DD(v, np.zeros_like(v), np.zeros_like(v))
+
+
+def one_minus(p: DD) -> DD:
+    """1 - p for normalised p: TwoSum(1, -ph) exact, then low = t - pl (one rounding, u |low|)
+    and FastTwoSum(s, low), valid: s = 0, or |s| >= 2**-53 > |pl| when ph is within a factor
+    2 of 1 (s exact, t = 0), or |low| <= 3u |s| otherwise."""
+    s, t = two_sum(1.0, -p.h)
+    low = t - p.l
+    h, l = fast_two_sum(s, low)
+    return DD(h, l, p.err + U * np.abs(low))
+
+
+def negate(v: DD) -> DD:
+    return DD(-v.h, -v.l, v.err)
+
+
+def chunks(n_rows: int, classes: int):
+    step = max(1, ROWS_ELEMENTS // max(1, classes))
+    for start in range(0, n_rows, step):
         yield slice(start, start + step)
 
 
-def _sums(x: np.ndarray) -> list[RowSums]:
-    return _with_work_precision(lambda: [_row_sums(row) for row in x])
+# --- the exact path for what is left, and float64 log_softmax ------------------------------
+
+
+@dataclass
+class Output:
+    """One output of a chunk of rows: bits, where they are decided, their format, and
+    value(r), the value_of(lp_c, softmax_c, c) of reference.exact for row r. Elementwise
+    (P, C) outputs, or one value per row (P,) at column `column[r]`."""
+    bits: np.ndarray
+    decided: np.ndarray
+    fmt: object
+    value: object
+    column: np.ndarray | None = None
+
+
+def settle(x: np.ndarray, outputs: list[Output]) -> set[int]:
+    """The exact path for every undecided value, in place: per row, one log-sum-exp in arb
+    from exact rationals (reference.exact.slow_values) for all its undecided values. Returns
+    the rows that needed it."""
+    undecided = np.zeros(x.shape[0], dtype=bool)
+    for o in outputs:
+        undecided |= ~o.decided if o.column is not None else ~o.decided.all(axis=1)
+    rows = np.flatnonzero(undecided)
+    for r in rows:
+        items, places = [], []
+        for o in outputs:
+            cols = ([int(o.column[r])] if not o.decided[r] else []) if o.column is not None \
+                else np.flatnonzero(~o.decided[r]).tolist()
+            value = o.value(int(r)) if cols else None
+            for c in cols:
+                items.append((c, value, o.fmt))
+                places.append((o, c))
+        for (o, c), b in zip(places, slow_values(x[r], items)):
+            if o.column is not None:
+                o.bits[r] = b
+            else:
+                o.bits[r, c] = b
+    return {int(r) for r in rows}
 
 
 def log_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Correctly rounded float64 log_softmax and gradient of its sum (1 - C softmax_j) of
-    finite float64 rows (P, C). Returns (loss bits, grad bits, rows that needed level 3)."""
+    """Correctly rounded float64 log_softmax and gradient of its sum, 1 - C softmax_j, of
+    finite float64 rows (P, C). Returns (loss bits, grad bits, rows that needed arb)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     size = x.shape[1]
     loss = np.empty(x.shape, dtype=np.uint64)
     grad = np.empty(x.shape, dtype=np.uint64)
-    slow_rows: set[int] = set()
-    log_size = _with_work_precision(lambda: arb(size).log())
-    for chunk in _chunks(x):
+    slow = 0
+    for chunk in chunks(*x.shape):
         xc = x[chunk]
-        sums = _sums(xc)
-        lse = [s.lse for s in sums]
-        grad_shift = _with_work_precision(lambda: [m - log_size for m in lse])
-        lb, ld = _minus_shift(xc, lse)
-        gb, gd = _affine_exp(xc, grad_shift, np.ones((1, 1)), Fraction(1), -1.0)
-        base = chunk.start
-        slow_rows |= {base + r for r in _settle(lb, ld, xc, sums, lambda s, j, r: arb(xc[r, j]) - s.lse,
-                                                lambda lp, sm, c, r: lp)}
-        slow_rows |= {base + r for r in _settle(gb, gd, xc, sums, lambda s, j, r: 1 - size * s.terms[j] / s.total,
-                                                lambda lp, sm, c, r: 1 - size * sm)}
+        rows = softmax_rows(xc)
+        lb, ld = round_dd(log_probs(rows))
+        # 1 - e_j (C / T): exactly 0 for a row of equal values (e = 1, T = C, C / T = 1)
+        ratio = quotient(per_row(np.full(xc.shape[0], float(size))), rows.total)
+        gb, gd = round_dd(one_minus(times_row(rows.e, ratio)))
+        ld &= rows.ok[:, None]
+        gd &= rows.ok[:, None]
+        slow += len(settle(xc, [Output(lb, ld, FMT, lambda r: lambda lp, s, c: lp),
+                                Output(gb, gd, FMT, lambda r: lambda lp, s, c: 1 - size * s)]))
         loss[chunk], grad[chunk] = lb, gb
-    return loss, grad, len(slow_rows)
-
-
-def cross_entropy(x: np.ndarray, target: np.ndarray, reduction: str = "mean"):
-    """Correctly rounded float64 class-index cross-entropy (no weights, smoothing or ignored
-    targets) and its gradient, for finite float64 rows (P, C). Returns (loss bits, grad bits,
-    rows that needed level 3; 1 when a reduced loss needed the exact path)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    n = x.shape[0]
-    scale = Fraction(1, n) if reduction == "mean" else Fraction(1)
-    grad = np.empty(x.shape, dtype=np.uint64)
-    slow_rows: set[int] = set()
-    losses: list[arb] = []  # each row's lse - x_target, kept for the loss
-    log_scale = _with_work_precision(lambda: ex.exact(scale).log())
-    for chunk in _chunks(x):
-        xc, tc = x[chunk], target[chunk]
-        sc = _sums(xc)
-        losses += _with_work_precision(lambda: [s.lse - arb(xc[r, tc[r]]) for r, s in enumerate(sc)])
-        hit = np.zeros(xc.shape)
-        hit[np.arange(xc.shape[0]), tc] = 1.0
-        gb, gd = _affine_exp(xc, _with_work_precision(lambda: [s.lse - log_scale for s in sc]),
-                             -hit, scale, 1.0)
-        slow_rows |= {chunk.start + r for r in _settle(
-            gb, gd, xc, sc,
-            lambda s, j, r: (s.terms[j] / s.total - int(j == tc[r])) * ex.exact(scale),
-            lambda lp, sm, c, r: (sm - int(c == tc[r])) * ex.exact(scale))}
-        grad[chunk] = gb
-    if reduction == "none":
-        loss = np.empty(n, dtype=np.uint64)
-        for r in range(n):
-            try:
-                loss[r] = _with_work_precision(lambda: _nearest_double(losses[r]))
-            except ex.PrecisionTooLow:
-                loss[r] = slow_elements(x[r], target[r:r + 1], FMT, lambda lp, sm, c: -lp)[0]
-                slow_rows.add(int(r))
-        return loss, grad, len(slow_rows)
-    try:
-        loss = np.array(_with_work_precision(
-            lambda: _nearest_double(sum(losses, arb(0)) * ex.exact(scale))), dtype=np.uint64)
-    except ex.PrecisionTooLow:
-        loss, _ = cross_entropy_rows(x, target, reduction, FMT)
-        return loss, grad, 1
-    return loss, grad, len(slow_rows)
+    return loss, grad, slow

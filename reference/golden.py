@@ -137,53 +137,114 @@ def _exact_inputs(spec: CaseSpec, dtype: str, arrays: dict) -> ExactInputs:
                        spec.ignore_index, spec.label_smoothing, spec.reduction)
 
 
-FAST_PATH_MIN_ELEMENTS = 4096  # written cases this large take the fast path; smaller ones the exact one
+FAST_PATH_MIN_ELEMENTS = 16  # written cases this large take the fast path; smaller ones the exact one
+FAST_OPS = {"log_softmax": "logits", "cross_entropy": "logits", "nll_loss": "log_probs"}
+
+
+def _written_doubles(values: np.ndarray) -> np.ndarray | None:
+    """Written values (Fractions) as float64 when every one is exactly a double (hex floats,
+    small dyadics: then one vectorised rounding per dtype gives resolve's bits), else None."""
+    out = np.empty(values.size)
+    for i, v in enumerate(values.reshape(-1).tolist()):
+        if not isinstance(v, Fraction) or v.denominator & (v.denominator - 1) or abs(v.numerator) >> 53 \
+                or v.denominator.bit_length() > 1075:
+            return None
+        out[i] = float(v)
+    return out.reshape(values.shape)
+
+
+def _dtype_bits(values: np.ndarray, fmt, doubles: np.ndarray | None) -> np.ndarray:
+    return fast.round_to_format(doubles, fmt) if doubles is not None else _bits(values, fmt)
+
+
+def _fast_inputs(spec: CaseSpec) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Per dtype, the input's and the class weights' bits (the golden arrays)."""
+    doubles = spec.input if spec.input.dtype == np.float64 else _written_doubles(spec.input)
+    return {d: (_dtype_bits(spec.input, FORMATS[d], doubles),
+                None if spec.weight is None else _bits(spec.weight, FORMATS[d])) for d in spec.dtypes}
 
 
 def _fast_path_applies(spec: CaseSpec) -> bool:
-    """Cases the proven fast path decides (reference/fast.py): (N, C) logits, finite in every
-    dtype of the case, for log_softmax or for class-index cross-entropy with no weights,
-    smoothing or ignored targets; a stored array always, a written one from
-    FAST_PATH_MIN_ELEMENTS on (below that the exact path is quick, and its condition scales
-    keep the small default suite's golden files as they are). No variant separates from the
-    canonical result on such a case: every mechanism needs an infinity, a weight, an ignored
-    target or probability targets."""
+    """Cases the proven fast path decides (reference/fast.py: every output, variant and
+    condition scale as the exact path gives them, bit for bit): log_softmax, class-index
+    cross-entropy without label smoothing and nll_loss, under any reduction, class weights and
+    ignore_index, of any shape with fewer than 2**23 classes, when the inputs and weights are
+    finite in every dtype of the case, every target is a class or ignore_index, and a mean's
+    denominator (the sum of w[y] over counted positions) is not 0; a stored array always, a
+    written one from FAST_PATH_MIN_ELEMENTS on (below that the exact path is as quick, and the
+    default suite's manifests keep the working precision it records). On such a case only the
+    variant mean_by_count can separate from the canonical result: every other mechanism needs
+    an infinity, a NaN, an empty mean or probability targets."""
     x = spec.input
-    if x.ndim != 2 or x.size == 0 or (x.dtype != np.float64 and x.size < FAST_PATH_MIN_ELEMENTS):
-        return False
-    if x.dtype == np.float64:
-        if not np.isfinite(x).all():
-            return False
-    elif not all(np.isfinite(to_float64(_bits(x, FORMATS[d]), FORMATS[d])).all() for d in spec.dtypes):
-        return False
-    if spec.op == "log_softmax":
-        return True
-    return (spec.op == "cross_entropy" and spec.target_kind == "index" and spec.weight is None
-            and not spec.label_smoothing and spec.reduction in ("none", "mean", "sum")
-            and bool(((spec.target >= 0) & (spec.target < x.shape[1])).all()))
-
-
-def _build_fast(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
     op = OPS[spec.op]
-    target = spec.target if op.has_targets else None
-    reduction = spec.reduction if op.fields.reduction else "none"
-    arrays: dict[str, np.ndarray] = {} if target is None else {"target": target.astype(np.int64)}
-    fell_back = {}
-    for dtype in spec.dtypes:
+    if spec.op not in FAST_OPS or op.input_kind != FAST_OPS[spec.op] or x.size == 0:
+        return False
+    if x.dtype != np.float64 and x.size < FAST_PATH_MIN_ELEMENTS:
+        return False
+    classes = x.shape[0 if x.ndim == 1 else 1]
+    if classes >= fast.fast_float64.MAX_CLASSES:
+        return False
+    if op.has_targets:
+        if spec.target_kind != "index" or spec.label_smoothing:
+            return False
+        t = np.asarray(spec.target).reshape(-1)
+        counted = t != spec.ignore_index
+        if not ((t[counted] >= 0) & (t[counted] < classes)).all():
+            return False  # a domain error
+    for dtype, (bits, weight_bits) in _fast_inputs(spec).items():
         fmt = FORMATS[dtype]
-        bits = arrays[f"input.{dtype}"] = _bits(spec.input, fmt)
+        if not np.isfinite(to_float64(bits, fmt)).all():
+            return False
+        if weight_bits is not None and not np.isfinite(to_float64(weight_bits, fmt)).all():
+            return False
+        if op.has_targets and spec.reduction == "mean":
+            w = np.ones(classes) if weight_bits is None else to_float64(weight_bits, fmt)
+            if sum(Fraction(float(v)) for v in w[t[counted]]) == 0:
+                return False  # an empty mean, or weights summing to 0
+    return True
+
+
+def _build_fast(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The golden arrays and manifest entry of a case through reference/fast.py, or None when
+    a reduced value needs the exact path (fast.Undecided)."""
+    op = OPS[spec.op]
+    reduction = spec.reduction if op.fields.reduction else "none"
+    names = ["canonical"] + (["mean_by_count"] if op.has_targets and reduction == "mean"
+                             and "mean_by_count" in op.variants_for(ExactInputs(None, target_kind="index")) else [])
+    arrays: dict[str, np.ndarray] = {"target": spec.target.astype(np.int64)} if op.has_targets else {}
+    variants: dict[str, list[str]] = {}
+    fell_back = {}
+    for dtype, (bits, weight_bits) in _fast_inputs(spec).items():
+        fmt = FORMATS[dtype]
+        arrays[f"input.{dtype}"] = bits
         x = to_float64(bits, fmt)
-        loss, grad, fell_back[dtype] = (fast.cross_entropy(x, target, fmt, reduction) if target is not None
-                                        else fast.log_softmax(x, fmt))
-        conds = fast.condition_scales(x, target, reduction)
-        for o, value in (("loss", loss), ("grad", grad)):
-            arrays[f"expected.{dtype}.canonical.{o}"] = value
-            arrays[f"cond.{dtype}.canonical.{o}"] = conds[o].astype(np.float64)
+        if weight_bits is not None:
+            arrays[f"weight.{dtype}"] = weight_bits
+        try:
+            if op.has_targets:
+                evaluate = fast.cross_entropy_case if spec.op == "cross_entropy" else fast.nll_loss_case
+                weight = None if weight_bits is None else to_float64(weight_bits, fmt)
+                outs, fell_back[dtype] = evaluate(x, spec.target, weight, spec.ignore_index, reduction, fmt, names)
+            else:
+                out, fell_back[dtype] = fast.log_softmax_case(x, fmt)
+                outs = {"canonical": out}
+        except fast.Undecided:
+            return None
+        canonical = outs["canonical"]
+        for name, out in outs.items():
+            if name != "canonical":
+                if np.array_equal(out.loss, canonical.loss) and np.array_equal(out.grad, canonical.grad):
+                    continue  # the variant does not separate from canonical on this case
+                variants.setdefault(dtype, []).append(name)
+            for o in ("loss", "grad"):
+                arrays[f"expected.{dtype}.{name}.{o}"] = getattr(out, o)
+                arrays[f"cond.{dtype}.{name}.{o}"] = getattr(out, f"{o}_cond").astype(np.float64)
     entry = manifest_entry(
         spec.id, spec.op, source=Path(spec.source).name, dtypes=spec.dtypes, input_shape=spec.input.shape,
-        params=case_params(spec.target_kind, spec.ignore_index, spec.label_smoothing, reduction, False, False),
+        params=case_params(spec.target_kind, spec.ignore_index, spec.label_smoothing, reduction,
+                           spec.weight is not None, spec.pos_weight is not None),
         tags=sorted(spec.tags), features=features(spec), expect_error=None,
-        precision_bits={d: 53 for d in spec.dtypes}, variants={}, fallback_rows=fell_back)
+        precision_bits={d: 53 for d in spec.dtypes}, variants=variants, fallback_rows=fell_back)
     return arrays, entry
 
 
@@ -197,8 +258,8 @@ def _exact_values(values: np.ndarray) -> np.ndarray:
 
 def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays and manifest fields of one case, every dtype and semantics evaluated."""
-    if _fast_path_applies(spec):
-        return _build_fast(spec)
+    if _fast_path_applies(spec) and (built := _build_fast(spec)) is not None:
+        return built
     if spec.input.dtype == np.float64:
         spec = replace(spec, input=_exact_values(spec.input))  # the exact path, element by element
     arrays: dict[str, np.ndarray] = {}

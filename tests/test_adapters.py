@@ -13,7 +13,7 @@ CASES = {c.id: c for c in load_suite(ROOT / "cases" / "golden" / "default")}
 
 
 def api(op="cross_entropy", **kw):
-    return Api("test.api", op, lambda c: None, **kw)
+    return Api("test.api", op, "None", **kw)
 
 
 def test_registry_names_the_builtin_frameworks_without_importing_them():

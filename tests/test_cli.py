@@ -1,6 +1,7 @@
 """The CLI end to end on a small case file, with a real framework, and the runner's
 crash and hang handling with real worker processes."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,7 +63,9 @@ def test_run_on_a_small_case_file(tmp_path):
     assert df[(df["case_id"] == "small-all-ignored") & (df["output"] == "loss")]["observed_kind"].eq("nan").all()
     html = (out / "report.html").read_text()
     assert "small-mean" in html and "Conformance matrix" in html
-    assert "conforms" in done.stdout and str(out / "report.html") in done.stdout
+    # the counts that matter, per framework, and where the report is; no table of every API
+    assert re.search(r"torch \S+ \(local\): \d+ outputs conform, \d+ known divergences, \d+ unexpected", done.stdout)
+    assert str(out / "report.html") in done.stdout and "torch.nn.CrossEntropyLoss" not in done.stdout
 
     rebuilt = xent("report", str(out / "results.parquet"), "--out", str(tmp_path / "again.html"))
     assert rebuilt.returncode == 0 and (tmp_path / "again.html").read_text() == html

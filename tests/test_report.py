@@ -1,8 +1,13 @@
-"""The report builder on a synthetic results frame."""
+"""The report builder on a synthetic results frame (and the page made from the stored baseline)."""
+import re
+
+import numpy as np
 import pandas as pd
 
-from conformance import report
+from conformance import diff, report, repro
 from conformance.results import COLUMNS, ResultRow
+
+from .conftest import ROOT
 
 
 def row(**kw):
@@ -24,11 +29,15 @@ def frame():
         row(dtype="float16", max_ulp=2.0, max_tol_ratio=0.5),
         row(case_id="c2", features="op:cross_entropy,all_ignored", verdict="variant", detail="empty_mean_zero",
             framework="tensorflow", api="keras.X", known="k1", known_reason="Keras <divides safely>",
-            evidence="https://example.org/issue?a=1&b=2"),
+            evidence="https://example.org/issue?a=1&b=2", variants="empty_mean_zero", accepted_variant="empty_mean_zero"),
         row(case_id="c3", verdict="special_mismatch", detail="expected finite, got nan",
             inputs="<script>alert(1)</script>", max_ulp=float("nan")),
-        row(case_id="c4", verdict="unsupported", detail="no weight"),
+        row(case_id="c4", verdict="unsupported", detail="no weight", device="-", device_name="-"),
     ])
+
+
+def ids_and_links(page: str) -> tuple[list[str], set[str]]:
+    return re.findall(r'\sid="([^"]+)"', page), set(re.findall(r'href="#([^"]*)"', page))
 
 
 def test_summary_counts_verdicts():
@@ -50,16 +59,112 @@ def test_differences_list_known_and_unexpected():
     assert d.set_index("case_id").loc["c2", "known"] == "k1"
 
 
-def test_html_is_self_contained_and_escaped(tmp_path):
+def test_counts_per_framework_and_runtime():
+    df = report.results_frame([row(), row(runtime="torch-2.5", verdict="inaccurate", detail="off"),
+                               row(case_id="c2", runtime="torch-2.5", verdict="variant", known="k"),
+                               row(case_id="c3", verdict="unsupported")])
+    counts = report.framework_counts(df).set_index("runtime")
+    assert counts.loc["local", ["unexpected", "known", "conforming", "unsupported", "outputs"]].tolist() == [0, 0, 1, 1, 2]
+    assert counts.loc["torch-2.5", ["unexpected", "known", "conforming", "unsupported"]].tolist() == [1, 1, 0, 0]
+    page = report.render_html(df)
+    counts_table = page[page.index('<table class="counts'):page.index("</table>")]
+    assert "torch <span class=\"rt\">(local)</span>" in counts_table and "(torch-2.5)" in counts_table
+    assert 'href="#u-torch-torch-2-5">1</a>' in counts_table  # the unexpected count links to its groups
+
+
+def test_unexpected_groups_first_one_line_per_cause():
+    rows = [row(case_id=f"k{i}", verdict="variant", variants="v1", accepted_variant="v1", known="cause-a",
+                known_reason="why", evidence="https://e.org/1") for i in range(3)]
+    rows += [row(case_id="u1", verdict="inaccurate", detail="off by 3 ulp", output=o) for o in ("loss", "grad")]
+    rows += [row(case_id="u2", verdict="inaccurate", detail="off", dtype=d) for d in ("float16", "bfloat16")]
+    rows += [row(case_id="u3", verdict="special_mismatch", detail="nan", api="torch.g")]
+    page = report.render_html(report.results_frame(rows))
+    groups = re.findall(r'<details class="grp (\w+)" id="(g\d+)" data-fw="[^"]*" data-n="(\d+)" data-api="([^"]*)" '
+                        r'data-verdict="(\w+)"', page)
+    assert [(kind, n, api, verdict) for kind, _, n, api, verdict in groups] == [
+        ("unexpected", "4", "torch.f", "inaccurate"), ("unexpected", "1", "torch.g", "special_mismatch"),
+        ("known", "3", "torch.f", "variant")]
+    first = page[page.index('id="g1"'):page.index('id="g2"')]
+    assert first.count('<li class="item"') == 2  # its cases, u1 and u2
+    assert page.index('<section id="unexpected">') < page.index('<section id="known">')
+
+
+def test_html_is_self_contained_escaped_and_linked(tmp_path):
     path = tmp_path / "r.html"
     report.write_report(frame(), path)
     text = path.read_text()
-    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "Keras &lt;divides safely&gt;" in text
     assert 'href="https://example.org/issue?a=1&amp;b=2"' in text
-    for fetch in ("<link", "src=", "@import", "url("):
+    for fetch in ("<link", "src=", "@import", "url(", "<iframe", "<img"):
         assert fetch not in text
-    assert "<b>unexpected</b>" in text
+    assert text.count("<script>") == 1  # the one inline script
+    ids, links = ids_and_links(text)
+    assert len(ids) == len(set(ids)) and links <= set(ids)
+
+
+def test_evidence_that_is_not_a_web_address_is_not_a_link():
+    df = report.results_frame([row(verdict="variant", known="k", evidence="javascript:alert(1) https://ok.org/x")])
+    page = report.render_html(df)
+    assert 'href="javascript' not in page and 'href="https://ok.org/x"' in page
+
+
+def test_matrix_grid_is_coloured_and_cells_link_to_their_cases():
+    page = report.render_html(pd.concat([frame(), report.results_frame([row(case_id="c6", features="op:cross_entropy,label_smoothing")])]))
+    grid = page[page.index('<table class="grid">'):]
+    grid = grid[:grid.index("</table>")]
+    # torch.f x weight: c1 conforms twice, c3 diverges unexpectedly; keras.X x all_ignored: known only
+    cells = dict(re.findall(r'<td class="(\w+)(?: low)?" title="[^"]*"><a href="#(c\d+)">', grid))
+    assert set(cells) == {"unexpected", "known"}
+    listing = page[page.index(f'id="{cells["unexpected"]}"'):]
+    item = re.search(r'href="#(i\d+)">c3</a>', listing[:listing.index("</p>")]).group(1)
+    assert f'<li class="item" id="{item}">' in page
+    assert re.search(r'<td class="ok" title="1 of 1 outputs \(1 cases\) conform[^"]*">100</td>', grid)  # label_smoothing
+    assert re.search(r'<td class="unexpected" title="2 of 3 outputs \(2 cases\) conform, 1 unexpected[^"]*">'
+                     r'<a href="#c\d+">66</a>', grid)  # torch.f x weight: a share rounded down, never up to 100
+
+
+def test_divergence_shows_inputs_values_and_reproducer():
+    script = 'print("<b>")\n' + "x = " + "1, " * 400  # a long line must not widen the page (CSS: overflow auto)
+    df = report.results_frame([
+        row(case_id="c5", verdict="inaccurate", detail="off", expected_values="[0.5, 0.25]",
+            observed_values="[0.5, 0.2500000298023224]", inputs="input(2,)=[0.5, 0.25] target=[1, 0] reduction=mean",
+            max_ulp=2.0, max_tol_ratio=1.5, reproducer=script, output=o) for o in ("loss", "grad")])
+    page = report.render_html(df)
+    name = repro.file_name(df.iloc[0])
+    assert page.count(f'href="{name}"') == 1  # one task, loss and grad: one reproducer
+    assert "<pre>print(&#34;&lt;b&gt;&#34;)" in page
+    assert '<pre class="in">input(2,)=[0.5, 0.25]\ntarget=[1, 0]\nreduction=mean</pre>' in page
+    assert "<td>[0.5, 0.25000003]</td>" in page  # float32's shortest repr
+    assert "<td>2</td><td>1.5</td>" in page  # ULPs and share of the tolerance
+    older = df.drop(columns="reproducer")  # a results file written before reproducers existed
+    assert 'class="repro"' not in report.render_html(older)
+
+
+def test_numbers_are_shortened_without_losing_a_bit():
+    rng = np.random.default_rng(7)
+    for dtype, kind in (("float32", np.float32), ("float16", np.float16)):
+        values = rng.standard_normal(200).astype(kind) * kind(10.0) ** rng.integers(-6, 4, 200).astype(kind)
+        text = "[" + ", ".join(repr(float(v)) for v in values) + "]"
+        short = report._short(text, dtype)
+        back = np.array([float(t) for t in short[1:-1].split(", ")]).astype(kind)
+        assert (back == values).all() and len(short) < len(text)
+    assert report._short("label_smoothing=0.1 [65504.0]", "float16") == "label_smoothing=0.1 [65504.0]"
+
+
+def test_header_leaves_out_unsupported_rows_devices():
+    page = report.render_html(frame())
+    assert re.search(r'<td class="dev">cpu \(a CPU\)</td>', page) and "- (-)" not in page
+
+
+def test_incomplete_banner_and_baseline_changes_come_first():
+    df = frame()
+    df.attrs["incomplete"] = {"tasks_not_run": 7, "why": "signal 2"}
+    since = diff.compare(frame(), report.results_frame([row(verdict="inaccurate", detail="off")]))
+    page = report.render_html(df, since=since)
+    banner, counts, changes = (page.index(s) for s in ("<b>INCOMPLETE</b>: 7 tasks", 'id="counts"', 'id="since"'))
+    assert banner < counts < changes < page.index('<section id="unexpected">')
+    assert "1 regression" in page
 
 
 def test_results_round_trip_atomically(tmp_path):
@@ -112,6 +217,19 @@ def test_error_growth_plot_from_classes_features():
     growth = report.error_growth(df)
     assert set(growth["classes"]) == {32768, 131072, 262144}
     assert growth.set_index(["dtype", "classes"]).loc[("float32", 131072), "worst_ulp"] == 3.0
-    html = report.render_html(df)
-    assert html.count("<svg") == 2 and "torch.log_softmax" in html and "<polyline" in html
+    page = report.render_html(df)
+    svg = page[page.index('<div class="plot">'):page.index("</svg>")]
+    assert svg.count("<svg") == 1 and "<?xml" not in page and "<!DOCTYPE svg" not in page
+    assert "torch.log_softmax" in svg and "bfloat16" in svg and "float32" in svg  # text, not paths (fonttype none)
+    assert page == report.render_html(df.copy())  # a pure function: no date, no random ids
     assert "No results with several vocabulary sizes" in report.render_html(report.results_frame([row()]))
+
+
+def test_the_default_suite_report_stays_small():
+    """The stored baseline (a default-suite run of the three frameworks): the page without its
+    reproducers is well under 1 MB (the old one was 825 KB with far less in it)."""
+    df = report.read_results(ROOT / "baselines" / "default-cpu.parquet").assign(reproducer="")
+    page = report.render_html(df)
+    assert len(page.encode()) < 800_000
+    ids, links = ids_and_links(page)
+    assert len(ids) == len(set(ids)) and links <= set(ids)

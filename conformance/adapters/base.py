@@ -3,17 +3,21 @@
 An adapter is one module per framework (conformance/adapters/<framework>.py) defining
 `ADAPTER`, an `Adapter` with a declarative table `apis` of `Api` entries: which op an API
 computes, which case parameters it can express, and a one-line call of the documented
-API. Everything a case asks for that an entry does not declare is `unsupported`, with the
+API, written as Python source: the adapter runs that source, and a reproducer prints it. Everything a case asks for that an entry does not declare is `unsupported`, with the
 reason, decided here the same way for every framework. The registry of adapters is
 conformance/adapters/__init__.py.
 """
 from __future__ import annotations
 
+import inspect
+import re
+import sys
+import textwrap
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -31,7 +35,10 @@ VIEW_DTYPES = {"float64": np.dtype(np.float64), "float32": np.dtype(np.float32),
 class Api:
     name: str  # the documented name a user calls
     op: str  # an op of reference.ops.OPS
-    call: Callable[["Inputs"], Any]  # returns the framework's loss tensor
+    # the documented call, a Python expression over the fields of `Inputs` (x, target, weight,
+    # pos_weight, mask, ignore_index, label_smoothing, reduction, dtype) and the adapter
+    # module's names; it gives the framework's loss tensor
+    code: str
     targets: tuple[str, ...] = ()  # target kinds it accepts: "index", "probs"
     params: frozenset[str] = frozenset()  # weight, pos_weight, ignore_index, label_smoothing
     class_axis: str = "first"  # "first" (dim 1, or 0 unbatched) or "last"
@@ -63,6 +70,9 @@ class Device:
     name: str  # what decides the numbers: the CPU model and vector ISA, or the GPU model
 
 
+INPUT_NAMES = tuple(f.name for f in fields(Inputs))
+
+
 class Adapter(ABC):
     """One framework. Subclasses set `apis` and `domain_errors` and implement the methods."""
 
@@ -84,9 +94,43 @@ class Adapter(ABC):
         """{"loss": array or exception, "grad": array or exception}; an exception is the
         framework's own, raised by its API."""
 
+    # a reproducer's framework parts (conformance/repro.py): `repro_setup` imports the framework
+    # and defines tensor(bits, dtype, shape), integers(values, dtype, shape) and bits_of(tensor);
+    # `repro_run` computes `loss` and `grad` the way execute() does, with {call} standing for
+    # the API's code
+    repro_setup: str = ""
+    repro_run: str = ""
+
     def is_fatal(self, error: BaseException) -> bool:
         """True when the error leaves the process unusable (a CUDA device-side assert)."""
         return False
+
+    def _namespace(self) -> dict:
+        return vars(sys.modules[type(self).__module__])
+
+    def call(self, api: Api, inputs: "Inputs"):
+        """The API's loss on the inputs: its code, compiled once in the adapter module's namespace."""
+        compiled = self.__dict__.setdefault("_compiled", {})
+        if api.code not in compiled:
+            compiled[api.code] = eval(f"lambda {', '.join(INPUT_NAMES)}: {api.code}", self._namespace())
+        return compiled[api.code](**{name: getattr(inputs, name) for name in INPUT_NAMES})
+
+    def recipe(self, api: Api) -> dict:
+        """What a reproducer of this API needs, as text: the framework setup, the run, the call
+        and the adapter-module helpers and constants the call uses (found by name)."""
+        namespace, found, order = self._namespace(), {}, [api.code]
+        while order:
+            for name in re.findall(r"\b[A-Za-z_]\w*\b", order.pop()):
+                value = namespace.get(name)
+                if name in found or name in INPUT_NAMES or value is None:
+                    continue
+                if inspect.isfunction(value) and value.__module__ == type(self).__module__:
+                    found[name] = textwrap.dedent(inspect.getsource(value))
+                    order.append(found[name])
+                elif isinstance(value, (bool, int, float, str, dict, tuple)) and name.isupper():
+                    found[name] = f"{name} = {value!r}\n"
+        return {"setup": self.repro_setup, "run": self.repro_run, "call": api.code,
+                "helpers": "\n\n".join(found[n] for n in reversed(found))}
 
 
 @cache
@@ -175,6 +219,16 @@ def prepare(api: Api, case: GoldenCase, arrays: dict, dtype: str) -> Inputs:
 
 def _unbatched_for(api: Api, case: GoldenCase) -> bool:
     return len(case.entry["input_shape"]) == 1 and not api.unbatched
+
+
+def api_layout(api: Api, case: GoldenCase, output: str, value: np.ndarray) -> np.ndarray:
+    """The inverse of restore: an output in the layout the API returns it."""
+    has_class_axis = output == "grad" or OPS[case.op].loss_per_class
+    if _unbatched_for(api, case) and (has_class_axis or case.params["reduction"] == "none"):
+        value = value[None]
+    if api.class_axis == "last" and has_class_axis and value.ndim > 1:
+        value = np.moveaxis(value, 1, -1)
+    return np.asarray(value, order="C")
 
 
 def restore(api: Api, case: GoldenCase, output: str, value: np.ndarray) -> np.ndarray:

@@ -22,10 +22,11 @@ from packaging.version import Version  # noqa: E402
 from .base import Adapter, Api, Device, Inputs, cpu_model  # noqa: E402
 
 
-def _reduce(loss, c: Inputs):
-    if c.reduction == "mean":
-        return jnp.mean(loss, where=c.mask) if c.mask is not None else jnp.mean(loss)
-    if c.reduction == "sum":
+def reduce(loss, reduction: str, mask):
+    """optax's losses are per position: a reduction is jnp.mean (over the unmasked positions) or jnp.sum."""
+    if reduction == "mean":
+        return jnp.mean(loss, where=mask) if mask is not None else jnp.mean(loss)
+    if reduction == "sum":
         return jnp.sum(loss)
     return loss
 
@@ -36,31 +37,61 @@ OPTAX_WHERE = "where" in inspect.signature(optax.softmax_cross_entropy_with_inte
 WHERE_LABELS_SHAPE = Version(optax.__version__).release >= (0, 2, 6)
 
 
-def _integer_labels(c: Inputs):
-    if c.mask is None:
-        return _reduce(optax.softmax_cross_entropy_with_integer_labels(c.x, c.target), c)
-    where = c.mask if WHERE_LABELS_SHAPE else c.mask[..., None]
-    return _reduce(optax.softmax_cross_entropy_with_integer_labels(c.x, c.target, where=where), c)
-
-
-def _probabilities(c: Inputs):
-    labels = optax.smooth_labels(c.target, c.label_smoothing) if c.label_smoothing else c.target
-    return _reduce(optax.softmax_cross_entropy(c.x, labels), c)
+def where(mask) -> dict:
+    """ignore_index as optax's `where=(labels != ignore_index)`, in the shape the version takes."""
+    if mask is None:
+        return {}
+    return {"where": mask if WHERE_LABELS_SHAPE else mask[..., None]}
 
 
 APIS = (
-    Api("jax.nn.log_softmax", "log_softmax", lambda c: jax.nn.log_softmax(c.x, axis=-1), class_axis="last"),
-    # ignore_index as where=(labels != ignore_index)
-    Api("optax.softmax_cross_entropy_with_integer_labels", "cross_entropy", _integer_labels,
+    Api("jax.nn.log_softmax", "log_softmax", "jax.nn.log_softmax(x, axis=-1)", class_axis="last"),
+    Api("optax.softmax_cross_entropy_with_integer_labels", "cross_entropy",
+        "reduce(optax.softmax_cross_entropy_with_integer_labels(x, target, **where(mask)), reduction, mask)",
         targets=("index",), params=frozenset({"ignore_index"}), class_axis="last",
         absent=() if OPTAX_WHERE else (("ignore_index", f"optax {optax.__version__} has no `where` parameter "
                                                         "(added in 0.2.4): it cannot ignore a target value"),)),
     # label smoothing through optax.smooth_labels
-    Api("optax.softmax_cross_entropy", "cross_entropy", _probabilities,
+    Api("optax.softmax_cross_entropy", "cross_entropy",
+        "reduce(optax.softmax_cross_entropy(x, optax.smooth_labels(target, label_smoothing) if label_smoothing "
+        "else target), reduction, mask)",
         targets=("probs",), params=frozenset({"label_smoothing"}), class_axis="last"),
     Api("optax.sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits",
-        lambda c: _reduce(optax.sigmoid_binary_cross_entropy(c.x, c.target), c), targets=("binary",)),
+        "reduce(optax.sigmoid_binary_cross_entropy(x, target), reduction, mask)", targets=("binary",)),
 )
+
+REPRO_SETUP = """\
+import jax
+
+jax.config.update("jax_enable_x64", True)  # otherwise float64 inputs silently become float32
+import jax.numpy as jnp
+import optax
+
+PLACE = {d.platform + ":" + str(d.id): d for d in jax.devices("cpu")[:1] + jax.devices()}[DEVICE]
+
+
+def tensor(bits, dtype, shape):
+    unsigned = jnp.asarray(np.array(bits, dtype=UNSIGNED[dtype]).reshape(shape))
+    return jax.device_put(jax.lax.bitcast_convert_type(unsigned, getattr(jnp, dtype)), PLACE)
+
+
+def integers(values, dtype, shape):
+    return jax.device_put(np.array(values, dtype=dtype).reshape(shape), PLACE)
+
+
+def bits_of(t):
+    return np.asarray(jax.lax.bitcast_convert_type(t, {8: jnp.uint64, 4: jnp.uint32, 2: jnp.uint16}[t.dtype.itemsize]))
+"""
+
+# as execute() does: one jitted program gives the loss and the gradient of its sum
+REPRO_RUN = """\
+def total(x, target, weight, pos_weight, mask):
+    loss = {call}
+    return jnp.sum(loss), loss
+
+
+(_, loss), grad = jax.jit(jax.value_and_grad(total, has_aux=True))(x, target, weight, pos_weight, mask)
+"""
 
 
 def _all_devices() -> dict[str, object]:
@@ -74,6 +105,8 @@ class JaxAdapter(Adapter):
     apis = APIS
     domain_errors = ()  # a jitted program cannot raise on values: JAX has no domain errors
     distributions = ("jax", "jaxlib", "optax")
+    repro_setup = REPRO_SETUP
+    repro_run = REPRO_RUN
 
     def version(self) -> str:
         return f"{jax.__version__} (optax {optax.__version__})"
@@ -89,7 +122,7 @@ class JaxAdapter(Adapter):
         dev = _all_devices()[device]
         arrays = {name: None if getattr(c, name) is None else jax.device_put(getattr(c, name), dev)
                   for name in ("x", "target", "weight", "pos_weight", "mask")}
-        program = _program(api.name, c.ignore_index, c.label_smoothing, c.reduction, c.dtype)
+        program = _program(self, api, c.ignore_index, c.label_smoothing, c.reduction, c.dtype)
         try:
             loss, grad = program(**arrays)
             loss.block_until_ready()
@@ -99,14 +132,12 @@ class JaxAdapter(Adapter):
 
 
 @functools.lru_cache(maxsize=None)
-def _program(api_name: str, ignore_index: int, label_smoothing: float, reduction: str, dtype: str):
-    api = next(a for a in APIS if a.name == api_name)
-
+def _program(adapter: "JaxAdapter", api: Api, ignore_index: int, label_smoothing: float, reduction: str, dtype: str):
     def loss_and_grad(x, target, weight, pos_weight, mask):
         c = Inputs(x, target, weight, pos_weight, mask, ignore_index, label_smoothing, reduction, dtype)
 
         def total(xv):
-            loss = api.call(replace(c, x=xv))
+            loss = adapter.call(api, replace(c, x=xv))
             return jnp.sum(loss), loss
 
         (_, loss), grad = jax.value_and_grad(total, has_aux=True)(x)

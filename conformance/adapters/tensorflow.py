@@ -18,7 +18,8 @@ from .base import Adapter, Api, Device, Inputs, cpu_model  # noqa: E402
 KERAS_REDUCTION = {"none": None, "mean": "sum_over_batch_size", "sum": "sum"}
 
 
-def _reduce(loss, reduction: str):
+def reduce(loss, reduction: str):
+    """tf.nn's losses are per position: a reduction is tf.reduce_mean or tf.reduce_sum."""
     if reduction == "mean":
         return tf.reduce_mean(loss)
     if reduction == "sum":
@@ -26,65 +27,90 @@ def _reduce(loss, reduction: str):
     return loss
 
 
-def _keras(loss_class, c: Inputs, **kwargs):
-    """A Keras loss in the case's dtype (Keras' default would be float32) and reduction."""
-    return loss_class(reduction=KERAS_REDUCTION[c.reduction], dtype=c.dtype, **kwargs)
-
-
-def _keras_sparse(c: Inputs, from_logits: bool):
-    loss = _keras(keras.losses.SparseCategoricalCrossentropy, c, from_logits=from_logits, ignore_class=c.ignore_index)
-    return loss(c.target, c.x, sample_weight=c.weight)
-
-
-def _keras_categorical(c: Inputs, from_logits: bool):
-    loss = _keras(keras.losses.CategoricalCrossentropy, c, from_logits=from_logits, label_smoothing=c.label_smoothing)
-    return loss(c.target, c.x)
-
-
-def _keras_binary(c: Inputs, from_logits: bool):
-    loss = _keras(keras.losses.BinaryCrossentropy, c, from_logits=from_logits, label_smoothing=c.label_smoothing)
-    return loss(c.target, c.x)
-
-
-def _weighted_logits(c: Inputs):
-    pos_weight = c.pos_weight if c.pos_weight is not None else tf.constant(1.0, dtype=c.x.dtype)
-    return _reduce(tf.nn.weighted_cross_entropy_with_logits(labels=c.target, logits=c.x, pos_weight=pos_weight),
-                   c.reduction)
-
-
+# a Keras loss in the case's dtype (Keras' default would be float32) and reduction
+KERAS = "reduction=KERAS_REDUCTION[reduction], dtype=dtype"
 SPARSE = dict(targets=("index",), params=frozenset({"weight", "ignore_index"}), class_axis="last",
               unbatched=False, weight_as="sample_weight")  # class weights as sample_weight=w[y] (Keras' class_weight idiom)
 CATEGORICAL = dict(targets=("probs",), class_axis="last", unbatched=False)
 
+
+def _keras_sparse(from_logits: bool) -> str:
+    return (f"keras.losses.SparseCategoricalCrossentropy(from_logits={from_logits}, ignore_class=ignore_index, "
+            f"{KERAS})(target, x, sample_weight=weight)")
+
+
+def _keras_categorical(from_logits: bool) -> str:
+    return (f"keras.losses.CategoricalCrossentropy(from_logits={from_logits}, label_smoothing=label_smoothing, "
+            f"{KERAS})(target, x)")
+
+
+def _keras_binary(from_logits: bool) -> str:
+    return (f"keras.losses.BinaryCrossentropy(from_logits={from_logits}, label_smoothing=label_smoothing, "
+            f"{KERAS})(target, x)")
+
+
 APIS = (
     Api("tf.nn.sparse_softmax_cross_entropy_with_logits", "cross_entropy",
-        lambda c: _reduce(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=c.target, logits=c.x), c.reduction),
+        "reduce(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=x), reduction)",
         targets=("index",), class_axis="last"),
     Api("tf.nn.softmax_cross_entropy_with_logits", "cross_entropy",
-        lambda c: _reduce(tf.nn.softmax_cross_entropy_with_logits(labels=c.target, logits=c.x), c.reduction),
+        "reduce(tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=x), reduction)",
         targets=("probs",), class_axis="last"),
-    Api("tf.nn.log_softmax", "log_softmax", lambda c: tf.nn.log_softmax(c.x, axis=-1), class_axis="last"),
+    Api("tf.nn.log_softmax", "log_softmax", "tf.nn.log_softmax(x, axis=-1)", class_axis="last"),
     Api("tf.nn.sigmoid_cross_entropy_with_logits", "binary_cross_entropy_with_logits",
-        lambda c: _reduce(tf.nn.sigmoid_cross_entropy_with_logits(labels=c.target, logits=c.x), c.reduction),
-        targets=("binary",)),
-    Api("tf.nn.weighted_cross_entropy_with_logits", "binary_cross_entropy_with_logits", _weighted_logits,
+        "reduce(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=x), reduction)", targets=("binary",)),
+    Api("tf.nn.weighted_cross_entropy_with_logits", "binary_cross_entropy_with_logits",
+        "reduce(tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=x, pos_weight=tf.constant(1.0, "
+        "dtype=x.dtype) if pos_weight is None else pos_weight), reduction)",
         targets=("binary",), params=frozenset({"pos_weight"})),
-    Api("keras.losses.SparseCategoricalCrossentropy", "cross_entropy",
-        lambda c: _keras_sparse(c, from_logits=True), **SPARSE),
-    Api("keras.losses.CategoricalCrossentropy", "cross_entropy",
-        lambda c: _keras_categorical(c, from_logits=True), params=frozenset({"label_smoothing"}), **CATEGORICAL),
+    Api("keras.losses.SparseCategoricalCrossentropy", "cross_entropy", _keras_sparse(True), **SPARSE),
+    Api("keras.losses.CategoricalCrossentropy", "cross_entropy", _keras_categorical(True),
+        params=frozenset({"label_smoothing"}), **CATEGORICAL),
     Api("keras.losses.SparseCategoricalCrossentropy(from_logits=False)", "cross_entropy_from_probs",
-        lambda c: _keras_sparse(c, from_logits=False), **SPARSE),
+        _keras_sparse(False), **SPARSE),
     Api("keras.losses.CategoricalCrossentropy(from_logits=False)", "cross_entropy_from_probs",
-        lambda c: _keras_categorical(c, from_logits=False), **CATEGORICAL),
-    Api("keras.losses.BinaryCrossentropy(from_logits=False)", "binary_cross_entropy",
-        lambda c: _keras_binary(c, from_logits=False), targets=("binary",), params=frozenset({"label_smoothing"})),
-    Api("keras.losses.BinaryCrossentropy", "binary_cross_entropy_with_logits",
-        lambda c: _keras_binary(c, from_logits=True), targets=("binary",), params=frozenset({"label_smoothing"})),
+        _keras_categorical(False), **CATEGORICAL),
+    Api("keras.losses.BinaryCrossentropy(from_logits=False)", "binary_cross_entropy", _keras_binary(False),
+        targets=("binary",), params=frozenset({"label_smoothing"})),
+    Api("keras.losses.BinaryCrossentropy", "binary_cross_entropy_with_logits", _keras_binary(True),
+        targets=("binary",), params=frozenset({"label_smoothing"})),
     # BinaryCrossentropy(from_logits=True) averages over the last axis: Keras' documented equivalent
-    Api("keras.losses.BinaryCrossentropy (multi-label)", "multilabel_soft_margin_loss",
-        lambda c: _keras_binary(c, from_logits=True), targets=("binary",)),
+    Api("keras.losses.BinaryCrossentropy (multi-label)", "multilabel_soft_margin_loss", _keras_binary(True),
+        targets=("binary",)),
 )
+
+REPRO_SETUP = """\
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras
+import tensorflow as tf
+
+
+def tensor(bits, dtype, shape):
+    with tf.device(DEVICE):
+        return tf.bitcast(tf.constant(np.array(bits, dtype=UNSIGNED[dtype]).reshape(shape)), getattr(tf, dtype))
+
+
+def integers(values, dtype, shape):
+    with tf.device(DEVICE):
+        return tf.constant(np.array(values, dtype=dtype).reshape(shape))
+
+
+def bits_of(t):
+    return tf.bitcast(t, {8: tf.uint64, 4: tf.uint32, 2: tf.uint16}[t.dtype.size]).numpy()
+"""
+
+# as execute() does: the loss under a GradientTape, then the gradient of its sum
+REPRO_RUN = """\
+with tf.device(DEVICE):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = {call}
+        total = tf.reduce_sum(loss)
+    grad = tape.gradient(total, x)
+"""
 
 
 class TensorFlowAdapter(Adapter):
@@ -92,6 +118,8 @@ class TensorFlowAdapter(Adapter):
     # tf.errors.InvalidArgumentError: the kernels' checks; ValueError: Keras' argument checks
     domain_errors = ("InvalidArgumentError", "ValueError")
     distributions = ("tensorflow", "tensorflow-cpu", "keras")
+    repro_setup = REPRO_SETUP
+    repro_run = REPRO_RUN
 
     def version(self) -> str:
         return f"{tf.__version__} (keras {keras.__version__})"
@@ -111,7 +139,7 @@ class TensorFlowAdapter(Adapter):
             try:
                 with tf.GradientTape() as tape:
                     tape.watch(x)
-                    loss = api.call(call)
+                    loss = self.call(api, call)
                     total = tf.reduce_sum(loss)
             except Exception as e:  # the framework's own error is the observation
                 return {"loss": e, "grad": e}

@@ -15,50 +15,32 @@ INT_VIEW = {"float64": np.int64, "float32": np.int32, "float16": np.int16, "bflo
 INT_TORCH = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def _ce_kwargs(c: Inputs) -> dict:
-    return dict(weight=c.weight, ignore_index=c.ignore_index, reduction=c.reduction,
-                label_smoothing=c.label_smoothing)
+CE = "weight=weight, ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing"
+NLL = "weight=weight, ignore_index=ignore_index, reduction=reduction"
+WEIGHT = "weight=weight, reduction=reduction"
+LOGITS = "weight=weight, pos_weight=pos_weight, reduction=reduction"
 
 
-def _nll_kwargs(c: Inputs) -> dict:
-    return dict(weight=c.weight, ignore_index=c.ignore_index, reduction=c.reduction)
-
-
-def _weight_kwargs(c: Inputs) -> dict:
-    return dict(weight=c.weight, reduction=c.reduction)
-
-
-def _logits_kwargs(c: Inputs) -> dict:
-    return dict(weight=c.weight, pos_weight=c.pos_weight, reduction=c.reduction)
-
-
-def _class_dim(c: Inputs) -> int:
-    return 0 if c.x.ndim == 1 else 1
-
-
-def _both(functional, module, op: str, kwargs, **declared) -> tuple[Api, Api]:
+def _both(functional: str, module: str, op: str, kwargs: str, **declared) -> tuple[Api, Api]:
     """A loss's functional form and its module form: two documented APIs, one way to call."""
-    return (Api(f"torch.nn.functional.{functional.__name__}", op, lambda c: functional(c.x, c.target, **kwargs(c)),
-                **declared),
-            Api(f"torch.nn.{module.__name__}", op, lambda c: module(**kwargs(c))(c.x, c.target), **declared))
+    return (Api(f"torch.nn.functional.{functional}", op, f"F.{functional}(x, target, {kwargs})", **declared),
+            Api(f"torch.nn.{module}", op, f"torch.nn.{module}({kwargs})(x, target)", **declared))
 
 
 APIS = (
-    *_both(F.cross_entropy, torch.nn.CrossEntropyLoss, "cross_entropy", _ce_kwargs,
+    *_both("cross_entropy", "CrossEntropyLoss", "cross_entropy", CE,
            targets=("index", "probs"), params=frozenset({"weight", "ignore_index", "label_smoothing"})),
-    Api("torch.log_softmax", "log_softmax", lambda c: torch.log_softmax(c.x, dim=_class_dim(c))),
-    *_both(F.nll_loss, torch.nn.NLLLoss, "nll_loss", _nll_kwargs,
-           targets=("index",), params=frozenset({"weight", "ignore_index"})),
+    Api("torch.log_softmax", "log_softmax", "torch.log_softmax(x, dim=0 if x.ndim == 1 else 1)"),
+    *_both("nll_loss", "NLLLoss", "nll_loss", NLL, targets=("index",), params=frozenset({"weight", "ignore_index"})),
     # the idiom NLLLoss' docs give for probabilities
     Api("torch.nn.functional.nll_loss(torch.log(p))", "cross_entropy_from_probs",
-        lambda c: F.nll_loss(torch.log(c.x), c.target, **_nll_kwargs(c)),
-        targets=("index",), params=frozenset({"weight", "ignore_index"})),
-    *_both(F.binary_cross_entropy, torch.nn.BCELoss, "binary_cross_entropy", _weight_kwargs,
+        f"F.nll_loss(torch.log(x), target, {NLL})", targets=("index",), params=frozenset({"weight", "ignore_index"})),
+    *_both("binary_cross_entropy", "BCELoss", "binary_cross_entropy", WEIGHT,
            targets=("binary",), params=frozenset({"weight"})),
-    *_both(F.binary_cross_entropy_with_logits, torch.nn.BCEWithLogitsLoss, "binary_cross_entropy_with_logits",
-           _logits_kwargs, targets=("binary",), params=frozenset({"weight", "pos_weight"})),
-    *_both(F.multilabel_soft_margin_loss, torch.nn.MultiLabelSoftMarginLoss, "multilabel_soft_margin_loss",
-           _weight_kwargs, targets=("binary",), params=frozenset({"weight"})),
+    *_both("binary_cross_entropy_with_logits", "BCEWithLogitsLoss", "binary_cross_entropy_with_logits", LOGITS,
+           targets=("binary",), params=frozenset({"weight", "pos_weight"})),
+    *_both("multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss", "multilabel_soft_margin_loss", WEIGHT,
+           targets=("binary",), params=frozenset({"weight"})),
 )
 
 
@@ -77,6 +59,36 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     if name is None:
         return t.numpy()
     return t.contiguous().view(INT_TORCH[t.element_size()]).numpy().view(VIEW_DTYPES[name])
+
+
+REPRO_SETUP = """\
+import torch
+import torch.nn.functional as F
+
+SIGNED = {"float64": np.int64, "float32": np.int32, "float16": np.int16, "bfloat16": np.int16}
+
+
+def tensor(bits, dtype, shape):
+    signed = np.array(bits, dtype=UNSIGNED[dtype]).reshape(shape).view(SIGNED[dtype])
+    return torch.from_numpy(signed).view(getattr(torch, dtype)).to(DEVICE)
+
+
+def integers(values, dtype, shape):
+    return torch.from_numpy(np.array(values, dtype=dtype).reshape(shape)).to(DEVICE)
+
+
+def bits_of(t):
+    t = t.detach().cpu().contiguous()
+    signed = t.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[t.element_size()]).numpy()
+    return signed.view(signed.dtype.str.replace("i", "u"))
+"""
+
+# as execute() does: the loss, then the gradient of its sum
+REPRO_RUN = """\
+x.requires_grad_(True)
+loss = {call}
+(grad,) = torch.autograd.grad(loss.sum(), x)
+"""
 
 
 class TorchAdapter(Adapter):
@@ -100,7 +112,7 @@ class TorchAdapter(Adapter):
         call = replace(c, x=x, **{name: None if getattr(c, name) is None else _tensor(getattr(c, name), device)
                                   for name in ("target", "weight", "pos_weight")})
         try:  # on CUDA an error surfaces at the first synchronisation: the copy to the host
-            loss = api.call(call)
+            loss = self.call(api, call)
             out = {"loss": _numpy(loss)}
         except Exception as e:  # the framework's own error is the observation
             return {"loss": e, "grad": e}
@@ -110,6 +122,9 @@ class TorchAdapter(Adapter):
         except Exception as e:
             out["grad"] = e
         return out
+
+    repro_setup = REPRO_SETUP
+    repro_run = REPRO_RUN
 
     def is_fatal(self, error: BaseException) -> bool:
         """A CUDA device-side assert poisons the process's CUDA context (pytorch#18014)."""

@@ -1,0 +1,332 @@
+"""The conformance matrix as a pytest plugin (entry point `pytest11`: xent).
+
+One test per (framework or runtime, case), named `<framework>-<case id>`, so `-k` selects; one
+per (expectation, framework), failing with "expectation X no longer matches: the framework
+changed" when its scope ran and it explained nothing; one per framework against a stored
+baseline when `--xent-baseline` is given. A (framework, case) test fails on a divergence the
+expectations file does not explain and is an xfail naming the causes when every divergence is
+known.
+
+A selection runs only what it selects: the first test of a framework runs that framework's
+worker over the selected cases only, once, and every test of the framework reads its rows.
+Tests carry `xdist_group(<framework>)`, and under `-n` the plugin turns pytest-xdist's default
+`--dist load` into `--dist loadgroup`, so each framework runs in one xdist worker.
+
+It joins a plain `pytest` when `xent_suites` or `xent_cases` is set in the ini file (and no test
+paths are named on the command line), or whenever an `--xent-*` option is given.
+"""
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+OPTIONS = {  # option -> (ini name, help)
+    "--xent-cases": ("xent_cases", "case files (TOML) to run"),
+    "--xent-suite": ("xent_suites", "stored suites to run (default, large, peer); default: default, unless --xent-cases"),
+    "--xent-frameworks": ("xent_frameworks", "frameworks, comma-separated (default: all that are installed)"),
+    "--xent-dtypes": ("xent_dtypes", "dtypes, comma-separated (default: every dtype of each case)"),
+    "--xent-expectations": ("xent_expectations", "the expectations file (default: the package's)"),
+    "--xent-baseline": ("xent_baseline", "a results file or run folder the run must equal"),
+    "--xent-out": ("xent_out", "where results.parquet, report.html and repro/ go (default: under pytest's basetemp)"),
+}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("xent", "xent-conformance: the cross-entropy conformance matrix")
+    for option, (ini, text) in OPTIONS.items():
+        if option in ("--xent-cases", "--xent-suite"):
+            group.addoption(option, nargs="+", default=None, help=text)
+        else:
+            group.addoption(option, default=None, help=text)
+        parser.addini(ini, text, type="args" if ini in ("xent_cases", "xent_suites") else "string")
+
+
+def _setting(config, option: str):
+    """The command line's value, else the ini file's (with its paths relative to the ini file)."""
+    value = config.getoption(option.lstrip("-").replace("-", "_"))
+    if value is not None:
+        return value
+    ini_name = OPTIONS[option][0]
+    value = config.getini(ini_name)
+    if not value:
+        return None
+    base = Path(config.inipath).parent if config.inipath else Path.cwd()
+    if ini_name in ("xent_cases",):
+        return [str(base / v) for v in value]
+    if ini_name in ("xent_expectations", "xent_baseline", "xent_out"):
+        return str(base / value)
+    return value
+
+
+def _active(config) -> bool:
+    given = any(config.getoption(o.lstrip("-").replace("-", "_")) is not None for o in OPTIONS)
+    configured = bool(config.getini("xent_suites") or config.getini("xent_cases"))
+    return given or (configured and config.args_source != pytest.Config.ArgsSource.ARGS)
+
+
+@dataclass
+class Matrix:
+    """What the plugin knows for a session: the suites, and each framework's rows once it ran."""
+
+    suite_dirs: list[Path]
+    frameworks: list[str]
+    dtypes: set[str] | None
+    expectations: list
+    expectations_path: str
+    baseline: str | None
+    out: Path
+    cases: dict[str, list[str]]  # suite folder -> case ids
+    runs: dict = field(default_factory=dict)  # framework -> runner.FrameworkRun
+    selected: dict = field(default_factory=dict)  # framework -> case ids its tests selected
+    complete: dict = field(default_factory=dict)  # framework -> whether every case was selected
+
+    def run(self, framework: str):
+        """The framework's run over the selected cases (once per session and process)."""
+        if framework not in self.runs:
+            from . import report, repro, runner
+
+            out = self.out / framework
+            out.mkdir(parents=True, exist_ok=True)
+            (found,) = runner.run(self.suite_dirs, [framework], out_dir=out, expectations=self.expectations,
+                                  dtypes=self.dtypes, case_ids=self.selected.get(framework, set()))
+            self.runs[framework] = found
+            if found.rows:
+                df = report.results_frame(found.rows)
+                report.write_results(df, out / "results.parquet")
+                repro.write_files(df, out)
+                report.write_report(df, out / "report.html")
+        return self.runs[framework]
+
+    def rows(self, framework: str, case_id: str) -> list:
+        found = self.run(framework)
+        if found.skipped:
+            pytest.skip(f"{framework} did not start: {found.skipped}")
+        return [r for r in found.rows if r.case_id == case_id]
+
+
+KEY = pytest.StashKey[Matrix]()
+
+
+def _comma(value) -> list[str]:
+    return [v.strip() for v in str(value).split(",") if v.strip()] if value else []
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's tmp_path plugin has set up the basetemp
+def pytest_configure(config):
+    config.addinivalue_line("markers", "xent: a test of the xent-conformance matrix")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group in one worker")
+    if not _active(config):
+        return
+    if getattr(config.option, "dist", "no") == "load":  # xdist's default under -n; it schedules later
+        config.option.dist = "loadgroup"  # each framework in one worker: its tests share one run
+    from reference.casefile import load_case_files
+    from reference.golden import load_suite
+
+    from .adapters import FRAMEWORKS
+    from .expectations import DEFAULT_PATH, load_expectations
+    from .suites import SUITES, cache_dir
+
+    case_files = _setting(config, "--xent-cases") or []
+    suites = _setting(config, "--xent-suite") or ([] if case_files else ["default"])
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        raise pytest.UsageError(f"--xent-suite {unknown[0]}: choose from {', '.join(sorted(SUITES))}")
+    frameworks = _comma(_setting(config, "--xent-frameworks")) or list(FRAMEWORKS)
+    wrong = [f for f in frameworks if f not in FRAMEWORKS]
+    if wrong:
+        raise pytest.UsageError(f"--xent-frameworks {wrong[0]}: choose from {', '.join(FRAMEWORKS)}")
+    expectations_path = _setting(config, "--xent-expectations") or str(DEFAULT_PATH)
+    try:
+        expectations = load_expectations(expectations_path, FRAMEWORKS)
+        specs = load_case_files(case_files) if case_files else []
+    except ValueError as e:  # one clear error naming the file, the case or entry, and the field
+        raise pytest.UsageError(str(e)) from None
+    suite_dirs = [SUITES[s][1] for s in suites]
+    if specs:
+        suite_dirs.append(_user_golden(config, specs, case_files, cache_dir()))
+    out = _setting(config, "--xent-out")
+    if out is None:
+        worker = getattr(config, "workerinput", {}).get("workerid", "main")
+        out = Path(config._tmp_path_factory.getbasetemp()) / f"xent-{worker}"
+    try:
+        cases = {str(d): [c.id for c in load_suite(d)] for d in suite_dirs}
+    except Exception as e:  # a suite not generated yet: load_suite names the command
+        raise pytest.UsageError(str(e)) from None
+    config.stash[KEY] = Matrix(suite_dirs, frameworks, set(_comma(_setting(config, "--xent-dtypes"))) or None,
+                               expectations, expectations_path, _setting(config, "--xent-baseline"), Path(out), cases)
+
+
+def _user_golden(config, specs, case_files, cache: Path) -> Path:
+    """User cases' golden files, generated once per content into the user cache; under xdist the
+    controller generates them before any worker starts, and the workers find them there."""
+    from reference.golden import generate, load_suite
+
+    digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in sorted(case_files))).hexdigest()[:16]
+    golden = cache / "pytest" / digest / "user"
+    if not hasattr(config, "workerinput"):
+        try:
+            load_suite(golden)
+        except Exception:
+            generate(specs, golden, "user", force=True)
+    return golden
+
+
+class XentItem(pytest.Item):
+    def __init__(self, *, framework: str, case_id: str, suite: str, **kwargs):
+        super().__init__(**kwargs)
+        self.framework, self.case_id, self.suite = framework, case_id, suite
+
+    def runtest(self):
+        from .adapters import missing_module
+        from .matrix import check
+
+        missing = missing_module(self.framework)
+        if missing:
+            pytest.skip(f"{self.framework} is not installed (no module {missing!r})")
+        matrix = self.config.stash[KEY]
+        rows = matrix.rows(self.framework, self.case_id)
+        if not rows:
+            raise AssertionError(f"no results for {self.framework} on {self.case_id}")
+        failure = check([vars(r) for r in rows], matrix.out / self.framework)
+        if failure:
+            raise XentFailure(failure)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, XentFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"xent {self.framework} {self.case_id}"
+
+
+class XentFailure(AssertionError):
+    """A failure whose message is the whole report (no Python traceback)."""
+
+
+class ExpectationItem(pytest.Item):
+    def __init__(self, *, framework: str, entry, **kwargs):
+        super().__init__(**kwargs)
+        self.framework, self.entry = framework, entry
+
+    def runtest(self):
+        from .expectations import stale_message
+
+        matrix = self.config.stash[KEY]
+        if not matrix.complete.get(self.framework):
+            pytest.skip(f"judged only when every case runs for {self.framework} (a selection ran)")
+        found = matrix.run(self.framework)
+        if found.skipped:
+            pytest.skip(f"{self.framework} did not start: {found.skipped}")
+        if self.entry.id in found.stale:
+            raise XentFailure(stale_message([self.entry.id]) + f" ({self.framework} {found.version})")
+
+    def repr_failure(self, excinfo):
+        return str(excinfo.value) if isinstance(excinfo.value, XentFailure) else super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"xent expectation {self.entry.id} on {self.framework}"
+
+
+class BaselineItem(pytest.Item):
+    def __init__(self, *, framework: str, **kwargs):
+        super().__init__(**kwargs)
+        self.framework = framework
+
+    def runtest(self):
+        from . import diff, report
+
+        matrix = self.config.stash[KEY]
+        found = matrix.run(self.framework)
+        if found.skipped:
+            pytest.skip(f"{self.framework} did not start: {found.skipped}")
+        current = report.results_frame(found.rows)
+        baseline = report.read_results(diff.results_path(matrix.baseline))
+        # the baseline's rows of what this selection ran: the same framework, cases, dtypes, devices
+        baseline = baseline[(baseline["framework"] == self.framework)
+                            & baseline["case_id"].isin(set(current["case_id"]))
+                            & baseline["dtype"].isin(set(current["dtype"]))
+                            & baseline["device"].isin(set(baseline["device"]) & (set(current["device"]) | {"-"}))]
+        current = current[current["device"].isin(set(baseline["device"]) | {"-"})]
+        d = diff.compare(baseline, current, old_label=str(matrix.baseline), new_label="this run")
+        if not d.changes().empty:
+            raise XentFailure(diff.summary_text(d) + "\nread the diff, then accept it: xent run --out NEW && "
+                              "xent baseline update NEW")
+
+    def repr_failure(self, excinfo):
+        return str(excinfo.value) if isinstance(excinfo.value, XentFailure) else super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"xent {self.framework} against the baseline {self.config.stash[KEY].baseline}"
+
+
+class XentCollector(pytest.Collector):
+    def collect(self):
+        from .expectations import Expectation  # noqa: F401 (the entries' type)
+
+        matrix = self.config.stash[KEY]
+        for framework in matrix.frameworks:
+            group = pytest.mark.xdist_group(framework)
+            for suite, ids in matrix.cases.items():
+                for case_id in ids:
+                    item = XentItem.from_parent(self, name=f"{framework}-{case_id}", framework=framework,
+                                                case_id=case_id, suite=suite)
+                    item.add_marker(group)
+                    item.add_marker(pytest.mark.slow)
+                    item.add_marker(pytest.mark.xent)
+                    yield item
+            for entry in matrix.expectations:
+                if framework in entry.frameworks:
+                    item = ExpectationItem.from_parent(self, name=f"expectation-{entry.id}-{framework}",
+                                                       framework=framework, entry=entry)
+                    for marker in (group, pytest.mark.slow, pytest.mark.xent):
+                        item.add_marker(marker)
+                    yield item
+            if matrix.baseline:
+                item = BaselineItem.from_parent(self, name=f"baseline-{framework}", framework=framework)
+                for marker in (group, pytest.mark.slow, pytest.mark.xent):
+                    item.add_marker(marker)
+                yield item
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+    """Add the matrix's tests before -k and -m deselect (those run later in this hook)."""
+    if KEY not in config.stash:
+        return
+    from _pytest.runner import collect_one_node
+
+    report = collect_one_node(XentCollector.from_parent(session, name="xent", nodeid="xent"))
+    session.ihook.pytest_collectreport(report=report)  # so "collected N items" counts them
+    if report.failed:
+        raise pytest.UsageError(f"xent: collecting the matrix failed: {report.longreprtext}")
+    items.extend(report.result)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """What each framework's run covers: the cases of the tests left after deselection."""
+    if KEY not in session.config.stash:
+        return
+    matrix = session.config.stash[KEY]
+    total = sum(len(ids) for ids in matrix.cases.values())
+    for framework in matrix.frameworks:
+        chosen = {i.case_id for i in session.items if isinstance(i, XentItem) and i.framework == framework}
+        matrix.selected[framework] = chosen
+        matrix.complete[framework] = len(chosen) == total
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if KEY not in config.stash or not config.stash[KEY].runs:
+        return
+    matrix = config.stash[KEY]
+    for framework, found in matrix.runs.items():
+        if found.rows:
+            where = matrix.out / framework
+            terminalreporter.write_line(f"xent {framework}: report {where / 'report.html'}; "
+                                        f"reproducers {where / 'repro'}/ (rerun: {shlex.join(['xent', 'report', str(where)])})")

@@ -1,0 +1,88 @@
+"""Reproducers: written for every diverging task, they run as they are where their framework is
+installed and print the framework's answer, bit for bit what the run observed, beside the
+reference's."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conformance import repro, report, runner
+from conformance.adapters import FRAMEWORKS, missing_module
+from conformance.expectations import load_expectations
+from conformance.results import observed_from_columns
+from conformance.suites import SUITES
+from conformance.verdicts import CONFORMS, UNSUPPORTED
+
+# default-suite cases on which each framework diverges in several ways: NaN from inf - inf,
+# torch's ignored-row gradient, an out-of-range label optax accepts, Keras' probability clipping
+SAMPLE = {"ls-one-class", "ce-ignored-row-all-neg-inf", "cat-ce-out-of-range-neg1-none", "cat-cefp-below-one-soft",
+          "cat-bcel-pos-inf"}
+
+
+def _hex(bits: np.ndarray, dtype: str) -> list[str]:
+    return [float(v).hex() if np.isfinite(v) else repr(float(v)) for v in repro._as_float(bits, dtype).reshape(-1)]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro")
+    installed = [f for f in FRAMEWORKS if missing_module(f) is None]
+    runs = runner.run([SUITES["default"][1]], installed, out_dir=out, expectations=load_expectations(),
+                      case_ids=SAMPLE)
+    df = report.results_frame([row for r in runs for row in r.rows])
+    repro.write_files(df, out)
+    return out, df
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_sample_of_reproducers_runs_and_prints_what_the_run_observed(run, framework):
+    if missing_module(framework):
+        pytest.skip(f"{framework} is not installed")
+    out, df = run
+    diverging = df[(df["framework"] == framework) & ~df["verdict"].isin([CONFORMS, UNSUPPORTED])]
+    assert not diverging.empty and (diverging["reproducer"] != "").all()
+    tasks = diverging.drop_duplicates("reproducer")
+    # one task per case, at most three
+    for _, task in tasks.drop_duplicates("case_id").head(3).iterrows():
+        path = out / repro.file_name(task)
+        assert path.read_text() == task["reproducer"]
+        done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120, cwd=out)
+        assert done.returncode == 0, done.stderr[-2000:]
+        text = done.stdout
+        assert "this run:" in text and "recorded by the conformance run:" in text
+        rows = df[(df["framework"] == framework) & (df["reproducer"] == task["reproducer"])]
+        for _, row in rows.iterrows():
+            observed = observed_from_columns(row)
+            section = text.split(f"{row['output']}:\n", 1)[1]
+            if observed.status == "ok":  # the framework's values, bit for bit as the run saw them
+                for value in _hex(observed.bits, observed.dtype)[:24]:
+                    assert f"({value})" in section or value in section, (path, row["output"], value)
+            else:
+                assert "raised" in section
+            this_run = text.rsplit("this run:", 1)[1]
+            if row["verdict"] not in (CONFORMS, UNSUPPORTED, "inaccurate") and observed.status == "ok" \
+                    and row["expected_kind"] != "error":
+                assert f"{row['output']}: identical bits" not in this_run  # the divergence shows
+
+
+def test_a_reproducer_is_valid_python_whatever_its_texts_hold(tmp_path):
+    """Details and reasons end up in the docstring: quotes and backslashes must not break it."""
+    from reference.golden import load_suite
+
+    from conformance.adapters.base import Api
+    from conformance.results import ResultRow
+
+    case = next(c for c in load_suite(SUITES["default"][1]) if c.id == "ls-one-class")
+    recipe = {"setup": "def tensor(b, d, s): return None\ndef integers(v, d, s): return None\n"
+                       "def bits_of(t): return None\n", "run": "loss = {call}\ngrad = None\n", "call": "x",
+              "helpers": ""}
+    blank = {f: "" for f in ResultRow.__dataclass_fields__ if f not in ("max_ulp", "max_abs_err", "max_tol_ratio",
+                                                                        "median_ulp", "observed_bits")}
+    row = ResultRow(**{**blank, "output": "loss", "verdict": "variant", "detail": 'a """ quote \\ and a \\n',
+                       "known": "k", "known_reason": "reason with \"\"\" too", "framework": "f", "api": "a",
+                       "max_ulp": 0.0, "max_abs_err": 0.0, "max_tol_ratio": 0.0, "median_ulp": 0.0,
+                       "observed_bits": b""})
+    text = repro.script(recipe, Api("a", "log_softmax", "x"), case, case.arrays(), "float32", "cpu", [row])
+    compile(text, "repro.py", "exec")
