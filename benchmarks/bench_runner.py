@@ -1,8 +1,13 @@
 """The runner's cost: `xent run --frameworks torch` on the default suite against the same tasks
-run in one process with no runner (import torch, then prepare, execute and restore every task),
-measured side by side in one run. Prints both times and their ratio."""
+run in one process with no runner (import torch, decode each case's inputs as the worker does,
+then prepare, execute and restore every task), measured side by side: `--rounds` pairs, each
+pair back to back, so every ratio compares two runs under the same load. Prints each pair, the
+median ratio and the load average (the machine may be shared)."""
 from __future__ import annotations
 
+import argparse
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -16,11 +21,12 @@ import time
 start = time.perf_counter()
 from conformance.adapters import load
 from conformance.adapters.base import prepare, restore, unsupported_reason
+from conformance.worker import INPUTS
 from reference.golden import load_suite
 adapter = load("torch")
 tasks = 0
 for case in load_suite("cases/golden/default"):
-    arrays = case.arrays()
+    arrays = case.arrays_where(lambda name: name.startswith(INPUTS))
     for dtype in case.dtypes:
         for api in adapter.apis:
             if unsupported_reason(api, case):
@@ -33,18 +39,28 @@ print(tasks, time.perf_counter() - start)
 """
 
 
-def main() -> None:
+def timed(cmd) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", IN_PROCESS], cwd=ROOT, capture_output=True, text=True, check=True)
-    in_process = time.perf_counter() - start
-    tasks = done.stdout.split()[0]
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--frameworks", "torch", "--out", out],
-                       cwd=ROOT, capture_output=True, check=True)
-        runner = time.perf_counter() - start
-    print(f"torch, default suite, {tasks} supported tasks: in one process {in_process:.1f} s, "
-          f"xent run {runner:.1f} s: {runner / in_process:.2f}x")
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    ratios = []
+    for i in range(args.rounds):
+        in_process, stdout = timed([sys.executable, "-c", IN_PROCESS])
+        with tempfile.TemporaryDirectory() as out:
+            runner, _ = timed([sys.executable, "-m", "conformance.cli", "run", "--frameworks", "torch", "--out", out])
+        ratios.append(runner / in_process)
+        print(f"round {i + 1}: {stdout.split()[0]} supported torch tasks: in one process {in_process:.1f} s, "
+              f"xent run {runner:.1f} s: {runner / in_process:.2f}x", flush=True)
+    print(f"median ratio xent run / in one process: {statistics.median(ratios):.2f}x "
+          f"(target 1.5x); load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+          f"on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -190,25 +190,56 @@ def _parse(raw, path: Path, index: int, seen: set, frameworks) -> Expectation:
 @dataclass
 class Matcher:
     """Expectations indexed by framework, each kept only where it applies to the runtime's
-    versions; remembers which entries explained a row and which had rows in their scope."""
+    versions; remembers which entries explained a row and which had rows in their scope.
+    A row's scope is found through indexes, not by globbing every entry for every row: the
+    entries whose case fields cover a case, once per case, then the row's own fields, each
+    (value, globs) pair decided once."""
 
     by_framework: dict[str, list[Expectation]] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     in_scope: set[str] = field(default_factory=set)
+    _cases: dict = field(default_factory=dict, repr=False, compare=False)  # case key -> (entries, params)
+    _globs: dict = field(default_factory=dict, repr=False, compare=False)  # (value, globs) -> bool
 
     @classmethod
     def build(cls, expectations: list[Expectation], framework: str, versions: Mapping[str, str]) -> "Matcher":
         return cls({framework: [e for e in expectations if framework in e.frameworks and e.applies_to(versions)]})
 
+    def _glob(self, value, patterns) -> bool:
+        key = (str(value), patterns)
+        found = self._globs.get(key)
+        if found is None:
+            found = self._globs[key] = _any_glob(value, patterns)
+        return found
+
+    def _case(self, row) -> tuple[list[Expectation], Mapping]:
+        """The entries whose case fields cover the row's case, and its parameters parsed."""
+        framework, features, params = row["framework"], str(row["features"]), row["params"]
+        key = (framework, row["op"], row["case_id"], features,
+               params if isinstance(params, str) else json.dumps(params, sort_keys=True))
+        found = self._cases.get(key)
+        if found is None:
+            parsed = json.loads(params) if isinstance(params, str) else params
+            found = self._cases[key] = ([e for e in self.by_framework.get(framework, ()) if e.covers_case(
+                framework, row["op"], row["case_id"], features.split(","), parsed)], parsed)
+        return found
+
+    def scope(self, row) -> list[Expectation]:
+        """The entries whose scope holds the row (Expectation.covers), in the file's order."""
+        g = self._glob
+        return [e for e in self._case(row)[0] if g(row["api"], e.apis) and g(row["dtype"], e.dtypes)
+                and g(row["device"], e.devices) and g(row["device_name"], e.device_names) and g(row["output"], e.outputs)]
+
     def match(self, row) -> Expectation | None:
-        entries = self.by_framework.get(row["framework"], ())
-        if isinstance(row["params"], str):  # parsed once here, not by every entry
-            row = {**row, "params": json.loads(row["params"])}
-        found = next((e for e in entries if e.explains(row)), None)
+        scope = self.scope(row)
+        found = None
+        if scope:  # only an entry in scope can explain the row (explains: verdict, detail, variant, covers)
+            row = {**row, "params": self._case(row)[1]}  # parsed once per case, not by every entry
+            found = next((e for e in scope if e.explains(row)), None)
         if found:
             self.used.add(found.id)
         if row["verdict"] not in ("unsupported", "crashed"):
-            self.in_scope.update(e.id for e in entries if e.id not in self.in_scope and e.covers(row))
+            self.in_scope.update(e.id for e in scope)
         return found
 
     def stale(self) -> list[str]:

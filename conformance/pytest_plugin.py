@@ -9,8 +9,8 @@ known.
 
 A selection runs only what it selects: the first test of a framework runs that framework's
 worker over the selected cases only, once, and every test of the framework reads its rows.
-Tests carry `xdist_group(<framework>)`, and under `-n` the plugin turns pytest-xdist's default
-`--dist load` into `--dist loadgroup`, so each framework runs in one xdist worker.
+A framework's tests sit under `xent::<framework>`, and under `-n` the plugin turns pytest-xdist's
+default `--dist load` into `--dist loadscope`, so each framework runs in one xdist worker.
 
 It joins a plain `pytest` when `xent_suites` or `xent_cases` is set in the ini file (and no test
 paths are named on the command line), or whenever an `--xent-*` option is given.
@@ -122,8 +122,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group in one worker")
     if not _active(config):
         return
-    if getattr(config.option, "dist", "no") == "load":  # xdist's default under -n; it schedules later
-        config.option.dist = "loadgroup"  # each framework in one worker: its tests share one run
+    # each framework in one xdist worker, so its tests share one run: xdist's default `load` becomes
+    # `loadscope`, and a framework's tests share the scope xent::<framework> (pytest 9.2's
+    # structured node ids leave xdist 3.8's `loadgroup` suffixes out, so groups alone do not hold)
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadscope"
     from reference.casefile import load_case_files
     from reference.golden import load_suite
 
@@ -266,32 +269,37 @@ class BaselineItem(pytest.Item):
 
 
 class XentCollector(pytest.Collector):
-    def collect(self):
-        from .expectations import Expectation  # noqa: F401 (the entries' type)
+    """`xent`: one collector per framework beneath it."""
 
-        matrix = self.config.stash[KEY]
-        for framework in matrix.frameworks:
-            group = pytest.mark.xdist_group(framework)
-            for suite, ids in matrix.cases.items():
-                for case_id in ids:
-                    item = XentItem.from_parent(self, name=f"{framework}-{case_id}", framework=framework,
-                                                case_id=case_id, suite=suite)
-                    item.add_marker(group)
-                    item.add_marker(pytest.mark.slow)
-                    item.add_marker(pytest.mark.xent)
-                    yield item
-            for entry in matrix.expectations:
-                if framework in entry.frameworks:
-                    item = ExpectationItem.from_parent(self, name=f"expectation-{entry.id}-{framework}",
-                                                       framework=framework, entry=entry)
-                    for marker in (group, pytest.mark.slow, pytest.mark.xent):
-                        item.add_marker(marker)
-                    yield item
-            if matrix.baseline:
-                item = BaselineItem.from_parent(self, name=f"baseline-{framework}", framework=framework)
-                for marker in (group, pytest.mark.slow, pytest.mark.xent):
-                    item.add_marker(marker)
-                yield item
+    def collect(self):
+        for framework in self.config.stash[KEY].frameworks:
+            yield FrameworkCollector.from_parent(self, name=framework, framework=framework)
+
+
+class FrameworkCollector(pytest.Collector):
+    """`xent::<framework>`: its cases, then its expectations and its baseline. Under xdist the
+    plugin schedules by this scope (`--dist loadscope`), so a framework runs in one worker."""
+
+    def __init__(self, *, framework: str, **kwargs):
+        super().__init__(**kwargs)
+        self.framework = framework
+
+    def collect(self):
+        matrix, framework = self.config.stash[KEY], self.framework
+        marks = (pytest.mark.slow, pytest.mark.xent, pytest.mark.xdist_group(framework))
+        made = []
+        for suite, ids in matrix.cases.items():
+            made += [XentItem.from_parent(self, name=f"{framework}-{case_id}", framework=framework,
+                                          case_id=case_id, suite=suite) for case_id in ids]
+        made += [ExpectationItem.from_parent(self, name=f"expectation-{entry.id}-{framework}", framework=framework,
+                                             entry=entry) for entry in matrix.expectations
+                 if framework in entry.frameworks]
+        if matrix.baseline:
+            made.append(BaselineItem.from_parent(self, name=f"baseline-{framework}", framework=framework))
+        for item in made:
+            for mark in marks:
+                item.add_marker(mark)
+        return made
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -299,13 +307,8 @@ def pytest_collection_modifyitems(session, config, items):
     """Add the matrix's tests before -k and -m deselect (those run later in this hook)."""
     if KEY not in config.stash:
         return
-    from _pytest.runner import collect_one_node
-
-    report = collect_one_node(XentCollector.from_parent(session, name="xent", nodeid="xent"))
-    session.ihook.pytest_collectreport(report=report)  # so "collected N items" counts them
-    if report.failed:
-        raise pytest.UsageError(f"xent: collecting the matrix failed: {report.longreprtext}")
-    items.extend(report.result)
+    # genitems collects recursively and reports each collector, so "collected N items" counts them
+    items.extend(session.genitems(XentCollector.from_parent(session, name="xent", nodeid="xent")))
 
 
 @pytest.hookimpl(trylast=True)
@@ -330,3 +333,4 @@ def pytest_terminal_summary(terminalreporter, config):
             where = matrix.out / framework
             terminalreporter.write_line(f"xent {framework}: report {where / 'report.html'}; "
                                         f"reproducers {where / 'repro'}/ (rerun: {shlex.join(['xent', 'report', str(where)])})")
+

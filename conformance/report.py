@@ -196,19 +196,18 @@ def error_growth_svg(df: pd.DataFrame) -> str:
     growth = error_growth(df)
     if growth.empty:
         return ""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib  # the Figure API alone: no pyplot, no global backend switched
     import matplotlib.ticker
+    from matplotlib.figure import Figure
 
     dtypes = [d for d in DTYPE_ORDER if d in set(growth["dtype"])] + sorted(set(growth["dtype"]) - set(DTYPE_ORDER))
     apis = sorted(growth["api"].unique())
-    colors = plt.get_cmap("tab10").colors
+    colors = matplotlib.colormaps["tab10"].colors
     style = {"svg.fonttype": "none", "svg.hashsalt": "xent-report", "font.size": 9, "axes.titlesize": 10,
              "path.simplify": True}
-    with plt.rc_context(style):
-        fig, axes = plt.subplots(1, len(dtypes), figsize=(min(3.4 * len(dtypes), 12.5), 2.9), squeeze=False,
-                                 sharey=True)
+    with matplotlib.rc_context(style):
+        fig = Figure(figsize=(min(3.4 * len(dtypes), 12.5), 2.9))
+        axes = fig.subplots(1, len(dtypes), squeeze=False, sharey=True)
         for ax, dtype in zip(axes[0], dtypes):
             panel = growth[growth["dtype"] == dtype]
             for i, api in enumerate(apis):
@@ -237,7 +236,6 @@ def error_growth_svg(df: pd.DataFrame) -> str:
         fig.tight_layout(rect=(0, 0.06 * math.ceil(len(labels) / 3) + 0.02, 1, 1))
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-        plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg"):]  # no XML prolog nor DOCTYPE inside the page
 

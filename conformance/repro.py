@@ -131,6 +131,10 @@ print("this run:", "; ".join(f"{name}: {text}" for name, text in found.items()))
 '''
 
 
+def _fill(text: str) -> str:
+    return textwrap.fill(text, 96, break_long_words=False, break_on_hyphens=False)
+
+
 def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, device_id: str,
            rows: list) -> str:
     """The reproducer of one task (its loss and grad rows), or "" for a case too large to inline."""
@@ -140,8 +144,9 @@ def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, d
     first = rows[0]
     recorded = "; ".join(f"{r.output}: {r.verdict} ({r.detail})" for r in rows)
     known = sorted({(r.known, r.known_reason, r.evidence) for r in rows if r.known})
-    cause = "\n".join(f"Known cause `{k}`: {reason}\nEvidence: {evidence}" for k, reason, evidence in known) \
-        or "Not in the expectations file: an unexpected divergence."
+    cause = "\n".join(_fill(f"Known cause `{k}`: {reason}") + "\n" + _fill(f"Evidence: {evidence}")
+                      for k, reason, evidence in known) or "Not in the expectations file: an unexpected divergence."
+    recorded_text = _fill(f"Recorded with {first.framework} {first.framework_version}: {recorded}")
     if case.expect_error:
         expected = "None"
     else:
@@ -157,14 +162,14 @@ def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, d
     header = textwrap.dedent(f'''\
         """Reproducer (xent-conformance): case {case.id}, {first.api}, {dtype}, device {first.device}.
 
-        Recorded with {first.framework} {first.framework_version}: {recorded}
+        {{recorded}}
         {{cause}}
 
         Run it where {first.framework} is installed (python this_file.py): it rebuilds the case's
         inputs from their bit patterns, calls {first.api} as the conformance run did,
         and prints each output beside the correctly rounded reference.
         """
-        ''').replace("{cause}", cause)
+        ''').replace("{recorded}", recorded_text).replace("{cause}", cause)
     # the docstring must survive any text a detail or a reason holds
     header = '"""' + header[3:-4].replace("\\", "\\\\").replace('"""', "'''") + '"""\n'
     return "".join([

@@ -160,24 +160,27 @@ class Runtime:
 
 
 def rows_for(task: Task, arrays: dict, inputs: str, observed: dict[str, verdicts.Observed], rt: Runtime,
-             matcher: Matcher) -> list[ResultRow]:
-    """One row per output of a task: classified, matched against the expectations."""
+             matcher: Matcher, prepared: dict[str, verdicts.Prepared] | None = None) -> list[ResultRow]:
+    """One row per output of a task: classified, matched against the expectations. `prepared`:
+    verdicts.prepare of the task's case and dtype, when the caller keeps it for many tasks."""
     case = task.case
-    expected = None if case.expect_error else case.expected(arrays, task.dtype)
+    if prepared is None:
+        prepared = verdicts.prepare(case, arrays, task.dtype)
+    fixed = dict(  # the columns every output of the task shares
+        suite=task.suite, suite_hash=task.suite_hash, case_id=case.id, case_sha256=case.entry["sha256"], op=case.op,
+        features=",".join(case.entry["features"]), tags=",".join(case.entry["tags"]),
+        params=json.dumps(case.params, sort_keys=True), framework=rt.framework, framework_version=rt.version,
+        versions=json.dumps(rt.versions, sort_keys=True), runtime=rt.name, domain_errors=",".join(rt.domain_errors),
+        api=task.api, device=task.device_label, device_name=task.device_name, dtype=task.dtype, inputs=inputs)
     out = []
     for output in OUTPUTS:
-        per_sem = None if expected is None else {name: e[output] for name, e in expected.items()}
-        v = verdicts.classify(per_sem, case.expect_error, observed[output], task.dtype, rt.domain_errors)
+        v = verdicts.classify(None if prepared is None else prepared[output], case.expect_error, observed[output],
+                              task.dtype, rt.domain_errors)
         row = dict(
-            suite=task.suite, suite_hash=task.suite_hash, case_id=case.id, case_sha256=case.entry["sha256"], op=case.op, features=",".join(case.entry["features"]),
-            tags=",".join(case.entry["tags"]), params=json.dumps(case.params, sort_keys=True),
-            framework=rt.framework, framework_version=rt.version, versions=json.dumps(rt.versions, sort_keys=True),
-            runtime=rt.name, domain_errors=",".join(rt.domain_errors), api=task.api,
-            device=task.device_label, device_name=task.device_name, dtype=task.dtype, output=output,
-            verdict=v.verdict, detail=v.detail, variants=",".join(v.variants), expected_kind=v.expected_kind,
-            observed_kind=v.observed_kind, max_ulp=v.max_ulp, max_abs_err=v.max_abs_err,
+            fixed, output=output, verdict=v.verdict, detail=v.detail, variants=",".join(v.variants),
+            expected_kind=v.expected_kind, observed_kind=v.observed_kind, max_ulp=v.max_ulp, max_abs_err=v.max_abs_err,
             max_tol_ratio=v.max_tol_ratio, median_ulp=v.median_ulp, expected_values=v.expected_values,
-            observed_values=v.observed_values, inputs=inputs, **observed_columns(observed[output]))
+            observed_values=v.observed_values, **observed_columns(observed[output]))
         known = matcher.match(row)
         row.update(known=known.id if known else "", known_reason=known.reason if known else "",
                    evidence=" ".join(known.evidence) if known else "",

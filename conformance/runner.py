@@ -83,17 +83,24 @@ class Worker:
         self.message = ""
 
     def start(self) -> bool:
+        self.launch()
+        return self.ready()
+
+    def launch(self) -> None:
+        """Start the process; `ready` waits for its hello (meanwhile the runner prepares cases)."""
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(code_path(self.runtime)),
                                                                         os.environ.get("PYTHONPATH")])),
                    PYTHONUNBUFFERED="1")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen([self.runtime.python, "-m", "conformance.worker", self.framework],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
                                      preexec_fn=_die_with_parent, start_new_session=True)
         log.close()
         self.replies: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, args=(self.proc, self.replies), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.replies), daemon=True).start()
+
+    def ready(self) -> bool:
         try:
             first = self.receive(STARTUP_TIMEOUT)
         except WorkerGone as e:
@@ -102,10 +109,22 @@ class Worker:
         self.hello, self.message = first.get("hello"), first.get("message", "")
         return self.hello is not None
 
+    def starting(self) -> bool:
+        """Whether the hello has not come yet (nor the process's end)."""
+        return self.replies.empty()
+
     @staticmethod
-    def _read(proc, replies):
-        for line in proc.stdout:
-            replies.put(json.loads(line))
+    def _read(stream, replies):
+        """Replies as the worker writes them: a JSON line, then the bytes of each "ok" output."""
+        while line := stream.readline():
+            reply = json.loads(line)
+            for payload in (reply["outputs"][o] for o in OUTPUTS) if "outputs" in reply else ():
+                if payload["status"] == "ok":
+                    payload["data"] = stream.read(payload["nbytes"])
+                    if len(payload["data"]) < payload["nbytes"]:  # cut off: the worker died
+                        replies.put(None)
+                        return
+            replies.put(reply)
         replies.put(None)
 
     def receive(self, timeout: float) -> dict:
@@ -121,7 +140,7 @@ class Worker:
 
     def send(self, message: dict) -> None:
         try:
-            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the reader reports the exit
@@ -154,8 +173,7 @@ def _observed(payload: dict, fatal: bool) -> verdicts.Observed:
         return verdicts.Observed(verdicts.CRASHED, message=f"fatal, worker restarted: {payload['message']}")
     if status != "ok":
         return verdicts.Observed(status, message=payload.get("message", ""), error_type=payload.get("type", ""))
-    storage = FORMATS[payload["dtype"]].storage
-    bits = np.frombuffer(bytes.fromhex(payload["hex"]), dtype=storage).reshape(payload["shape"])
+    bits = np.frombuffer(payload["data"], dtype=FORMATS[payload["dtype"]].storage).reshape(payload["shape"])
     return verdicts.Observed("ok", payload["dtype"], bits)
 
 
@@ -163,26 +181,76 @@ def _all(status: str, message: str) -> dict[str, verdicts.Observed]:
     return {o: verdicts.Observed(status, message=message) for o in OUTPUTS}
 
 
-class ArrayCache:
-    """Decoded golden arrays shared by the framework threads of one run, which would otherwise
-    each decode every case (about 10 ms a case of the default suite); off for suites too large
-    to hold (the large suite)."""
+class CaseData:
+    """What the runner derives from one golden case, each once: its arrays (of the dtypes the
+    run takes) and, per dtype, its inputs as rows show them and its expected outputs Prepared
+    for the classifier (verdicts.prepare)."""
 
-    LIMIT_BYTES = 64 * 2**20  # of golden files on disk
+    def __init__(self, case: GoldenCase, dtypes: set[str] | None):
+        def keep(name: str) -> bool:  # "input.float32", "expected.float32.canonical.loss"; "target" has none
+            dtype = name.partition(".")[2].partition(".")[0]
+            return dtypes is None or not dtype or dtype in dtypes
 
-    def __init__(self, enabled: bool):
-        self.enabled, self.store, self.lock = enabled, {}, threading.Lock()
+        self.case, self.arrays = case, case.arrays_where(keep)
+        self.lock, self.by_dtype, self.taken = threading.Lock(), {}, 0
 
-    def get(self, case: GoldenCase) -> dict:
-        if not self.enabled:
-            return case.arrays()
-        key = (str(case.path), case.entry["sha256"])
+    def for_dtype(self, dtype: str) -> tuple[str, dict | None]:
+        """(describe_inputs, verdicts.prepare) of the case in one dtype."""
+        with self.lock:
+            found = self.by_dtype.get(dtype)
+            if found is None:
+                found = self.by_dtype[dtype] = (describe_inputs(self.case, self.arrays, dtype),
+                                                verdicts.prepare(self.case, self.arrays, dtype))
+        return found
+
+    def warm(self, dtypes) -> None:
+        """Everything classification derives from the case alone, ahead of its observations."""
+        for dtype in dtypes:
+            prepared = self.for_dtype(dtype)[1]
+            for output in (prepared or {}).values():
+                output.ref("canonical")
+
+
+class CaseCache:
+    """CaseData shared by the framework threads of a run, each case's held until every thread
+    has taken it (computed once, not once per framework), and filled ahead while the workers
+    start; off (each thread derives its current case alone) for suites too large to hold."""
+
+    LIMIT_BYTES = 64 * 2**20  # of golden files on disk (the default suite's 4.8 MB hold about 18 MB)
+
+    def __init__(self, enabled: bool, dtypes: set[str] | None = None, users: int = 1):
+        self.enabled, self.dtypes, self.users = enabled, dtypes, users
+        self.store: dict[tuple, CaseData] = {}
+        self.lock = threading.Lock()
+
+    def _get(self, case: GoldenCase, key: tuple) -> CaseData:
         with self.lock:
             found = self.store.get(key)
         if found is None:
-            found = case.arrays()
+            made = CaseData(case, self.dtypes)
             with self.lock:
-                self.store[key] = found
+                found = self.store.setdefault(key, made)
+        return found
+
+    def prefetch(self, case: GoldenCase) -> None:
+        if not self.enabled:
+            return
+        try:
+            self._get(case, (str(case.path), case.entry["sha256"])).warm(
+                [d for d in case.dtypes if self.dtypes is None or d in self.dtypes])
+        except Exception:  # the case's tasks meet the error again, and it becomes their rows
+            pass
+
+    def take(self, case: GoldenCase) -> CaseData:
+        """The case's data for one framework thread."""
+        if not self.enabled:
+            return CaseData(case, self.dtypes)
+        key = (str(case.path), case.entry["sha256"])
+        found = self._get(case, key)
+        with self.lock:
+            found.taken += 1
+            if found.taken >= self.users:
+                self.store.pop(key, None)
         return found
 
 
@@ -195,7 +263,7 @@ class Control:
     workers: set = field(default_factory=set)
     sink: object = None  # callable(list[ResultRow]) or None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    arrays: ArrayCache = field(default_factory=lambda: ArrayCache(False))
+    cases: CaseCache = field(default_factory=lambda: CaseCache(False))
 
     def request_stop(self) -> None:
         self.stop.set()
@@ -228,7 +296,12 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
 
 def _run_tasks(worker, framework, suites, result, *, timeout, expectations, progress, dtypes, runtime, devices,
                control, suite_hashes) -> None:
-    if not worker.start():
+    worker.launch()
+    for case in (c for _, cases in suites for c in cases) if control.cases.enabled else ():
+        if not worker.starting() or control.stop.is_set():  # never delays the first task
+            break
+        control.cases.prefetch(case)  # while the worker imports its framework
+    if not worker.ready():
         result.skipped = worker.message
         return
     hello = worker.hello
@@ -257,20 +330,20 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
     suite_dir = {Path(suite).name: suite for suite, _ in suites}
     if progress:
         progress(0, len(tasks))
-    loaded = {"key": None, "arrays": None, "inputs": {}}
+    loaded = {"key": None, "data": None}
 
     def record(task: Task, observed: dict) -> None:
         """Classify one task's observation (while the worker computes the next) and keep its rows."""
         case = task.case
         try:
-            if loaded["key"] != (task.suite, case.id):  # tasks come case by case: load each file once
-                loaded.update(key=(task.suite, case.id), arrays=control.arrays.get(case), inputs={})
-            if task.dtype not in loaded["inputs"]:
-                loaded["inputs"][task.dtype] = describe_inputs(case, loaded["arrays"], task.dtype)
-            rows = rows_for(task, loaded["arrays"], loaded["inputs"][task.dtype], observed, rt, matcher)
+            if loaded["key"] != (task.suite, case.id):  # tasks come case by case: take each case once
+                loaded.update(key=(task.suite, case.id), data=control.cases.take(case))
+            data = loaded["data"]
+            inputs, prepared = data.for_dtype(task.dtype)
+            rows = rows_for(task, data.arrays, inputs, observed, rt, matcher, prepared)
             if task.api in recipes and any(r.verdict not in (verdicts.CONFORMS, verdicts.UNSUPPORTED) for r in rows):
                 try:
-                    text = repro.script(recipes[task.api], layouts[task.api], case, loaded["arrays"], task.dtype,
+                    text = repro.script(recipes[task.api], layouts[task.api], case, data.arrays, task.dtype,
                                         task.device_id, rows)
                 except Exception as e:  # the measurement stands without its reproducer
                     text = f"# no reproducer: an error of the suite: {type(e).__name__}: {e}\n"
@@ -363,7 +436,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
     runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
     jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
     on_disk = sum(c.path.stat().st_size for _, cases in suites for c in cases)
-    control.arrays = ArrayCache(len(jobs) > 1 and on_disk < ArrayCache.LIMIT_BYTES)
+    control.cases = CaseCache(on_disk < CaseCache.LIMIT_BYTES, dtypes, users=len(jobs))
     results = {(rt.name, fw): FrameworkRun(fw, rt.name) for rt, fw in jobs}
     lock = threading.Lock()
 

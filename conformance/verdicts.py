@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.formats import FORMATS, to_float64
-from reference.golden import Expected
+from reference.golden import OUTPUTS, Expected, GoldenCase
 
 TOL_FACTOR = 4
 
@@ -175,6 +175,15 @@ class Prepared:
         if found is None:
             found = self.refs[name] = reference(self.expected[name], self.dtype)
         return found
+
+
+def prepare(case: GoldenCase, arrays: dict, dtype: str) -> dict[str, Prepared] | None:
+    """Each output's expected values in one dtype, under every semantics, Prepared (None for a
+    case that expects an error)."""
+    if case.expect_error:
+        return None
+    expected = case.expected(arrays, dtype)
+    return {o: Prepared({name: e[o] for name, e in expected.items()}, dtype) for o in OUTPUTS}
 
 
 def classify(expected: "dict[str, Expected] | Prepared | None", expect_error: str | None,

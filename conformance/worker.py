@@ -5,14 +5,18 @@ assert, a segfault) costs only the case in flight. Replies go to a private copy 
 original stdout; the process's own stdout is pointed at stderr, so nothing a framework
 prints can corrupt the protocol.
 
+Requests are JSON lines; a reply is a JSON line followed by the raw bytes of its arrays
+(no hex: the bits go as they are, in this machine's byte order, which is the runner's).
+
 Hello:   {"hello": {"framework", "version", "versions", "devices": [{"id", "label", "name"}],
           "apis": [{"name", "op", "code", "class_axis", "unbatched", "weight_as", "repro"}],
           "domain_errors": [...]}} or {"hello": null, "message"}
 Request: {"suite": DIR, "case": ID, "tasks": [{"dtype": D, "api": NAME, "device": DEVICE ID}, ...]}
-Replies: one line per task, in order: {"outputs": {"loss": {...}, "grad": {...}}, "fatal": bool};
+Replies: one per task, in order: {"outputs": {"loss": {...}, "grad": {...}}, "fatal": bool};
          after a fatal reply the worker exits. An output is
-         {"status": "ok", "dtype", "shape", "hex"} | {"status": "raised", "type", "message"} |
-         {"status": "unsupported", "message"}
+         {"status": "ok", "dtype", "shape", "nbytes"} | {"status": "raised", "type", "message"} |
+         {"status": "unsupported", "message"}; the line is followed by the `nbytes` bytes of
+         each "ok" output, in the order of OUTPUTS.
 """
 from __future__ import annotations
 
@@ -37,11 +41,19 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:400]}"
 
 
-def _encode(value) -> dict:
+def _encode(value) -> tuple[dict, bytes]:
+    """An output's header and the bytes that follow the reply's line."""
+    if isinstance(value, dict):  # already a status (unsupported, adapter error)
+        return value, b""
     if isinstance(value, BaseException):
-        return {"status": "raised", "type": type(value).__name__, "message": _describe(value)}
+        return {"status": "raised", "type": type(value).__name__, "message": _describe(value)}, b""
     dtype, bits = to_bits(value)
-    return {"status": "ok", "dtype": dtype, "shape": list(bits.shape), "hex": bits.tobytes().hex()}
+    data = bits.tobytes()
+    return {"status": "ok", "dtype": dtype, "shape": list(bits.shape), "nbytes": len(data)}, data
+
+
+# the members a worker decodes: the inputs an adapter's layout reads, not the expected outputs
+INPUTS = ("input.", "target", "weight.", "pos_weight.")
 
 
 def installed_versions(names) -> dict[str, str]:
@@ -71,19 +83,19 @@ def serve(framework: str, reply) -> None:
     reply({"hello": hello})
 
     suites: dict[str, dict] = {}
-    cached_key, cached_arrays = None, None
     for line in sys.stdin:
         req = json.loads(line)
         if req["suite"] not in suites:
             suites[req["suite"]] = {c.id: c for c in load_suite(req["suite"])}
         case = suites[req["suite"]][req["case"]]
-        if cached_key != (req["suite"], case.id):
-            cached_key, cached_arrays = (req["suite"], case.id), case.arrays()
+        dtypes = {t["dtype"] for t in req["tasks"]}  # one request holds every task of its case
+        arrays = case.arrays_where(lambda k: k.startswith(INPUTS) and (k == "target" or k.split(".")[1] in dtypes))
         for task in req["tasks"]:
-            out = _run_task(adapter, apis[task["api"]], case, cached_arrays, task)
+            out = _run_task(adapter, apis[task["api"]], case, arrays, task)
             fatal = any(isinstance(v, BaseException) and adapter.is_fatal(v) for v in out.values())
-            reply({"outputs": {o: out[o] if isinstance(out[o], dict) else _encode(out[o]) for o in OUTPUTS},
-                   "fatal": fatal})
+            encoded = {o: _encode(out[o]) for o in OUTPUTS}
+            reply({"outputs": {o: header for o, (header, _) in encoded.items()}, "fatal": fatal},
+                  [data for _, data in encoded.values()])
             if fatal:
                 return
 
@@ -102,12 +114,14 @@ def _run_task(adapter, api, case, arrays, task: dict) -> dict:
 
 
 def main() -> None:
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    protocol = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the framework prints goes to stderr
     sys.stdout = sys.stderr
 
-    def reply(message: dict) -> None:
-        protocol.write(json.dumps(message) + "\n")
+    def reply(message: dict, data: list[bytes] = ()) -> None:
+        protocol.write(json.dumps(message).encode() + b"\n")
+        for chunk in data:
+            protocol.write(chunk)
         protocol.flush()
 
     serve(sys.argv[1], reply)

@@ -17,6 +17,18 @@ Assumptions the bound rests on, each checked by tests/test_fast.py against arb:
 The bound adds the first-order terms and multiplies by SAFETY, which covers the second-order
 terms while every relative error is below 2**-30 (checked before the bound is used: rows
 outside it go to the slow path).
+
+Whole cases (the golden files: log_softmax_case, cross_entropy_case with class weights,
+ignore_index and every reduction, nll_loss_case) go through the double-word path of
+reference/fast_float64.py for every format: it decides the outputs, and the float64 values
+the exact path's condition scales are computed from (|lse|, softmax_j, each position's loss,
+all correctly rounded), so the scales come out of the same float64 operations in the same
+order as in reference/losses.py, and the golden files equal the exact path's bit for bit
+(tests/test_fast_cases.py). (The exact path takes those doubles as the midpoints of its arb
+enclosures of at least 128 bits rounded to nearest: the same doubles unless an exact value
+lies within the enclosure's radius, about 2**-120 relative, of a midpoint between doubles.) Reduced values (sum, mean) are sums of double-word terms with a
+bound, divided in arb; one the bound leaves undecided raises Undecided (the case then takes
+the exact path).
 """
 from __future__ import annotations
 
@@ -31,7 +43,7 @@ from . import extended as ex, fast_float64, rounding
 from .exact import SAFETY, TINY, U, cross_entropy_rows, enclosing_width, log_softmax_rows, slow_elements
 from .fast_float64 import DD, Output
 from .formats import FORMATS, FloatFormat, round_fraction, to_float64
-from .losses import FLOAT_MAX, rows_of, spread, unrows
+from .losses import FLOAT_MAX, rows_of, spread, unrows as _unrows
 
 EXP_LOG_ULPS = 4
 
@@ -177,8 +189,13 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction
     """Correctly rounded class-index cross-entropy (no weights, smoothing or ignored targets)
     and its gradient, for finite float64 rows (P, C). Returns (loss bits, grad bits, fallbacks):
     rows that fell back for 'none', or 1 when a reduced value needed the exact path."""
-    if fmt.name == "float64":
-        return fast_float64.cross_entropy(x, target, reduction)
+    if fmt.name == "float64":  # double-word (cross_entropy_case); -1 is never a target here
+        try:
+            outs, slow = cross_entropy_case(x, target, None, -1, reduction, fmt, conds=False)
+        except Undecided:
+            loss, grad = cross_entropy_rows(x, target, reduction, fmt)
+            return loss, grad, 1
+        return outs["canonical"].loss, outs["canonical"].grad, slow
     lp, lp_err, sm, sm_err, ok = log_softmax_bound(x, exact_sum=True)
     rows = np.arange(x.shape[0])
     loss, loss_err = -lp[rows, target], lp_err[rows, target]
@@ -296,6 +313,11 @@ class Evaluated:
     grad_cond: np.ndarray | None = None
 
 
+def unrows(flat: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """losses.unrows, contiguous (as the exact path's arrays)."""
+    return np.ascontiguousarray(_unrows(flat, x))
+
+
 def _mags(bits: np.ndarray) -> np.ndarray:
     """losses.mag of correctly rounded float64 values, from their bits."""
     return np.minimum(np.abs(bits.view(np.float64)), FLOAT_MAX)
@@ -304,7 +326,10 @@ def _mags(bits: np.ndarray) -> np.ndarray:
 def _ratio(q: Fraction) -> tuple[float, float, float]:
     """A rational as a double-word hi + lo with a bound on the rest (float() of a Fraction is
     correctly rounded: the rest is below u |lo| plus half a subnormal)."""
-    hi = float(q)
+    try:
+        hi = float(q)
+    except OverflowError:  # beyond every double: the values it scales are left undecided
+        return math.copysign(math.inf, q), 0.0, math.inf
     rest = q - Fraction(hi)
     lo = float(rest)
     left = abs(rest - Fraction(lo))
@@ -330,6 +355,8 @@ def _signed_sum(v: DD) -> DD:
 def _reduced(total: DD, divisor: Fraction, fmt: FloatFormat) -> np.ndarray:
     """total / divisor correctly rounded to fmt through an arb ball (one value per case), or
     Undecided."""
+    if not (np.isfinite(total.h[0]) and np.isfinite(total.l[0]) and np.isfinite(total.err[0])):
+        raise Undecided  # an overflow on the way (the exact path knows the value)
     saved = ctx.prec
     ctx.prec = WORK_BITS
     try:

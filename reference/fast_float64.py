@@ -1,31 +1,34 @@
-"""Double-word log_softmax, vectorised and proven: each output correctly rounded (float64
-included), for finite float64 rows (P, C) with C < 2**23.
+"""Double-word log_softmax arithmetic, vectorised and proven: the core of the fast path for
+every output that must be correctly rounded to float64 (and, for whole cases, to every
+format: reference/fast.py *_case), for finite float64 rows (P, C) with C < 2**23.
 
 A float64 bound cannot decide a float64 rounding, so this path works in double-word
 arithmetic (a value is an unevaluated sum h + l of two doubles, about 106 bits) with numpy,
 keeping beside every quantity a rigorous bound on its error:
 
 - each row's terms e_j = exp(x_j - top) by a double-word exp (`exp_dd`, relative error at most
-  RHO), the shift x_j - top exact as a TwoSum pair;
-- their sum T by pairwise double-word additions, each rounding bounded;
-- log T by one Newton step from numpy's log1p (`log_dd`), with the remainder bounded from
-  the step's own correction, so nothing is assumed of numpy's log1p;
-- quotients c / T (softmax, gradients) by a corrected division (`quotient`);
-- an output h + l with |error| <= err rounds to h (float64) when |l| + err is below half the
-  spacing of doubles at h (`round_dd`), and to a smaller format when both ends of the
-  interval round alike; everything else is undecided.
+  RHO = 2**-83), the shift x_j - top exact as a TwoSum pair;
+- their sum T by pairwise double-word additions, each rounding bounded (`row_sums`);
+- L = log T by one Newton step from numpy's log1p (`log_dd`), the remainder bounded from the
+  step's own correction, so nothing is assumed of numpy's log1p;
+- quotients c / T (softmax, gradients) by a corrected division (`quotient`), products
+  (`product`, `times_row`);
+- an output h + l with |error| <= err rounds to h when |l| + err is below half the spacing
+  of doubles at h (`round_dd`); everything else is undecided.
 
-Undecided elements (about one in 10**6 on random rows; more on crafted ones) go to
-reference.exact.slow_elements: the row's log-sum-exp again in arb from exact rationals,
-with Ziv's retry. Bounds are first-order sums of the rounding errors, each derived beside
-its code, multiplied by SAFETY (which covers the second-order terms while relative errors
-stay below 2**-30) plus TINY where an absolute term is needed.
+Undecided values (2 of 2 million elements on random rows; rows with huge spreads,
+subnormals or near-cancelling gradients leave more) go to reference.exact.slow_values: the
+row's log-sum-exp again in arb from exact rationals, with Ziv's retry, once per row for all
+its undecided values (`settle`). Bounds are first-order sums of the rounding errors, each
+derived beside its code, multiplied by SAFETY (which covers the second-order terms while
+relative errors stay below 2**-30), plus TINY where an absolute term is needed.
 
 Assumptions, each checked by tests/test_fast_float64.py: numpy's float64 ufuncs (+, -, *,
-/, rint, maximum, multiplication by powers of two) are IEEE binary64 operations rounding to
-nearest even, never fused (so TwoSum and Dekker's product are error-free); subnormal results
-are correctly rounded. Nothing is assumed of numpy's exp, log or log1p: their results only
-seed steps whose errors are bounded from the values computed.
+/, rint, maximum) are IEEE binary64 operations rounding to nearest even and never fused, so
+TwoSum, FastTwoSum and Dekker's product are error-free; a product with a power of two is
+exact, or correctly rounded below the normal range. Nothing is assumed of numpy's exp, log or
+log1p (exp is not used; log1p only seeds a step whose error is bounded from the values
+computed); ln 2 and the exp table come from arb.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ from .exact import SAFETY, TINY, U, slow_values
 from .formats import FORMATS
 
 FMT = FORMATS["float64"]
-HALF_TINY_BITS = 2.0 ** -1075  # not a double: compared through TINY / 2 below, see round_dd
+EXPONENT_BITS = np.uint64(0x7FF0000000000000)
 ROWS_ELEMENTS = 1 << 14  # elements per chunk of rows: keeps the temporaries in cache
 MAX_CLASSES = 1 << 23  # numpy sums of C non-negative bounds err by (C - 1) u < 2**-30
 
@@ -287,17 +290,19 @@ def product(a: DD, b: DD) -> DD:
 
 
 def times_row(a: DD, b: DD) -> DD:
-    """a * b for elementwise a and a per-row column b, both normalised (|l| <= u |h|, or a's
-    error covering the difference), with b's error taken relative to b (per row): ah bh =
-    p + pe exactly (two_prod); x1 = ah bl and x2 = al bh are at most u |p| (1 + 2u), pe at most
-    u |p|, so their roundings (x1, x2, their sum, pe plus it: u (|x1| + |x2| + |x1 + x2| +
-    |pe + x1 + x2|)) and the dropped al bl stay below 8 u**2 |p|; the inputs' errors a.err |b|
-    and |a b| b.err / |b|."""
+    """a * b for elementwise a and a per-row column b, both normalised (|l| <= u |h|), with
+    b's error taken relative to b (per row): ah bh = p + pe exactly (two_prod); the roundings
+    of x1 = ah bl, x2 = al bh, their sum and pe plus it, u (|x1| + |x2| + |x1 + x2| + |pe + x1 +
+    x2|), with |x1| <= |p| |bl / bh| (1 + u), and the dropped al bl <= u |x2|: at most
+    u (|pe| + 3.03 |x2|) + 3.03 u |p| |bl / bh|, all 0 when the product is exact; the inputs'
+    errors a.err |b| and |a b| b.err / |b|."""
     p, pe = two_prod(a.h, b.h)
-    h, l = fast_two_sum(p, pe + (a.h * b.l + a.l * b.h))
+    x2 = a.l * b.h
+    h, l = fast_two_sum(p, pe + (a.h * b.l + x2))
     with np.errstate(divide="ignore", invalid="ignore"):
-        b_rel = np.where(b.err == 0, 0.0, b.err / np.abs(b.h)) * (1 + 4 * U) + 8 * U * U
-    err = a.err * (np.abs(b.h) * (1 + 2 * U)) + np.abs(p) * b_rel
+        b_rel = np.where(b.err == 0, 0.0, b.err / np.abs(b.h)) * (1 + 4 * U) \
+            + np.where(b.l == 0, 0.0, (3.03 * U) * np.abs(b.l / b.h))
+    err = a.err * (np.abs(b.h) * (1 + 2 * U)) + np.abs(p) * b_rel + U * (np.abs(pe) + 3.03 * np.abs(x2))
     return DD(h, l, SAFETY * err + _product_slack(p, a.h, b.h))
 
 
@@ -312,8 +317,9 @@ def expm1_small(z: np.ndarray):
     low = (a_lo + q * 0.5) + tail
     h, l = two_sum(a_hi, low)
     z4 = (z * z) * (z * z)
+    # (TINY: the terms below the normal range round by at most half of it, absolutely)
     err = (5.11 * U) * np.abs(tail) + (4.02 * U) * (np.abs(a_lo) + np.abs(q * 0.5) + np.abs(tail)) \
-        + (z4 * z4) * (1.01 / 40320) + _product_slack(p, z, z)
+        + (z4 * z4) * (1.01 / 40320) + _product_slack(p, z, z) + np.where(z == 0, 0.0, 4 * TINY)
     return h, l, SAFETY * err
 
 
@@ -374,10 +380,13 @@ def round_dd(v: DD, known_zero=None, sign=None):
     h, l, err = v.h, v.l, v.err
     exact = (l == 0) & (err == 0)
     with np.errstate(invalid="ignore", over="ignore"):
-        # half the smaller spacing of doubles at a normal h is at least |h| 2**-54 (equal at
-        # powers of two); at a subnormal h the test fails (TINY > |h| 2**-54)
+        # half the smaller spacing of doubles at h: 2**(e - 53) for 2**e < |h| < 2**(e + 1),
+        # 2**(e - 54) at |h| = 2**e; 2**e is h's exponent field alone (0 for a subnormal h:
+        # never decided)
+        power = (h.view(np.uint64) & EXPONENT_BITS).view(np.float64)
+        half_gap = power * np.where(np.abs(h) == power, 2.0 ** -54, 2.0 ** -53)
         need = (np.abs(l) + err) * SAFETY + TINY
-        decided = (need < np.abs(h) * 2.0 ** -54) | exact
+        decided = (need < half_gap) | exact
     decided &= np.isfinite(h)  # (a NaN or infinite l or err fails the comparison)
     bits = h.view(np.uint64).copy()
     bits[exact & (h == 0)] = 0
@@ -443,10 +452,6 @@ def one_minus(p: DD) -> DD:
     low = t - p.l
     h, l = fast_two_sum(s, low)
     return DD(h, l, p.err + U * np.abs(low))
-
-
-def negate(v: DD) -> DD:
-    return DD(-v.h, -v.l, v.err)
 
 
 def chunks(n_rows: int, classes: int):

@@ -23,7 +23,7 @@ from fractions import Fraction
 
 from . import fast, rounding
 from .casefile import CaseSpec, resolve
-from .formats import FORMATS, NAN, NEG_INF, POS_INF, decode, to_float64
+from .formats import FORMATS, NAN, NEG_INF, POS_INF, FloatFormat, decode, to_float64
 from .losses import DomainError, Outputs
 from .op import ExactInputs
 from .ops import OPS
@@ -141,27 +141,43 @@ FAST_PATH_MIN_ELEMENTS = 16  # written cases this large take the fast path; smal
 FAST_OPS = {"log_softmax": "logits", "cross_entropy": "logits", "nll_loss": "log_probs"}
 
 
-def _written_doubles(values: np.ndarray) -> np.ndarray | None:
-    """Written values (Fractions) as float64 when every one is exactly a double (hex floats,
-    small dyadics: then one vectorised rounding per dtype gives resolve's bits), else None."""
-    out = np.empty(values.size)
-    for i, v in enumerate(values.reshape(-1).tolist()):
-        if not isinstance(v, Fraction) or v.denominator & (v.denominator - 1) or abs(v.numerator) >> 53 \
-                or v.denominator.bit_length() > 1075:
-            return None
-        out[i] = float(v)
-    return out.reshape(values.shape)
+def _written_bits(values: np.ndarray, fmt) -> np.ndarray:
+    """resolve's bits of written values (Fractions, specials, edge names), vectorised: every
+    Fraction's float64 value v = float(q) is its correct rounding, and rounding v again to fmt
+    gives q's correct rounding unless v lies exactly halfway between two fmt values while q
+    does not (double rounding); those few, and the values that are not Fractions, go through
+    resolve one by one."""
+    flat = values.reshape(-1).tolist()
+    try:
+        v = np.array(flat, dtype=np.float64)  # float(Fraction): one correct rounding
+        redo = np.zeros(v.size, dtype=bool)
+    except (TypeError, ValueError, OverflowError):  # specials, edge names, beyond float64
+        redo = np.array([not isinstance(q, Fraction) or abs(q) > 2 ** 1024 for q in flat])
+        v = np.array([0.0 if r else float(q) for q, r in zip(flat, redo)])
+    bits = fast.round_to_format(v, fmt)
+    if fmt.name != "float64":  # halfway between two fmt values: one more bit than fmt holds
+        finer = FloatFormat("halfway", fmt.precision + 1, fmt.emax, 64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            halfway = (fast._general_round(v, finer) == v) & (to_float64(bits, fmt) != v) & np.isfinite(v)
+        redo |= halfway
+    for i in np.flatnonzero(redo):
+        bits[i] = resolve(flat[i], fmt)
+    return bits.reshape(values.shape)
 
 
-def _dtype_bits(values: np.ndarray, fmt, doubles: np.ndarray | None) -> np.ndarray:
-    return fast.round_to_format(doubles, fmt) if doubles is not None else _bits(values, fmt)
+_fast_inputs_of: tuple = (None, None)  # (spec, its inputs): the gate's work, reused by the build
 
 
 def _fast_inputs(spec: CaseSpec) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """Per dtype, the input's and the class weights' bits (the golden arrays)."""
-    doubles = spec.input if spec.input.dtype == np.float64 else _written_doubles(spec.input)
-    return {d: (_dtype_bits(spec.input, FORMATS[d], doubles),
-                None if spec.weight is None else _bits(spec.weight, FORMATS[d])) for d in spec.dtypes}
+    global _fast_inputs_of
+    if _fast_inputs_of[0] is spec:
+        return _fast_inputs_of[1]
+    stored = spec.input.dtype == np.float64
+    inputs = {d: (fast.round_to_format(spec.input, FORMATS[d]) if stored else _written_bits(spec.input, FORMATS[d]),
+                  None if spec.weight is None else _bits(spec.weight, FORMATS[d])) for d in spec.dtypes}
+    _fast_inputs_of = (spec, inputs)
+    return inputs
 
 
 def _fast_path_applies(spec: CaseSpec) -> bool:
@@ -199,7 +215,8 @@ def _fast_path_applies(spec: CaseSpec) -> bool:
             return False
         if op.has_targets and spec.reduction == "mean":
             w = np.ones(classes) if weight_bits is None else to_float64(weight_bits, fmt)
-            if sum(Fraction(float(v)) for v in w[t[counted]]) == 0:
+            counts = np.bincount(t[counted], minlength=classes)
+            if sum(Fraction(float(w[c])) * int(n) for c, n in enumerate(counts) if n) == 0:
                 return False  # an empty mean, or weights summing to 0
     return True
 
@@ -448,6 +465,37 @@ class GoldenCase:
     def arrays(self) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(self._checked_bytes()), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
+
+    def arrays_where(self, keep=None) -> dict[str, np.ndarray]:
+        """The arrays whose names `keep` accepts (every one when None), equal to `arrays()`'s:
+        a worker needs the inputs only, a runner the dtypes it runs. About ten times faster
+        than np.load: the checksum already vouches for the bytes, so each member is inflated
+        straight from its offset and the header npz_bytes writes is read by a pattern (any
+        other goes through np.lib.format)."""
+        import re
+        import zlib
+
+        data = self._checked_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = [(i, i.filename.removesuffix(".npy")) for i in zf.infolist()]
+        out = {}
+        for info, name in members:
+            if keep is not None and not keep(name):
+                continue
+            at = info.header_offset  # the local header: 30 bytes, then the name and extra field
+            start = at + 30 + int.from_bytes(data[at + 26:at + 28], "little") + int.from_bytes(data[at + 28:at + 30], "little")
+            raw = data[start:start + info.compress_size]
+            raw = zlib.decompress(raw, -15) if info.compress_type == zipfile.ZIP_DEFLATED else raw
+            size = int.from_bytes(raw[8:10], "little")
+            found = re.fullmatch(r"\{'descr': '([<|][a-z]\d+)', 'fortran_order': False, 'shape': \(((?:\d+, ?)*\d*)\), \} *\n",
+                                 raw[10:10 + size].decode("latin1")) if raw[:8] == b"\x93NUMPY\x01\x00" else None
+            if found is None or info.compress_type not in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
+                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                    out[name] = np.lib.format.read_array(io.BytesIO(zf.read(info)), allow_pickle=False)
+                continue
+            shape = tuple(int(d) for d in found.group(2).split(",") if d.strip())
+            out[name] = np.frombuffer(bytearray(raw[10 + size:]), dtype=found.group(1)).reshape(shape)
+        return out
 
     def expected(self, arrays: dict, dtype: str) -> dict[str, dict[str, Expected]]:
         """{semantics name: {output: Expected}}, canonical first."""

@@ -14,7 +14,7 @@ def quick_start_blocks():
 def test_quick_start_has_exactly_the_two_commands():
     run, test = quick_start_blocks()
     assert "\n" not in run and "\n" not in test
-    assert run.endswith("xent run") and test.endswith("pytest")
+    assert run.endswith("xent run") and test.endswith("pytest -n auto")
     assert "-c constraints.txt" in run and "[all]" in run and "[all,test]" in test
 
 

@@ -60,8 +60,9 @@ def test_options_make_one_test_per_framework_and_case(pytester):
     result = pytester.runpytest_subprocess(*_project(pytester), "--collect-only", "-q")
     ids = [line for line in result.outlines if "::" in line]
     for framework in FRAMEWORKS:
-        assert f"xent::{framework}-mine-ordinary" in ids and f"xent::{framework}-mine-ignored-neg-inf-row" in ids
-    assert "xent::expectation-never-happens-torch" in ids
+        assert f"xent::{framework}::{framework}-mine-ordinary" in ids
+        assert f"xent::{framework}::{framework}-mine-ignored-neg-inf-row" in ids
+    assert "xent::torch::expectation-never-happens-torch" in ids
 
 
 def test_a_bad_option_is_one_clear_error(pytester):
@@ -113,11 +114,11 @@ def test_an_unexpected_divergence_shows_inputs_values_and_a_reproducer(pytester)
 @pytest.mark.skipif(any(missing_module(f) for f in ("torch", "jax")), reason="needs torch and jax")
 def test_xdist_runs_each_framework_once_in_its_own_worker(pytester):
     pytest.importorskip("xdist")
-    result = pytester.runpytest_subprocess(*_project(pytester), "--xent-frameworks", "torch,jax", "-n", "2")
+    result = pytester.runpytest_subprocess(*_project(pytester), "--xent-frameworks", "torch,jax", "-n", "2", "-v")
     result.assert_outcomes(passed=4, xfailed=1, failed=1)  # jax conforms on both; torch as above
-    for framework in ("torch", "jax"):
-        workers = list((pytester.path / "out").glob(f"{framework}/results.parquet"))
-        assert len(workers) == 1
+    for framework in ("torch", "jax"):  # all of a framework's tests ran in one xdist worker
+        workers = set(re.findall(rf"\[(gw\d+)\] \[ *\d+%\] \w+ xent::{framework}::", result.stdout.str()))
+        assert len(workers) == 1, workers
 
 
 def test_the_entry_point_is_declared():
