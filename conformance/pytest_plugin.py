@@ -76,11 +76,11 @@ class Matrix:
     frameworks: list[str]
     dtypes: set[str] | None
     expectations: list
-    expectations_path: str
     baseline: str | None
     out: Path
     cases: dict[str, list[str]]  # suite folder -> case ids
     runs: dict = field(default_factory=dict)  # framework -> runner.FrameworkRun
+    by_case: dict = field(default_factory=dict)  # (framework, suite name, case id) -> its rows
     selected: dict = field(default_factory=dict)  # framework -> case ids its tests selected
     complete: dict = field(default_factory=dict)  # framework -> whether every case was selected
 
@@ -94,6 +94,8 @@ class Matrix:
             (found,) = runner.run(self.suite_dirs, [framework], out_dir=out, expectations=self.expectations,
                                   dtypes=self.dtypes, case_ids=self.selected.get(framework, set()))
             self.runs[framework] = found
+            for row in found.rows:
+                self.by_case.setdefault((framework, row.suite, row.case_id), []).append(row)
             if found.rows:
                 df = report.results_frame(found.rows)
                 report.write_results(df, out / "results.parquet")
@@ -101,11 +103,11 @@ class Matrix:
                 report.write_report(df, out / "report.html")
         return self.runs[framework]
 
-    def rows(self, framework: str, case_id: str) -> list:
+    def rows(self, framework: str, suite: str, case_id: str) -> list:
         found = self.run(framework)
         if found.skipped:
             pytest.skip(f"{framework} did not start: {found.skipped}")
-        return [r for r in found.rows if r.case_id == case_id]
+        return self.by_case.get((framework, Path(suite).name, case_id), [])
 
 
 KEY = pytest.StashKey[Matrix]()
@@ -161,7 +163,7 @@ def pytest_configure(config):
     except Exception as e:  # a suite not generated yet: load_suite names the command
         raise pytest.UsageError(str(e)) from None
     config.stash[KEY] = Matrix(suite_dirs, frameworks, set(_comma(_setting(config, "--xent-dtypes"))) or None,
-                               expectations, expectations_path, _setting(config, "--xent-baseline"), Path(out), cases)
+                               expectations, _setting(config, "--xent-baseline"), Path(out), cases)
 
 
 def _user_golden(config, specs, case_files, cache: Path) -> Path:
@@ -179,7 +181,16 @@ def _user_golden(config, specs, case_files, cache: Path) -> Path:
     return golden
 
 
-class XentItem(pytest.Item):
+class XentFailure(AssertionError):
+    """A failure whose message is the whole report (no Python traceback)."""
+
+
+class _Item(pytest.Item):
+    def repr_failure(self, excinfo):
+        return str(excinfo.value) if isinstance(excinfo.value, XentFailure) else super().repr_failure(excinfo)
+
+
+class XentItem(_Item):
     def __init__(self, *, framework: str, case_id: str, suite: str, **kwargs):
         super().__init__(**kwargs)
         self.framework, self.case_id, self.suite = framework, case_id, suite
@@ -192,27 +203,18 @@ class XentItem(pytest.Item):
         if missing:
             pytest.skip(f"{self.framework} is not installed (no module {missing!r})")
         matrix = self.config.stash[KEY]
-        rows = matrix.rows(self.framework, self.case_id)
+        rows = matrix.rows(self.framework, self.suite, self.case_id)
         if not rows:
             raise AssertionError(f"no results for {self.framework} on {self.case_id}")
         failure = check([vars(r) for r in rows], matrix.out / self.framework)
         if failure:
             raise XentFailure(failure)
 
-    def repr_failure(self, excinfo):
-        if isinstance(excinfo.value, XentFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
-
     def reportinfo(self):
         return self.path, None, f"xent {self.framework} {self.case_id}"
 
 
-class XentFailure(AssertionError):
-    """A failure whose message is the whole report (no Python traceback)."""
-
-
-class ExpectationItem(pytest.Item):
+class ExpectationItem(_Item):
     def __init__(self, *, framework: str, entry, **kwargs):
         super().__init__(**kwargs)
         self.framework, self.entry = framework, entry
@@ -229,14 +231,11 @@ class ExpectationItem(pytest.Item):
         if self.entry.id in found.stale:
             raise XentFailure(stale_message([self.entry.id]) + f" ({self.framework} {found.version})")
 
-    def repr_failure(self, excinfo):
-        return str(excinfo.value) if isinstance(excinfo.value, XentFailure) else super().repr_failure(excinfo)
-
     def reportinfo(self):
         return self.path, None, f"xent expectation {self.entry.id} on {self.framework}"
 
 
-class BaselineItem(pytest.Item):
+class BaselineItem(_Item):
     def __init__(self, *, framework: str, **kwargs):
         super().__init__(**kwargs)
         self.framework = framework
@@ -261,9 +260,6 @@ class BaselineItem(pytest.Item):
             raise XentFailure(diff.summary_text(d) + "\nread the diff, then accept it: xent run --out NEW && "
                               "xent baseline update NEW")
 
-    def repr_failure(self, excinfo):
-        return str(excinfo.value) if isinstance(excinfo.value, XentFailure) else super().repr_failure(excinfo)
-
     def reportinfo(self):
         return self.path, None, f"xent {self.framework} against the baseline {self.config.stash[KEY].baseline}"
 
@@ -287,10 +283,14 @@ class FrameworkCollector(pytest.Collector):
     def collect(self):
         matrix, framework = self.config.stash[KEY], self.framework
         marks = (pytest.mark.slow, pytest.mark.xent, pytest.mark.xdist_group(framework))
-        made = []
-        for suite, ids in matrix.cases.items():
-            made += [XentItem.from_parent(self, name=f"{framework}-{case_id}", framework=framework,
-                                          case_id=case_id, suite=suite) for case_id in ids]
+        made, seen = [], {}
+        for ids in matrix.cases.values():
+            for case_id in ids:
+                seen[case_id] = seen.get(case_id, 0) + 1
+        for suite, ids in matrix.cases.items():  # an id in two suites is told apart by its suite
+            made += [XentItem.from_parent(self, name=f"{framework}-{case_id}" if seen[case_id] == 1
+                                          else f"{framework}-{Path(suite).name}-{case_id}",
+                                          framework=framework, case_id=case_id, suite=suite) for case_id in ids]
         made += [ExpectationItem.from_parent(self, name=f"expectation-{entry.id}-{framework}", framework=framework,
                                              entry=entry) for entry in matrix.expectations
                  if framework in entry.frameworks]
