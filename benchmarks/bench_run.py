@@ -1,8 +1,12 @@
 """A whole `xent run` of the default suite (all three frameworks) against the time this machine
-takes to import torch, tensorflow, keras, jax and optax in one process, side by side in one run;
-twice, the second with JAX's persistent compilation cache warm. Prints times and ratios."""
+takes to import torch, tensorflow, keras, jax and optax in one process, side by side in one run:
+each round imports, runs with a cold JAX compilation cache, runs again with it warm, and imports
+again (the ratios take the mean of the two imports, so load that comes or goes during a round
+shows as a gap between them). Prints times, ratios and the load average: the machine may be
+shared."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -20,14 +24,25 @@ def timed(cmd, env=None) -> float:
 
 
 def main() -> None:
-    imports = timed([sys.executable, "-c", "import torch, tensorflow, keras, jax, optax"])
-    with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, XENT_JAX_CACHE=str(Path(tmp) / "jax-cache"))
-        first = timed([sys.executable, "-m", "conformance.cli", "run", "--out", str(Path(tmp) / "a")], env)
-        second = timed([sys.executable, "-m", "conformance.cli", "run", "--out", str(Path(tmp) / "b")], env)
-    print(f"imports of torch, tensorflow, keras, jax, optax: {imports:.1f} s")
-    print(f"xent run, first (cold JAX cache): {first:.1f} s = {first / imports:.1f}x the imports")
-    print(f"xent run, second (warm JAX cache): {second:.1f} s = {second / imports:.1f}x the imports")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    imports_cmd = [sys.executable, "-c", "import torch, tensorflow, keras, jax, optax"]
+    for i in range(args.rounds):
+        load = os.getloadavg()[0]
+        before = timed(imports_cmd)
+        with tempfile.TemporaryDirectory() as tmp:
+            env = dict(os.environ, XENT_JAX_CACHE=str(Path(tmp) / "jax-cache"))
+            first = timed([sys.executable, "-m", "conformance.cli", "run", "--out", str(Path(tmp) / "a")], env)
+            second = timed([sys.executable, "-m", "conformance.cli", "run", "--out", str(Path(tmp) / "b")], env)
+        after = timed(imports_cmd)
+        imports = (before + after) / 2
+        print(f"round {i + 1} (load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, "
+              f"on {os.cpu_count()} CPUs)")
+        print(f"  imports of torch, tensorflow, keras, jax, optax: {before:.1f} s before, {after:.1f} s after")
+        print(f"  xent run, first (cold JAX cache): {first:.1f} s = {first / imports:.1f}x the imports (target 5x)")
+        print(f"  xent run, second (warm JAX cache): {second:.1f} s = {second / imports:.1f}x the imports (target 3x)",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The runner's cost: `xent run --frameworks torch` on the default suite against the same tasks
 run in one process with no runner (import torch, decode each case's inputs as the worker does,
-then prepare, execute and restore every task), measured side by side: `--rounds` pairs, each
-pair back to back, so every ratio compares two runs under the same load. Prints each pair, the
-median ratio and the load average (the machine may be shared)."""
+then prepare, execute and restore every task, in the environment the runner gives its workers:
+runner.WORKER_ENV), measured side by side: `--rounds` pairs, each pair back to back, so every
+ratio compares two runs under the same load. Prints each pair, the median ratio and the load
+average (the machine may be shared)."""
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,12 @@ import time
 start = time.perf_counter()
 from conformance.adapters import load
 from conformance.adapters.base import prepare, restore, unsupported_reason
-from conformance.worker import INPUTS
+from conformance.worker import inputs
 from reference.golden import load_suite
 adapter = load("torch")
 tasks = 0
 for case in load_suite("cases/golden/default"):
-    arrays = case.arrays_where(lambda name: name.startswith(INPUTS))
+    arrays = inputs(case, case.dtypes)
     for dtype in case.dtypes:
         for api in adapter.apis:
             if unsupported_reason(api, case):
@@ -39,9 +40,9 @@ print(tasks, time.perf_counter() - start)
 """
 
 
-def timed(cmd) -> tuple[float, str]:
+def timed(cmd, env=None) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, env=env)
     return time.perf_counter() - start, done.stdout
 
 
@@ -49,10 +50,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from conformance.runner import WORKER_ENV
+
+    worker_env = {**WORKER_ENV, **os.environ}
     load_before = os.getloadavg()[0]
     ratios = []
     for i in range(args.rounds):
-        in_process, stdout = timed([sys.executable, "-c", IN_PROCESS])
+        in_process, stdout = timed([sys.executable, "-c", IN_PROCESS], worker_env)
         with tempfile.TemporaryDirectory() as out:
             runner, _ = timed([sys.executable, "-m", "conformance.cli", "run", "--frameworks", "torch", "--out", out])
         ratios.append(runner / in_process)

@@ -29,6 +29,12 @@ from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, error_ro
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 180.0
 LOCAL = "local"  # the runtime that is the interpreter running xent
+# A worker shares the cores with the runner (which classifies while it computes) and with the
+# other workers: OpenMP threads that spin while idle (libgomp's default, torch's CPU pool) then
+# hold a core the others need, and a tiny op waits on a descheduled thread (about 10x slower on
+# 2 cores). Sleeping instead changes how idle threads wait, never how work is split, so no bit
+# of a result; a value the user set wins.
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 class WorkerGone(Exception):
@@ -88,9 +94,8 @@ class Worker:
 
     def launch(self) -> None:
         """Start the process; `ready` waits for its hello (meanwhile the runner prepares cases)."""
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(code_path(self.runtime)),
-                                                                        os.environ.get("PYTHONPATH")])),
-                   PYTHONUNBUFFERED="1")
+        env = {**WORKER_ENV, **os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(code_path(self.runtime)), os.environ.get("PYTHONPATH")]))}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen([self.runtime.python, "-m", "conformance.worker", self.framework],

@@ -52,8 +52,14 @@ def _encode(value) -> tuple[dict, bytes]:
     return {"status": "ok", "dtype": dtype, "shape": list(bits.shape), "nbytes": len(data)}, data
 
 
-# the members a worker decodes: the inputs an adapter's layout reads, not the expected outputs
 INPUTS = ("input.", "target", "weight.", "pos_weight.")
+
+
+def inputs(case, dtypes) -> dict:
+    """The arrays an adapter's layout reads (adapters.base.prepare: "input.float32", "target",
+    ...) in these dtypes: never the expected outputs and condition scales, most of the file."""
+    keep = {"", *dtypes}  # "target" (class indices) has no dtype
+    return case.arrays_where(lambda name: name.startswith(INPUTS) and name.partition(".")[2] in keep)
 
 
 def installed_versions(names) -> dict[str, str]:
@@ -88,8 +94,7 @@ def serve(framework: str, reply) -> None:
         if req["suite"] not in suites:
             suites[req["suite"]] = {c.id: c for c in load_suite(req["suite"])}
         case = suites[req["suite"]][req["case"]]
-        dtypes = {t["dtype"] for t in req["tasks"]}  # one request holds every task of its case
-        arrays = case.arrays_where(lambda k: k.startswith(INPUTS) and (k == "target" or k.split(".")[1] in dtypes))
+        arrays = inputs(case, {t["dtype"] for t in req["tasks"]})  # one request holds every task of its case
         for task in req["tasks"]:
             out = _run_task(adapter, apis[task["api"]], case, arrays, task)
             fatal = any(isinstance(v, BaseException) and adapter.is_fatal(v) for v in out.values())

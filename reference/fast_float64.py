@@ -135,7 +135,7 @@ INV_LN2 = 1 / math.log(2)  # any double: only the size of the reduced argument d
 C3, C4, C5, C6, C7 = 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040  # (C7: expm1_small's degree)
 # exp(d) < 2**-1075.5 below this: such terms are 0, within half the smallest subnormal
 EXP_UNDERFLOW = -745.5
-# Relative error of exp_dd: derived below as 2**-84.9 (tests measure about 2**-90).
+# Relative error of exp_dd: derived below as 2**-84.6 (tests measure about 2**-87).
 RHO = 2.0 ** -83
 
 
@@ -146,22 +146,24 @@ def exp_dd(dh: np.ndarray, dl: np.ndarray):
     marks dh < EXP_UNDERFLOW: there eh = el = 0 and the exact value is below 2**-1075.5.
 
     d = k ln2 + j / 1024 + z + r2, exp(d) = 2**k T[j] (1 + M), M = e**(z + r2) - 1:
-    (1) k = rint(d / ln2), |k| <= 1076. a1 = d - k L1 and b1 = a1 - k L2 are exact: for k != 0,
-        |d| >= 0.34, so d, k L1 and k L2 are multiples of 2**-54, and |a1|, |b1| < 0.35 + 2**-22
-        < 2**53 2**-54. r1 + r2 = b1 + (dl - k L3) exactly (TwoSum); the errors: k L3 and the
-        subtraction round by u (|k L3| + |dl - k L3|) <= u (2**-45 + 2**-43.2), and ln 2's
-        representation |k| 2**-108: together < 2**-95.3. |r1| <= 0.347, |r2| <= u |r1|.
+    (1) k = rint(d / ln2), |k| <= 1076. r1 = (d - k L1) - k L2 is exact: for k != 0, |d| >= 0.34,
+        so d, k L1 and k L2 are multiples of 2**-54, and both differences are below 0.35 + 2**-22
+        < 2**53 2**-54. r2 = dl - k L3 rounds twice: u (|k L3| + |r2|) <= u (2**-45 + 2**-43.2);
+        with ln 2's representation, |k| 2**-108, the argument errs by < 2**-95.3. |r1| <= 0.347
+        + 2**-42, |r2| <= 2**-43.2 (dl <= u 745.5).
     (2) j = rint(1024 r1), |j| <= 355; z = r1 - j / 1024 is exact (for j != 0, r1 and j / 1024
         are multiples of 2**-63 and |z| <= 2**-11 < 2**53 2**-63).
-    (3) M = z + z**2 / 2 + z**3 c(z) + r2 (1 + z + z**2 / 2) + rest, c(z) = 1/6 + ... + z**3/720:
-        the truncation |z|**7 / 7! 1.01 < 2**-89.3; r2's further terms < 2**-90.1. z**2 =
-        zh**2 + (z + zh) zl (Veltkamp halves: zh**2 exact, the rest rounded twice: < 2**-99);
-        tail = fl(fl(fl(z z) z) c~), c~ by Horner from rounded 1/n!: relative 5.1 u of |tail| <=
-        0.1667 |z|**3: < 2**-86.2; the three additions of `low`: 3.01 u (sum of magnitudes
-        <= 2**-35.5): < 2**-87.0. Exact: zh**2 / 2, FastTwoSum(z, zh**2 / 2), TwoSum(a, low).
+    (3) M = z + z**2 / 2 + tail + r2 (1 + z + z**2 / 2 + tail) + rest, tail = z**3 c(z), c(z) =
+        1/6 + ... + z**3 / 720: the truncation |z|**7 / 7! 1.01 < 2**-89.3; r2's further terms,
+        r2 z**4 / 24 + r2**2 / 2, 1.01 times: < 2**-87.3, their rounding 4.02 u |r2| < 2**-94;
+        z**2 = zh**2 + (z + zh) zl (Veltkamp halves: zh**2 exact, the rest rounded twice:
+        < 2**-99); tail = fl(fl(fl(z z) z) c~), c~ by Horner from rounded 1/n!: relative 5.1 u
+        of |tail| <= 0.1667 |z|**3: < 2**-86.2; the three additions of `low`: 3.01 u (sum of
+        magnitudes <= 2**-35.5): < 2**-87.0. Exact: zh**2 / 2, FastTwoSum(z, zh**2 / 2),
+        TwoSum(a, low). In all |M~ - M| < 2**-85.1.
     (4) T1 + T2 = exp(j / 1024) within 2**-106 relative; T1 m1 = p1 + p2 exactly (Dekker, T1
         presplit); the five small terms round by 5.01 u 2**-52.4, the last sum by u 2**-51.4.
-    Relative to exp(r) = T (1 + M) >= 0.706: 2**-84.9 < RHO / 3.7.
+    Relative to exp(r) = T (1 + M) >= 0.706: 2**-84.6 < RHO / 3.
     (5) 2**k: products with powers of two, exact unless the result is subnormal (then one
         rounding: TINY / 2 per part)."""
     under = dh < EXP_UNDERFLOW
@@ -170,9 +172,8 @@ def exp_dd(dh: np.ndarray, dl: np.ndarray):
     if any_under:
         dl = np.where(under, 0.0, dl)  # (x - top overflowing leaves NaN there)
     k = np.rint(d * INV_LN2)
-    b1 = (d - k * LN2_1) - k * LN2_2
-    low = dl - k * LN2_3
-    r1, r2 = two_sum(b1, low)
+    r1 = (d - k * LN2_1) - k * LN2_2
+    r2 = dl - k * LN2_3
     j = np.rint(r1 * float(TABLE_STEP))
     z = r1 - j * (1 / TABLE_STEP)
     zh, zl = split(z)
@@ -180,7 +181,7 @@ def exp_dd(dh: np.ndarray, dl: np.ndarray):
     zz = z * z
     tail = (zz * z) * (C3 + z * (C4 + z * (C5 + z * C6)))
     a_hi, a_lo = fast_two_sum(z, h2)
-    low = ((a_lo + ((z + zh) * zl) * 0.5) + tail) + r2 * (1.0 + (z + h2))
+    low = ((a_lo + ((z + zh) * zl) * 0.5) + tail) + r2 * (1.0 + ((z + h2) + tail))
     m1, m2 = two_sum(a_hi, low)
     idx = j.astype(np.intp)
     idx += TABLE_J
@@ -239,9 +240,10 @@ def row_sums(h: np.ndarray, l: np.ndarray):
             s = np.concatenate([s, h[:, 2 * half:]], axis=1)
             t = np.concatenate([t, l[:, 2 * half:]], axis=1)
         h, l = s, t
-    # u times the sum of node magnitudes; numpy's sums of non-negative terms err by < 2**-30
-    # relative (C < MAX_CLASSES); rounding of u |.| itself below 2**-1021: C TINY
-    # (a node whose additions land below 2**-1021 rounded nothing: subnormal sums are exact)
+    # u times the sum of the nodes' magnitudes: numpy's sums of non-negative terms err by
+    # < 2**-30 relative (C < MAX_CLASSES), which SAFETY covers; the product rounds only below
+    # the normal range (TINY). A node whose additions land below 2**-1021 rounded nothing:
+    # sums of subnormals are exact.
     return h[:, 0], l[:, 0], err * (U * SAFETY) + np.where(err > 0, TINY, 0.0)
 
 
@@ -334,13 +336,13 @@ def log_dd(t: DD) -> tuple[DD, np.ndarray]:
     vh, vl = fast_two_sum(t.h - 1.0, t.l)
     l0 = np.log1p(vh)
     small = l0 <= 2.0 ** -10
-    zeros = np.zeros_like(l0)
-    mh, ml, merr = expm1_small(np.where(small, -l0, 0.0))
-    eh, el, _ = exp_dd(np.where(small, 0.0, -l0), zeros)
-    big_h, big_l = two_sum(eh, -1.0)
-    big_h, big_l = fast_two_sum(big_h, big_l + el)  # e - 1: one rounding, u |big_l + el|
-    big_err = (RHO * SAFETY) * eh + U * np.abs(big_l)
-    m = DD(np.where(small, mh, big_h), np.where(small, ml, big_l), np.where(small, merr, big_err))
+    m = DD(*expm1_small(np.where(small, -l0, 0.0))) if small.any() else None
+    if not small.all():
+        eh, el, _ = exp_dd(np.where(small, 0.0, -l0), np.zeros_like(l0))
+        big_h, big_l = two_sum(eh, -1.0)
+        big_h, big_l = fast_two_sum(big_h, big_l + el)  # e - 1: one rounding, u |big_l + el|
+        big = DD(big_h, big_l, (RHO * SAFETY) * eh + U * np.abs(big_l))
+        m = big if m is None else DD(*(np.where(small, a, b) for a, b in ((m.h, big.h), (m.l, big.l), (m.err, big.err))))
     v = DD(vh, vl, t.err)
     vm = product(v, m)
     # delta = V + m + V m (the high parts cancel): TwoSums of the high parts, exact, then

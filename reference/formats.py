@@ -223,7 +223,11 @@ def parse_exact(text: str) -> Fraction | str:
             decided = _beyond(sign, mantissa.bit_length() + _exponent(exp) - 4 * len(frac), _TOO_LARGE_2, _TOO_SMALL_2)
             if decided is not None:
                 return decided
-        value = Fraction(mantissa) * Fraction(2) ** (_exponent(exp) - 4 * len(frac))
+        e = _exponent(exp) - 4 * len(frac)
+        if mantissa:  # an odd numerator over a power of two: Fraction need not reduce it
+            zeros = (mantissa & -mantissa).bit_length() - 1
+            mantissa, e = mantissa >> zeros, e + zeros
+        value = Fraction(mantissa << e) if e >= 0 else Fraction(mantissa, 1 << -e)
         if sign == "-":
             return -value if value else NEG_ZERO
         return value

@@ -165,65 +165,69 @@ def _written_bits(values: np.ndarray, fmt) -> np.ndarray:
     return bits.reshape(values.shape)
 
 
-_fast_inputs_of: tuple = (None, None)  # (spec, its inputs): the gate's work, reused by the build
+FastInputs = dict[str, tuple[np.ndarray, np.ndarray | None]]  # dtype: (input bits, class weight bits)
 
 
-def _fast_inputs(spec: CaseSpec) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+def _fast_inputs(spec: CaseSpec) -> FastInputs:
     """Per dtype, the input's and the class weights' bits (the golden arrays)."""
-    global _fast_inputs_of
-    if _fast_inputs_of[0] is spec:
-        return _fast_inputs_of[1]
     stored = spec.input.dtype == np.float64
-    inputs = {d: (fast.round_to_format(spec.input, FORMATS[d]) if stored else _written_bits(spec.input, FORMATS[d]),
-                  None if spec.weight is None else _bits(spec.weight, FORMATS[d])) for d in spec.dtypes}
-    _fast_inputs_of = (spec, inputs)
-    return inputs
+    return {d: (fast.round_to_format(spec.input, FORMATS[d]) if stored else _written_bits(spec.input, FORMATS[d]),
+                None if spec.weight is None else _bits(spec.weight, FORMATS[d])) for d in spec.dtypes}
 
 
 def _fast_path_applies(spec: CaseSpec) -> bool:
+    """Whether build_case takes the fast path (_fast_path_inputs)."""
+    return _fast_path_inputs(spec) is not None
+
+
+def _fast_path_inputs(spec: CaseSpec) -> FastInputs | None:
     """Cases the proven fast path decides (reference/fast.py: every output, variant and
     condition scale as the exact path gives them, bit for bit): log_softmax, class-index
     cross-entropy without label smoothing and nll_loss, under any reduction, class weights and
     ignore_index, of any shape with fewer than 2**23 classes, when the inputs and weights are
     finite in every dtype of the case, every target is a class or ignore_index, and a mean's
     denominator (the sum of w[y] over counted positions) is not 0; a stored array always, a
-    written one from FAST_PATH_MIN_ELEMENTS on (below that the exact path is as quick, and the
-    default suite's manifests keep the working precision it records). On such a case only the
+    written one from FAST_PATH_MIN_ELEMENTS on (below that the exact path costs tens of
+    milliseconds a case, and it keeps the default suite, cases of at most 12 elements, on the
+    exact reference the fast path is tested against, with the working precision its manifests
+    record). Returns the case's input bits per dtype, or None. On such a case only the
     variant mean_by_count can separate from the canonical result: every other mechanism needs
     an infinity, a NaN, an empty mean or probability targets."""
     x = spec.input
     op = OPS[spec.op]
-    if spec.op not in FAST_OPS or op.input_kind != FAST_OPS[spec.op] or x.size == 0:
-        return False
+    if spec.op not in FAST_OPS or op.input_kind != FAST_OPS[spec.op] or x.size == 0 or x.ndim == 0:
+        return None
     if x.dtype != np.float64 and x.size < FAST_PATH_MIN_ELEMENTS:
-        return False
+        return None
     classes = x.shape[0 if x.ndim == 1 else 1]
     if classes >= fast.fast_float64.MAX_CLASSES:
-        return False
+        return None
     if op.has_targets:
         if spec.target_kind != "index" or spec.label_smoothing:
-            return False
+            return None
         t = np.asarray(spec.target).reshape(-1)
         counted = t != spec.ignore_index
         if not ((t[counted] >= 0) & (t[counted] < classes)).all():
-            return False  # a domain error
-    for dtype, (bits, weight_bits) in _fast_inputs(spec).items():
+            return None  # a domain error
+    inputs = _fast_inputs(spec)
+    for dtype, (bits, weight_bits) in inputs.items():
         fmt = FORMATS[dtype]
         if not np.isfinite(to_float64(bits, fmt)).all():
-            return False
+            return None
         if weight_bits is not None and not np.isfinite(to_float64(weight_bits, fmt)).all():
-            return False
+            return None
         if op.has_targets and spec.reduction == "mean":
             w = np.ones(classes) if weight_bits is None else to_float64(weight_bits, fmt)
             counts = np.bincount(t[counted], minlength=classes)
             if sum(Fraction(float(w[c])) * int(n) for c, n in enumerate(counts) if n) == 0:
-                return False  # an empty mean, or weights summing to 0
-    return True
+                return None  # an empty mean, or weights summing to 0
+    return inputs
 
 
-def _build_fast(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict] | None:
-    """The golden arrays and manifest entry of a case through reference/fast.py, or None when
-    a reduced value needs the exact path (fast.Undecided)."""
+def _build_fast(spec: CaseSpec, inputs: FastInputs | None = None) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The golden arrays and manifest entry of a case through reference/fast.py (inputs: the
+    gate's _fast_path_inputs), or None when a reduced value needs the exact path
+    (fast.Undecided)."""
     op = OPS[spec.op]
     reduction = spec.reduction if op.fields.reduction else "none"
     names = ["canonical"] + (["mean_by_count"] if op.has_targets and reduction == "mean"
@@ -231,7 +235,7 @@ def _build_fast(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict] | None:
     arrays: dict[str, np.ndarray] = {"target": spec.target.astype(np.int64)} if op.has_targets else {}
     variants: dict[str, list[str]] = {}
     fell_back = {}
-    for dtype, (bits, weight_bits) in _fast_inputs(spec).items():
+    for dtype, (bits, weight_bits) in (inputs or _fast_inputs(spec)).items():
         fmt = FORMATS[dtype]
         arrays[f"input.{dtype}"] = bits
         x = to_float64(bits, fmt)
@@ -275,7 +279,7 @@ def _exact_values(values: np.ndarray) -> np.ndarray:
 
 def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays and manifest fields of one case, every dtype and semantics evaluated."""
-    if _fast_path_applies(spec) and (built := _build_fast(spec)) is not None:
+    if (inputs := _fast_path_inputs(spec)) is not None and (built := _build_fast(spec, inputs)) is not None:
         return built
     if spec.input.dtype == np.float64:
         spec = replace(spec, input=_exact_values(spec.input))  # the exact path, element by element

@@ -171,6 +171,30 @@ def test_written_cases_below_the_threshold_keep_the_exact_path():
     assert spec.input.size < golden.FAST_PATH_MIN_ELEMENTS and not golden._fast_path_applies(spec)
 
 
+def test_written_values_round_to_each_dtype_as_resolve_does():
+    # the fast build's vectorised rounding of written values: one rounding, however written
+    from fractions import Fraction
+
+    from reference.casefile import resolve
+    from reference.formats import decode, parse_exact
+    rng = np.random.default_rng(13)
+    values = [parse_exact(f"{v:.{d}g}") for v, d in zip(rng.standard_normal(600) * 10.0 ** rng.integers(-45, 45, 600),
+                                                        rng.integers(1, 20, 600))]
+    for name in ("float16", "bfloat16", "float32"):  # halfway between two values, and either side
+        fmt = FORMATS[name]
+        for b in rng.integers(1, 0x7B00, 60):
+            mid = (decode(fmt, int(b)) + decode(fmt, int(b) + 1)) / 2
+            values += [mid, mid + Fraction(1, 2 ** 90), mid - Fraction(1, 2 ** 90)]
+    values += [Fraction(10 ** 320), Fraction(3, 2 ** 1100), "nan", "-inf", "-0", ("edge", -1, "min_subnormal")]
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    for name in ("float64", "float32", "float16", "bfloat16"):
+        fmt = FORMATS[name]
+        expected = [resolve(v, fmt) for v in values]
+        assert golden._written_bits(array, fmt).tolist() == expected, name
+        assert golden._written_bits(array[:600], fmt).tolist() == expected[:600], name  # all Fractions
+
+
 @pytest.fixture(scope="module")
 def peer_specs():
     return load_case_files([PEER])
