@@ -104,16 +104,17 @@ def test_fallback_is_taken_naturally_on_a_wide_float32_row():
 
 
 @pytest.mark.slow
-def test_zero_mismatches_on_a_million_mixed_elements():
+def test_zero_mismatches_on_a_quarter_million_mixed_elements():
+    # a million elements took 3 minutes of the test run; the seed and the mix are the same
     rng = np.random.default_rng(2026)
     checked = 0
     for name in ("bfloat16", "float16", "float32"):
         fmt = FORMATS[name]
         for classes in (3, 64, 1000):
-            rows = 2 * max(1, 58000 // classes)
+            rows = 2 * max(1, 14500 // classes)
             x = adversarial_rows(fmt, rng, rows, classes)
             loss, grad, _ = fast.log_softmax(x, fmt)
             slow_loss, slow_grad = log_softmax_rows(x, fmt)
             assert (loss == slow_loss).all() and (grad == slow_grad).all(), (name, classes)
             checked += loss.size + grad.size
-    assert checked >= 1_000_000
+    assert checked >= 250_000

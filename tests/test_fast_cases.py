@@ -211,7 +211,8 @@ def test_small_onnx_cases_give_the_exact_paths_golden_files(peer_specs, monkeypa
 
 
 @pytest.mark.slow
-def test_every_onnx_case_gives_the_exact_paths_golden_file(peer_specs, monkeypatch):
-    # the exact path takes about 5 minutes on 2 cores for these 52 cases
-    for spec in peer_specs:
+def test_a_third_of_the_larger_onnx_cases_give_the_exact_paths_golden_files(peer_specs, monkeypatch):
+    # the exact path takes minutes for all 52 cases: benchmarks/bench_peer_cases.py compares
+    # every one; here every third of those the test above leaves out
+    for spec in [s for s in peer_specs if s.input.size > 420][::3]:
         assert_same_golden_file(spec, monkeypatch)
