@@ -228,7 +228,8 @@ class Matcher:
         """The entries whose scope holds the row (Expectation.covers), in the file's order."""
         g = self._glob
         return [e for e in self._case(row)[0] if g(row["api"], e.apis) and g(row["dtype"], e.dtypes)
-                and g(row["device"], e.devices) and g(row["device_name"], e.device_names) and g(row["output"], e.outputs)]
+                and g(row["device"], e.devices) and g(row["device_name"], e.device_names)
+                and g(row["output"], e.outputs)]
 
     def match(self, row) -> Expectation | None:
         scope = self.scope(row)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict
 from pathlib import Path
 
 from .results import ResultRow
@@ -24,7 +23,7 @@ class Journal:
         if not rows:
             return
         key = (rows[0].runtime, rows[0].framework)
-        lines = "".join(json.dumps({**asdict(r), "observed_bits": r.observed_bits.hex()}) + "\n" for r in rows)
+        lines = "".join(json.dumps({**vars(r), "observed_bits": r.observed_bits.hex()}) + "\n" for r in rows)
         with self.lock:
             if key not in self.files:
                 self.files[key] = open(self.folder / f"{key[0]}-{key[1]}.jsonl", "a", encoding="utf-8")

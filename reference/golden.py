@@ -487,13 +487,13 @@ class GoldenCase:
             if keep is not None and not keep(name):
                 continue
             at = info.header_offset  # the local header: 30 bytes, then the name and extra field
-            start = at + 30 + int.from_bytes(data[at + 26:at + 28], "little") + int.from_bytes(data[at + 28:at + 30], "little")
+            start = at + 30 + sum(int.from_bytes(data[i:i + 2], "little") for i in (at + 26, at + 28))
             raw = data[start:start + info.compress_size]
             raw = zlib.decompress(raw, -15) if info.compress_type == zipfile.ZIP_DEFLATED else raw
             size = int.from_bytes(raw[8:10], "little")
-            found = re.fullmatch(r"\{'descr': '([<|][a-z]\d+)', 'fortran_order': False, 'shape': \(((?:\d+, ?)*\d*)\), \} *\n",
-                                 raw[10:10 + size].decode("latin1")) if raw[:8] == b"\x93NUMPY\x01\x00" else None
-            if found is None or info.compress_type not in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
+            header = r"\{'descr': '([<|][a-z]\d+)', 'fortran_order': False, 'shape': \(((?:\d+, ?)*\d*)\), \} *\n"
+            found = raw[:8] == b"\x93NUMPY\x01\x00" and re.fullmatch(header, raw[10:10 + size].decode("latin1"))
+            if not found or info.compress_type not in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
                 with zipfile.ZipFile(io.BytesIO(data)) as zf:
                     out[name] = np.lib.format.read_array(io.BytesIO(zf.read(info)), allow_pickle=False)
                 continue

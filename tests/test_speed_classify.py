@@ -18,7 +18,7 @@ from conformance.verdicts import (CONFORMS, CRASHED, INACCURATE, NO_ERROR, RAISE
                                   TOL_FACTOR, UNSUPPORTED, VARIANT, Comparison, Observed, Prepared, Verdict, classify,
                                   kinds, show, summarize_kinds, ulp, values)
 from reference.formats import FORMATS
-from reference.golden import OUTPUTS, Expected, load_suite
+from reference.golden import OUTPUTS, Expected, GoldenCase, load_suite
 
 from .conftest import ROOT
 
@@ -228,6 +228,22 @@ def test_arrays_where_decodes_what_np_load_decodes():
             assert fast[name].tobytes() == array.tobytes() and fast[name].flags.writeable, (case.id, name)
         inputs = case.arrays_where(lambda name: name.startswith("input."))
         assert set(inputs) == {n for n in whole if n.startswith("input.")}
+
+
+def test_arrays_where_reads_any_npz_np_load_reads(tmp_path):
+    """Members stored uncompressed, Fortran order, big-endian, 0-d and empty: those the fast
+    header pattern does not take go through np.lib.format, with the same arrays."""
+    import hashlib
+
+    arrays = {"plain": np.arange(6, dtype=np.uint16).reshape(2, 3), "fortran": np.asfortranarray(np.eye(3)),
+              "big": np.arange(4, dtype=">f4"), "scalar": np.array(2.5), "empty": np.zeros((0, 3), np.uint32)}
+    np.savez(tmp_path / "c.npz", **arrays)  # ZIP_STORED
+    data = (tmp_path / "c.npz").read_bytes()
+    case = GoldenCase(tmp_path, {"id": "c", "file": "c.npz", "sha256": hashlib.sha256(data).hexdigest()})
+    whole, fast = case.arrays(), case.arrays_where()
+    assert list(fast) == list(whole)
+    for name, array in whole.items():
+        assert fast[name].dtype == array.dtype and fast[name].shape == array.shape and np.array_equal(fast[name], array)
 
 
 def test_a_stored_observation_classifies_as_before():

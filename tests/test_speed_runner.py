@@ -35,8 +35,8 @@ def test_replies_carry_raw_bits_that_the_runner_reads_back(tmp_path):
             stream.write(chunk)
 
     reply({"hello": {"framework": "f"}})
-    for out in ({"loss": values[0, 0], "grad": values}, {"loss": ValueError("bad\nline"), "grad": {"status": "unsupported",
-                                                                                                  "message": "no"}}):
+    unsupported = {"status": "unsupported", "message": "no"}
+    for out in ({"loss": values[0, 0], "grad": values}, {"loss": ValueError("bad\nline"), "grad": unsupported}):
         encoded = {o: worker._encode(np.asarray(out[o]) if isinstance(out[o], float) else out[o]) for o in OUTPUTS}
         reply({"outputs": {o: h for o, (h, _) in encoded.items()}, "fatal": False}, [d for _, d in encoded.values()])
     stream.seek(0)
@@ -81,7 +81,8 @@ def test_a_worker_decodes_only_what_the_layouts_read():
     """Every case of the default suite, every dtype and layout: the inputs the worker decodes
     prepare exactly what the whole file prepares."""
     layouts = [Api("a", "x", "x", class_axis=axis, unbatched=unbatched, weight_as=weight_as)
-               for axis in ("first", "last") for unbatched in (True, False) for weight_as in ("weight", "sample_weight")]
+               for axis in ("first", "last") for unbatched in (True, False)
+               for weight_as in ("weight", "sample_weight")]
     for case in load_suite(ROOT / "cases" / "golden" / "default"):
         whole = case.arrays()
         for dtype in case.dtypes:
