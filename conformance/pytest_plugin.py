@@ -1,7 +1,8 @@
 """The conformance matrix as a pytest plugin (entry point `pytest11`: xent).
 
-One test per (framework or runtime, case), named `<framework>-<case id>`, so `-k` selects; one
-per (expectation, framework), failing with "expectation X no longer matches: the framework
+One test per (framework or framework@runtime, case), named `<framework>-<case id>` (with
+`--xent-runtime`: `<framework>@<runtime>-<case id>`), so `-k` selects; one per (expectation,
+framework), failing with "expectation X no longer matches: the framework
 changed" when its scope ran and it explained nothing; one per framework against a stored
 baseline when `--xent-baseline` is given. A (framework, case) test fails on a divergence the
 expectations file does not explain and is an xfail naming the causes when every divergence is
@@ -28,6 +29,7 @@ OPTIONS = {  # option -> (ini name, help)
     "--xent-cases": ("xent_cases", "case files (TOML) to run"),
     "--xent-suite": ("xent_suites", "stored suites to run (default, large, peer); default: default, unless --xent-cases"),
     "--xent-frameworks": ("xent_frameworks", "frameworks, comma-separated (default: all that are installed)"),
+    "--xent-runtime": ("xent_runtimes", "runtimes NAME[=PYTHON] (xent env create builds them; default: local)"),
     "--xent-dtypes": ("xent_dtypes", "dtypes, comma-separated (default: every dtype of each case)"),
     "--xent-expectations": ("xent_expectations", "the expectations file (default: the package's)"),
     "--xent-baseline": ("xent_baseline", "a results file or run folder the run must equal"),
@@ -38,11 +40,11 @@ OPTIONS = {  # option -> (ini name, help)
 def pytest_addoption(parser):
     group = parser.getgroup("xent", "xent-conformance: the cross-entropy conformance matrix")
     for option, (ini, text) in OPTIONS.items():
-        if option in ("--xent-cases", "--xent-suite"):
+        if option in ("--xent-cases", "--xent-suite", "--xent-runtime"):
             group.addoption(option, nargs="+", default=None, help=text)
         else:
             group.addoption(option, default=None, help=text)
-        parser.addini(ini, text, type="args" if ini in ("xent_cases", "xent_suites") else "string")
+        parser.addini(ini, text, type="args" if ini in ("xent_cases", "xent_suites", "xent_runtimes") else "string")
 
 
 def _setting(config, option: str):
@@ -74,40 +76,47 @@ class Matrix:
 
     suite_dirs: list[Path]
     frameworks: list[str]
+    runtimes: list  # runner.RuntimeSpec
     dtypes: set[str] | None
     expectations: list
     baseline: str | None
     out: Path
     cases: dict[str, list[str]]  # suite folder -> case ids
-    runs: dict = field(default_factory=dict)  # framework -> runner.FrameworkRun
-    by_case: dict = field(default_factory=dict)  # (framework, suite name, case id) -> its rows
-    selected: dict = field(default_factory=dict)  # framework -> case ids its tests selected
-    complete: dict = field(default_factory=dict)  # framework -> whether every case was selected
+    runs: dict = field(default_factory=dict)  # label -> runner.FrameworkRun
+    by_case: dict = field(default_factory=dict)  # (label, suite name, case id) -> its rows
+    selected: dict = field(default_factory=dict)  # label -> case ids its tests selected
+    complete: dict = field(default_factory=dict)  # label -> whether every case was selected
 
-    def run(self, framework: str):
-        """The framework's run over the selected cases (once per session and process)."""
-        if framework not in self.runs:
+    def who(self) -> list[tuple[str, object, str]]:
+        """(framework, runtime, label) for each framework under each runtime; the label names
+        its tests and folders: the framework alone under the local runtime, else framework@runtime."""
+        return [(f, rt, f if rt.name == "local" else f"{f}@{rt.name}") for rt in self.runtimes for f in self.frameworks]
+
+    def run(self, framework: str, runtime, label: str):
+        """One framework under one runtime over the selected cases (once per session and process)."""
+        if label not in self.runs:
             from . import report, repro, runner
 
-            out = self.out / framework
+            out = self.out / label
             out.mkdir(parents=True, exist_ok=True)
             (found,) = runner.run(self.suite_dirs, [framework], out_dir=out, expectations=self.expectations,
-                                  dtypes=self.dtypes, case_ids=self.selected.get(framework, set()))
-            self.runs[framework] = found
+                                  dtypes=self.dtypes, runtimes=[runtime], case_ids=self.selected.get(label, set()))
+            self.runs[label] = found
             for row in found.rows:
-                self.by_case.setdefault((framework, row.suite, row.case_id), []).append(row)
+                self.by_case.setdefault((label, row.suite, row.case_id), []).append(row)
             if found.rows:
                 df = report.results_frame(found.rows)
                 report.write_results(df, out / "results.parquet")
                 repro.write_files(df, out)
                 report.write_report(df, out / "report.html")
-        return self.runs[framework]
-
-    def rows(self, framework: str, suite: str, case_id: str) -> list:
-        found = self.run(framework)
+        found = self.runs[label]
         if found.skipped:
-            pytest.skip(f"{framework} did not start: {found.skipped}")
-        return self.by_case.get((framework, Path(suite).name, case_id), [])
+            pytest.skip(f"{label} did not start: {found.skipped}")
+        return found
+
+    def rows(self, framework: str, runtime, label: str, suite: str, case_id: str) -> list:
+        self.run(framework, runtime, label)
+        return self.by_case.get((label, Path(suite).name, case_id), [])
 
 
 KEY = pytest.StashKey[Matrix]()
@@ -132,6 +141,7 @@ def pytest_configure(config):
     from reference.casefile import load_case_files
     from reference.golden import load_suite
 
+    from . import envs
     from .adapters import FRAMEWORKS
     from .expectations import DEFAULT_PATH, load_expectations
     from .suites import SUITES, cache_dir
@@ -147,6 +157,7 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--xent-frameworks {wrong[0]}: choose from {', '.join(FRAMEWORKS)}")
     expectations_path = _setting(config, "--xent-expectations") or str(DEFAULT_PATH)
     try:
+        runtimes = [envs.resolve(spec) for spec in _setting(config, "--xent-runtime") or ["local"]]
         expectations = load_expectations(expectations_path, FRAMEWORKS)
         specs = load_case_files(case_files) if case_files else []
     except ValueError as e:  # one clear error naming the file, the case or entry, and the field
@@ -162,7 +173,7 @@ def pytest_configure(config):
         cases = {str(d): [c.id for c in load_suite(d)] for d in suite_dirs}
     except Exception as e:  # a suite not generated yet: load_suite names the command
         raise pytest.UsageError(str(e)) from None
-    config.stash[KEY] = Matrix(suite_dirs, frameworks, set(_comma(_setting(config, "--xent-dtypes"))) or None,
+    config.stash[KEY] = Matrix(suite_dirs, frameworks, runtimes, set(_comma(_setting(config, "--xent-dtypes"))) or None,
                                expectations, _setting(config, "--xent-baseline"), Path(out), cases)
 
 
@@ -190,10 +201,18 @@ class _Item(pytest.Item):
         return str(excinfo.value) if isinstance(excinfo.value, XentFailure) else super().repr_failure(excinfo)
 
 
-class XentItem(_Item):
-    def __init__(self, *, framework: str, case_id: str, suite: str, **kwargs):
+class _WhoItem(_Item):
+    """A test of one framework under one runtime (`label`)."""
+
+    def __init__(self, *, framework: str, runtime, label: str, **kwargs):
         super().__init__(**kwargs)
-        self.framework, self.case_id, self.suite = framework, case_id, suite
+        self.framework, self.runtime, self.label = framework, runtime, label
+
+
+class XentItem(_WhoItem):
+    def __init__(self, *, case_id: str, suite: str, **kwargs):
+        super().__init__(**kwargs)
+        self.case_id, self.suite = case_id, suite
 
     def runtest(self):
         from .adapters import missing_module
@@ -203,52 +222,49 @@ class XentItem(_Item):
         if missing:
             pytest.skip(f"{self.framework} is not installed (no module {missing!r})")
         matrix = self.config.stash[KEY]
-        rows = matrix.rows(self.framework, self.suite, self.case_id)
+        rows = matrix.rows(self.framework, self.runtime, self.label, self.suite, self.case_id)
         if not rows:
-            raise AssertionError(f"no results for {self.framework} on {self.case_id}")
-        failure = check([vars(r) for r in rows], matrix.out / self.framework)
+            raise AssertionError(f"no results for {self.label} on {self.case_id}")
+        failure = check([vars(r) for r in rows], matrix.out / self.label)
         if failure:
             raise XentFailure(failure)
 
     def reportinfo(self):
-        return self.path, None, f"xent {self.framework} {self.case_id}"
+        return self.path, None, f"xent {self.label} {self.case_id}"
 
 
-class ExpectationItem(_Item):
-    def __init__(self, *, framework: str, entry, **kwargs):
+class ExpectationItem(_WhoItem):
+    def __init__(self, *, entry, **kwargs):
         super().__init__(**kwargs)
-        self.framework, self.entry = framework, entry
+        self.entry = entry
 
     def runtest(self):
         from .expectations import stale_message
 
         matrix = self.config.stash[KEY]
-        if not matrix.complete.get(self.framework):
-            pytest.skip(f"judged only when every case runs for {self.framework} (a selection ran)")
-        found = matrix.run(self.framework)
-        if found.skipped:
-            pytest.skip(f"{self.framework} did not start: {found.skipped}")
+        if not matrix.complete.get(self.label):
+            pytest.skip(f"judged only when every case runs for {self.label} (a selection ran)")
+        found = matrix.run(self.framework, self.runtime, self.label)
         if self.entry.id in found.stale:
-            raise XentFailure(stale_message([self.entry.id]) + f" ({self.framework} {found.version})")
+            raise XentFailure(stale_message([self.entry.id]) + f" ({self.label} {found.version})")
 
     def reportinfo(self):
-        return self.path, None, f"xent expectation {self.entry.id} on {self.framework}"
+        return self.path, None, f"xent expectation {self.entry.id} on {self.label}"
 
 
-class BaselineItem(_Item):
-    def __init__(self, *, framework: str, **kwargs):
-        super().__init__(**kwargs)
-        self.framework = framework
-
+class BaselineItem(_WhoItem):
     def runtest(self):
         from . import diff, report
 
         matrix = self.config.stash[KEY]
-        found = matrix.run(self.framework)
-        if found.skipped:
-            pytest.skip(f"{self.framework} did not start: {found.skipped}")
+        found = matrix.run(self.framework, self.runtime, self.label)
         current = report.results_frame(found.rows)
         baseline = report.read_results(diff.results_path(matrix.baseline))
+        # a runtime the baseline holds is compared with itself; else with the baseline's one runtime
+        # of this framework (a new version against the stored run of the old one)
+        held = set(baseline.loc[baseline["framework"] == self.framework, "runtime"])
+        if self.runtime.name not in held and len(held) == 1:
+            baseline, current = baseline.assign(runtime="*"), current.assign(runtime="*")
         # the baseline's rows of what this selection ran: the same framework, cases, dtypes, devices
         baseline = baseline[(baseline["framework"] == self.framework)
                             & baseline["case_id"].isin(set(current["case_id"]))
@@ -261,27 +277,29 @@ class BaselineItem(_Item):
                               "xent baseline update NEW")
 
     def reportinfo(self):
-        return self.path, None, f"xent {self.framework} against the baseline {self.config.stash[KEY].baseline}"
+        return self.path, None, f"xent {self.label} against the baseline {self.config.stash[KEY].baseline}"
 
 
 class XentCollector(pytest.Collector):
     """`xent`: one collector per framework beneath it."""
 
     def collect(self):
-        for framework in self.config.stash[KEY].frameworks:
-            yield FrameworkCollector.from_parent(self, name=framework, framework=framework)
+        for framework, runtime, label in self.config.stash[KEY].who():
+            yield FrameworkCollector.from_parent(self, name=label, framework=framework, runtime=runtime, label=label)
 
 
 class FrameworkCollector(pytest.Collector):
-    """`xent::<framework>`: its cases, then its expectations and its baseline. Under xdist the
-    plugin schedules by this scope (`--dist loadscope`), so a framework runs in one worker."""
+    """`xent::<label>` (a framework, or framework@runtime): its cases, then its expectations and
+    its baseline. Under xdist the plugin schedules by this scope (`--dist loadscope`), so a
+    framework runs in one worker."""
 
-    def __init__(self, *, framework: str, **kwargs):
+    def __init__(self, *, framework: str, runtime, label: str, **kwargs):
         super().__init__(**kwargs)
-        self.framework = framework
+        self.framework, self.runtime, self.label = framework, runtime, label
 
     def collect(self):
-        matrix, framework = self.config.stash[KEY], self.framework
+        matrix, framework = self.config.stash[KEY], self.label
+        who = dict(framework=self.framework, runtime=self.runtime, label=self.label)
         marks = (pytest.mark.slow, pytest.mark.xent, pytest.mark.xdist_group(framework))
         made, seen = [], {}
         for ids in matrix.cases.values():
@@ -290,12 +308,11 @@ class FrameworkCollector(pytest.Collector):
         for suite, ids in matrix.cases.items():  # an id in two suites is told apart by its suite
             made += [XentItem.from_parent(self, name=f"{framework}-{case_id}" if seen[case_id] == 1
                                           else f"{framework}-{Path(suite).name}-{case_id}",
-                                          framework=framework, case_id=case_id, suite=suite) for case_id in ids]
-        made += [ExpectationItem.from_parent(self, name=f"expectation-{entry.id}-{framework}", framework=framework,
-                                             entry=entry) for entry in matrix.expectations
-                 if framework in entry.frameworks]
+                                          case_id=case_id, suite=suite, **who) for case_id in ids]
+        made += [ExpectationItem.from_parent(self, name=f"expectation-{entry.id}-{framework}", entry=entry, **who)
+                 for entry in matrix.expectations if self.framework in entry.frameworks]
         if matrix.baseline:
-            made.append(BaselineItem.from_parent(self, name=f"baseline-{framework}", framework=framework))
+            made.append(BaselineItem.from_parent(self, name=f"baseline-{framework}", **who))
         for item in made:
             for mark in marks:
                 item.add_marker(mark)
@@ -318,19 +335,19 @@ def pytest_collection_finish(session):
         return
     matrix = session.config.stash[KEY]
     total = sum(len(ids) for ids in matrix.cases.values())
-    for framework in matrix.frameworks:
-        chosen = {i.case_id for i in session.items if isinstance(i, XentItem) and i.framework == framework}
-        matrix.selected[framework] = chosen
-        matrix.complete[framework] = len(chosen) == total
+    for _, _, label in matrix.who():
+        chosen = {i.case_id for i in session.items if isinstance(i, XentItem) and i.label == label}
+        matrix.selected[label] = chosen
+        matrix.complete[label] = len(chosen) == total
 
 
 def pytest_terminal_summary(terminalreporter, config):
     if KEY not in config.stash or not config.stash[KEY].runs:
         return
     matrix = config.stash[KEY]
-    for framework, found in matrix.runs.items():
+    for label, found in matrix.runs.items():
         if found.rows:
-            where = matrix.out / framework
-            terminalreporter.write_line(f"xent {framework}: report {where / 'report.html'}; "
+            where = matrix.out / label
+            terminalreporter.write_line(f"xent {label}: report {where / 'report.html'}; "
                                         f"reproducers {where / 'repro'}/ (rerun: {shlex.join(['xent', 'report', str(where)])})")
 

@@ -3,7 +3,7 @@ expectations file, `pytest --xent-...` run in a fresh process (pytester), real f
 import json
 import re
 
-import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from conformance.adapters import FRAMEWORKS, missing_module
@@ -50,6 +50,13 @@ evidence = "https://example.org/none"
 needs_torch = pytest.mark.skipif(missing_module("torch") is not None, reason="torch is not installed")
 
 
+def _column(pytester, label: str, column: str) -> set:
+    # pyarrow, not pandas: pytester restores sys.modules after each test, and pandas' parquet
+    # types registered twice in pyarrow fail
+    return set(pq.read_table(pytester.path / "out" / label / "results.parquet", columns=[column])
+               .column(column).to_pylist())
+
+
 def _project(pytester, expectations=EXPECTATIONS):
     pytester.makefile(".toml", mine=CASES, expectations=expectations)
     return ["-p", "no:cacheprovider", "--xent-cases", "mine.toml", "--xent-expectations", "expectations.toml",
@@ -85,15 +92,13 @@ def test_known_xfails_stale_fails_and_a_selection_runs_only_itself(pytester):
     result.assert_outcomes(passed=2, xfailed=1, failed=1)
     result.stdout.fnmatch_lines(["*XFAIL*torch-mine-ignored-neg-inf-row*known: ignored-row-nan*"])
     result.stdout.fnmatch_lines(["*expectation never-happens no longer matches: the framework changed*"])
-    ran = pd.read_parquet(pytester.path / "out" / "torch" / "results.parquet")
-    assert set(ran["case_id"]) == {"mine-ordinary", "mine-ignored-neg-inf-row"}
+    assert _column(pytester, "torch", "case_id") == {"mine-ordinary", "mine-ignored-neg-inf-row"}
 
     # -k: one case runs, and nothing else; staleness is not judged on a selection
     result = pytester.runpytest_subprocess(*_project(pytester), "--xent-frameworks", "torch",
                                            "-k", "mine-ordinary or expectation")
     result.assert_outcomes(passed=1, skipped=2)
-    ran = pd.read_parquet(pytester.path / "out" / "torch" / "results.parquet")
-    assert set(ran["case_id"]) == {"mine-ordinary"}
+    assert _column(pytester, "torch", "case_id") == {"mine-ordinary"}
 
 
 @pytest.mark.slow
@@ -126,3 +131,21 @@ def test_the_entry_point_is_declared():
 
     names = {e.name: e.value for e in entry_points(group="pytest11")}
     assert names.get("xent") == "conformance.pytest_plugin", json.dumps(names)
+
+
+@pytest.mark.slow
+@needs_torch
+def test_runtimes_side_by_side_and_a_baseline_of_another_runtime(pytester):
+    """--xent-runtime: each framework under each runtime is its own set of tests; a runtime the
+    baseline does not hold is compared with the baseline's runtime of that framework."""
+    import sys
+
+    args = [*_project(pytester), "--xent-frameworks", "torch"]
+    pytester.runpytest_subprocess(*args)  # the stored run: torch under the local runtime
+    result = pytester.runpytest_subprocess(*args, "--xent-runtime", "local", f"second={sys.executable}",
+                                           "--xent-baseline", "out/torch", "-k", "not never", "-v")
+    result.assert_outcomes(passed=6, xfailed=2)
+    text = result.stdout.str()
+    assert "PASSED xent::torch@second::torch@second-mine-ordinary" in text
+    assert "PASSED xent::torch@second::baseline-torch@second" in text
+    assert _column(pytester, "torch@second", "runtime") == {"second"}
