@@ -3,7 +3,7 @@ the case's exact inputs from their bit patterns, calls the framework's documente
 adapter did, and prints the framework's answer beside the reference's.
 
 The framework-specific parts (imports, how a tensor is made from bits, how the loss and its
-gradient are computed) come from the adapter's `ReproRecipe`, sent by the worker when it
+gradient are computed) come from the adapter's `recipe`, sent by the worker when it
 starts, so the runner assembles scripts without importing any framework. A row keeps its
 script in the `reproducer` column; `xent run` also writes it under OUT/repro/.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.formats import FORMATS
+from reference.formats import FORMATS, to_float64
 from reference.golden import OUTPUTS, GoldenCase, atomic_write_bytes
 
 from .adapters.base import Api, api_layout, prepare
@@ -51,14 +51,7 @@ def _bits_literal(bits: np.ndarray) -> str:
 def _values_comment(bits: np.ndarray, dtype: str) -> str:
     if bits.size > 16:
         return ""
-    return f"  # {[float(v) for v in _as_float(bits, dtype).reshape(-1)]}"
-
-
-def _as_float(bits: np.ndarray, dtype: str) -> np.ndarray:
-    bits = np.asarray(bits)
-    if dtype == "bfloat16":
-        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    return bits.view({"float64": np.float64, "float32": np.float32, "float16": np.float16}[dtype]).astype(np.float64)
+    return f"  # {[float(v) for v in to_float64(np.asarray(bits), FORMATS[dtype]).reshape(-1)]}"
 
 
 def _float_input(name: str, values: np.ndarray | None, dtype: str) -> str:

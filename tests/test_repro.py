@@ -13,6 +13,7 @@ from conformance.expectations import load_expectations
 from conformance.results import observed_from_columns
 from conformance.suites import SUITES
 from conformance.verdicts import CONFORMS, UNSUPPORTED
+from reference.formats import FORMATS, to_float64
 
 # default-suite cases on which each framework diverges in several ways: NaN from inf - inf,
 # torch's ignored-row gradient, an out-of-range label optax accepts, Keras' probability clipping
@@ -21,7 +22,7 @@ SAMPLE = {"ls-one-class", "ce-ignored-row-all-neg-inf", "cat-ce-out-of-range-neg
 
 
 def _hex(bits: np.ndarray, dtype: str) -> list[str]:
-    return [float(v).hex() if np.isfinite(v) else repr(float(v)) for v in repro._as_float(bits, dtype).reshape(-1)]
+    return [float(v).hex() if np.isfinite(v) else repr(float(v)) for v in to_float64(bits, FORMATS[dtype]).reshape(-1)]
 
 
 @pytest.fixture(scope="module")
