@@ -20,7 +20,6 @@ from . import diff, envs, journal, report, repro, runner
 from .adapters import FRAMEWORKS
 from .reclassify import reclassify
 from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR  # a checkout's folders, or the package data and a user cache
-from .verdicts import CONFORMS, UNSUPPORTED
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of
 
 
@@ -99,15 +98,10 @@ def _finish(df, out: Path, since=None) -> None:
 
 def _print_counts(df, out: Path, expectations_path) -> None:
     """The counts that matter, per framework and runtime, and where the report is."""
-    diverging = ~df["verdict"].isin([CONFORMS, UNSUPPORTED])
-    for (framework, runtime), rows in df.groupby(["framework", "runtime"]):
-        d = diverging[rows.index]
-        unexpected = int((d & (rows["known"] == "")).sum())
-        print(f"{framework} {rows['framework_version'].iloc[0]} ({runtime}): "
-              f"{int((rows['verdict'] == CONFORMS).sum())} outputs conform, {int((d & (rows['known'] != '')).sum())} "
-              f"known divergences, {unexpected} unexpected{' <-' if unexpected else ''}, "
-              f"{int((rows['verdict'] == UNSUPPORTED).sum())} unsupported")
-    reproducers = (out / repro.FOLDER)
+    for c in report.framework_counts(df).itertuples(index=False):
+        print(f"{c.framework} {c.version} ({c.runtime}): {c.conforming} outputs conform, {c.known} known "
+              f"divergences, {c.unexpected} unexpected{' <-' if c.unexpected else ''}, {c.unsupported} unsupported")
+    reproducers = out / repro.FOLDER
     print(f"expectations: {expectations_path}")
     print(f"report:  {out / 'report.html'}\nresults: {out / 'results.parquet'}"
           + (f"\nreproducers: {reproducers}/" if reproducers.exists() else ""))

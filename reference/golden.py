@@ -11,8 +11,10 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -476,9 +478,6 @@ class GoldenCase:
         than np.load: the checksum already vouches for the bytes, so each member is inflated
         straight from its offset and the header npz_bytes writes is read by a pattern (any
         other goes through np.lib.format)."""
-        import re
-        import zlib
-
         data = self._checked_bytes()
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             members = [(i, i.filename.removesuffix(".npy")) for i in zf.infolist()]
