@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 
 import numpy as np
@@ -27,19 +28,19 @@ class FloatFormat:
     emax: int
     bits: int
 
-    @property
+    @cached_property  # read millions of times by the reference's rounding
     def emin(self) -> int:
         return 1 - self.emax
 
-    @property
+    @cached_property  # read millions of times by the reference's rounding
     def frac_bits(self) -> int:
         return self.precision - 1
 
-    @property
+    @cached_property  # read millions of times by the reference's rounding
     def exp_mask(self) -> int:
         return (1 << (self.bits - self.precision)) - 1
 
-    @property
+    @cached_property  # read millions of times by the reference's rounding
     def sign_bit(self) -> int:
         return 1 << (self.bits - 1)
 
@@ -145,17 +146,36 @@ def round_fraction(fmt: FloatFormat, value: Fraction | int | str) -> int:
 
 
 def round_dyadic(fmt: FloatFormat, mantissa: int, exponent: int) -> int:
-    """round_fraction(mantissa * 2**exponent), without building huge ints for values far
-    outside the format's range (an enclosure can carry exponents like -10**300)."""
+    """round_fraction(mantissa * 2**exponent) in integer shifts alone (the reference rounds
+    millions of enclosure ends; Fractions cost most of that), and without building huge ints
+    for values far outside the format's range (an enclosure can carry exponents like -10**300)."""
     if mantissa == 0:
         return 0
-    top = exponent + abs(mantissa).bit_length()  # 2**(top-1) <= |value| < 2**top
     sign = fmt.sign_bit if mantissa < 0 else 0
+    magnitude = abs(mantissa)
+    top = exponent + magnitude.bit_length()  # 2**(top-1) <= |value| < 2**top
     if top < fmt.emin - fmt.frac_bits - 2:  # below half the smallest subnormal
         return sign
     if top > fmt.emax + 2:
         return sign | special_bits(fmt, POS_INF)
-    return round_fraction(fmt, Fraction(mantissa) * Fraction(2) ** exponent)
+    quantum_exp = max(top - 1, fmt.emin) - fmt.frac_bits  # the spacing of values near |value|
+    shift = quantum_exp - exponent
+    if shift <= 0:
+        m = magnitude << -shift  # exact: a multiple of the quantum
+    else:  # round magnitude / 2**shift to nearest, ties to even
+        m, rest = magnitude >> shift, magnitude & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        if rest > half or (rest == half and m & 1):
+            m += 1
+    if m >> fmt.precision:  # rounding carried into the next binade
+        m >>= 1
+        quantum_exp += 1
+    if m >> fmt.frac_bits:  # normal
+        biased = quantum_exp + fmt.frac_bits + fmt.emax
+        if biased >= fmt.exp_mask:
+            return sign | special_bits(fmt, POS_INF)
+        return sign | (biased << fmt.frac_bits) | (m ^ (1 << fmt.frac_bits))
+    return sign | m  # subnormal or zero
 
 
 def ulp(fmt: FloatFormat, value: Fraction) -> Fraction:

@@ -28,12 +28,14 @@ def round_value(fmt: FloatFormat, value) -> int:
     if ex.is_special(value):
         return special_bits(fmt, value)
     if value.is_exact():
-        return round_dyadic(fmt, *(int(p) for p in value.man_exp()))
+        mantissa, exponent = value.man_exp()
+        return round_dyadic(fmt, int(mantissa), int(exponent))
     lo, hi = value.lower(), value.upper()
     if not (lo.is_finite() and hi.is_finite()):
         raise ex.PrecisionTooLow
-    lo_bits = round_dyadic(fmt, *(int(p) for p in lo.man_exp()))
-    hi_bits = round_dyadic(fmt, *(int(p) for p in hi.man_exp()))
+    (lo_m, lo_e), (hi_m, hi_e) = lo.man_exp(), hi.man_exp()
+    lo_bits = round_dyadic(fmt, int(lo_m), int(lo_e))
+    hi_bits = round_dyadic(fmt, int(hi_m), int(hi_e))
     if lo_bits == hi_bits:
         return lo_bits
     if lo_bits & ~fmt.sign_bit == 0 and hi_bits & ~fmt.sign_bit == 0:

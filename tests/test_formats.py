@@ -111,6 +111,38 @@ def test_round_dyadic_handles_huge_exponents():
     assert round_dyadic(fmt, 3, -2) == round_fraction(fmt, Fraction(3, 4))
 
 
+def _dyadic(value: Fraction) -> tuple[int, int]:
+    """(mantissa, exponent) with value == mantissa * 2**exponent, for a dyadic rational."""
+    exponent = -(value.denominator.bit_length() - 1)
+    assert value.denominator == 1 << -exponent
+    return value.numerator, exponent
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_round_dyadic_agrees_with_round_fraction_at_every_midpoint(name):
+    # round_dyadic rounds in integer shifts (the reference's hot path); round_fraction is the
+    # exhaustively checked definition: they agree on each midpoint and its two neighbours
+    fmt = FORMATS[name]
+    values = [v for _, v in finite_ascending(fmt)] + [fmt.max_finite + ulp(fmt, fmt.max_finite)]
+    for a, b in zip(values, values[1:]):
+        mid = (a + b) / 2
+        for value in (mid, mid - fmt.min_subnormal / 8, mid + fmt.min_subnormal / 8, -mid):
+            assert round_dyadic(fmt, *_dyadic(value)) == round_fraction(fmt, value), (name, value)
+
+
+@pytest.mark.parametrize("name", ["float32", "float64"])
+def test_round_dyadic_agrees_with_round_fraction_on_random_dyadics(name):
+    fmt, rng = FORMATS[name], np.random.default_rng(11)
+    for _ in range(20000):
+        length = int(rng.choice([1, fmt.precision, fmt.precision + 1, fmt.precision + 2, 120]))
+        mantissa = int(rng.integers(1, 1 << min(length, 62))) << max(0, length - 62)
+        mantissa = mantissa << 3 | 4 if rng.random() < 0.3 else mantissa  # exact ties
+        exponent = int(rng.integers(fmt.emin - fmt.precision - length - 4, fmt.emax - length + 4))
+        mantissa = -mantissa if rng.random() < 0.5 else mantissa
+        value = Fraction(mantissa) * Fraction(2) ** exponent
+        assert round_dyadic(fmt, mantissa, exponent) == round_fraction(fmt, value), (name, mantissa, exponent)
+
+
 @pytest.mark.parametrize("text, value", [
     ("0x1.8p-3", Fraction(3, 16)), ("-0x1p+1", Fraction(-2)), ("0x.8p0", Fraction(1, 2)),
     ("0X1P-1074", Fraction(1, 1 << 1074)), ("1e-3", Fraction(1, 1000)), ("-2.5", Fraction(-5, 2)),
