@@ -2,23 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
-
-import pandas as pd
 
 from reference.casefile import CaseFileError, load_case_files
 from reference import large
 from reference.golden import GoldenFileError, generate
 from reference.locations import CHECKOUT
 
-from . import diff, envs, journal, report, repro, runner
+from . import envs, journal, repro, runner
 from .adapters import FRAMEWORKS
-from .reclassify import reclassify
 from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR  # a checkout's folders, or the package data and a user cache
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of
 
@@ -76,6 +75,24 @@ def _suite_dirs(results: Path) -> dict[str, Path]:
     return {name: folder for name, (_, folder) in SUITES.items()} | {"user": results.parent / "golden" / "user"}
 
 
+# what turns rows into results files and reports; imported where needed, so that `xent run`
+# starts its workers without waiting for pandas
+REPORTING_MODULES = ("conformance.report", "conformance.diff", "matplotlib.figure")
+
+
+def _import_all(names) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # reported where it is needed
+            pass
+
+
+def _read_run(spec):
+    from . import diff, report
+    return report.read_results(diff.results_path(spec))
+
+
 def _print_stale(stale: dict) -> None:
     for who, ids in stale.items():
         print(f"{who}: {stale_message(ids)}")
@@ -90,6 +107,7 @@ def _clear_outputs(out: Path) -> None:
 
 
 def _finish(df, out: Path, since=None) -> None:
+    from . import report
     report.write_results(df, out / "results.parquet")
     repro.write_files(df, out)
     report.write_report(df, out / "report.html", since)
@@ -98,6 +116,7 @@ def _finish(df, out: Path, since=None) -> None:
 
 def _print_counts(df, out: Path, expectations_path) -> None:
     """The counts that matter, per framework and runtime, and where the report is."""
+    from . import report
     for c in report.framework_counts(df).itertuples(index=False):
         print(f"{c.framework} {c.version} ({c.runtime}): {c.conforming} outputs conform, {c.known} known "
               f"divergences, {c.unexpected} unexpected{' <-' if c.unexpected else ''}, {c.unsupported} unsupported")
@@ -123,7 +142,7 @@ def cmd_run(args) -> int:
     if runtimes and len({r.name for r in runtimes}) != len(runtimes):
         raise envs.EnvError("--runtime: each runtime needs its own name")
     expectations = load_expectations(args.expectations, FRAMEWORKS)  # checked before anything is written
-    baseline = report.read_results(diff.results_path(args.baseline)) if args.baseline else None
+    baseline = _read_run(args.baseline) if args.baseline else None
     suite_dirs = [SUITES[s][1] for s in (args.suite or ([] if args.cases else ["default"]))]
     specs = load_case_files(args.cases) if args.cases else []  # every file checked before anything runs
     _clear_outputs(out)
@@ -139,6 +158,9 @@ def cmd_run(args) -> int:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar, progress = _progress_bar("xent run")
+    # the results' modules (pandas, matplotlib: half a second) load while the workers import
+    # their frameworks, not before the workers start; an import that finds them loading waits
+    threading.Thread(target=_import_all, args=(REPORTING_MODULES,), daemon=True).start()
     try:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
                           progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes,
@@ -148,6 +170,7 @@ def cmd_run(args) -> int:
         log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    from . import diff, report
     df = report.results_frame([row for r in runs for row in r.rows])
     df.attrs["expectations"] = {f"{r.framework} ({r.runtime})": {"used": r.used, "in_scope": r.in_scope}
                                 for r in runs if not r.skipped}
@@ -193,6 +216,7 @@ def cmd_run(args) -> int:
 
 def _write_summary(path: Path, df, differences, since, failed: bool) -> None:
     """What a CI system acts on, for machines: counts per framework and runtime."""
+    from . import report
     per = {}
     for (framework, runtime), rows in df.groupby(["framework", "runtime"]):
         d = differences[(differences["framework"] == framework)] if not differences.empty else differences
@@ -215,6 +239,8 @@ def _shard(text: str | None) -> tuple[int, int]:
 
 def cmd_merge(args) -> int:
     """Results of several runs (the shards of one, or the jobs of a CI matrix) as one."""
+    from . import diff, report
+    import pandas as pd
     frames = [report.read_results(diff.results_path(p)) for p in args.runs]
     merged = pd.concat(frames, ignore_index=True)
     key = diff.KEY + ["runtime"]
@@ -243,6 +269,8 @@ def cmd_merge(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from . import diff, report
+    from .reclassify import reclassify
     path = diff.results_path(args.results)
     partial = Path(args.results) / journal.PARTIAL
     if Path(args.results).is_dir() and not path.exists() and partial.is_dir():
@@ -267,6 +295,8 @@ def cmd_report(args) -> int:
 
 
 def _load_side(spec: str, args, expectations):
+    from . import diff, report
+    from .reclassify import reclassify
     path = diff.results_path(spec)
     df = report.read_results(path)
     if args.reclassify:
@@ -282,6 +312,7 @@ def _select(df, column: str, value: str, source: str):
 
 
 def cmd_diff(args) -> int:
+    from . import diff
     expectations = load_expectations(args.expectations, FRAMEWORKS) if args.reclassify else []
     old_spec, new_spec = args.old, args.new or args.old
     if not args.new and not (args.runtimes or args.devices):
@@ -323,6 +354,7 @@ def cmd_env(args) -> int:
 
 
 def cmd_baseline(args) -> int:
+    from . import diff, report
     if CHECKOUT is None:
         raise ValueError("xent baseline update: baselines/ belongs to a checkout; outside one, pass any run "
                          "to --baseline (xent run --baseline RUN, pytest --xent-baseline RUN)")

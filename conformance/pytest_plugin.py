@@ -321,11 +321,13 @@ class FrameworkCollector(pytest.Collector):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
-    """Add the matrix's tests before -k and -m deselect (those run later in this hook)."""
+    """Add the matrix's tests before -k and -m deselect (those run later in this hook), ahead of
+    the others: a framework's scope is the longest, so under xdist it starts first rather than
+    running alone at the end."""
     if KEY not in config.stash:
         return
     # genitems collects recursively and reports each collector, so "collected N items" counts them
-    items.extend(session.genitems(XentCollector.from_parent(session, name="xent", nodeid="xent")))
+    items[:0] = list(session.genitems(XentCollector.from_parent(session, name="xent", nodeid="xent")))
 
 
 @pytest.hookimpl(trylast=True)

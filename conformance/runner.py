@@ -281,12 +281,13 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
                   timeout: float, expectations: list[Expectation] = (), progress=None,
                   dtypes: set[str] | None = None, runtime: RuntimeSpec | None = None,
                   devices: tuple[str, ...] | None = None, control: Control | None = None,
-                  result: FrameworkRun | None = None, suite_hashes: dict[str, str] | None = None) -> FrameworkRun:
+                  result: FrameworkRun | None = None, suite_hashes: dict[str, str] | None = None,
+                  worker: Worker | None = None) -> FrameworkRun:
+    """One framework's tasks through its worker (`worker`: one already launched by run())."""
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
     control = control or Control()
     result = result or FrameworkRun(framework, runtime.name)
-    log_name = f"worker-{framework}.log" if runtime.name == LOCAL else f"worker-{runtime.name}-{framework}.log"
-    worker = Worker(framework, out_dir / log_name, runtime)
+    worker = worker or _worker(framework, runtime, out_dir)
     with control.lock:
         control.workers.add(worker)
     try:
@@ -299,9 +300,15 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
     return result
 
 
+def _worker(framework: str, runtime: RuntimeSpec, out_dir: Path) -> Worker:
+    log_name = f"worker-{framework}.log" if runtime.name == LOCAL else f"worker-{runtime.name}-{framework}.log"
+    return Worker(framework, out_dir / log_name, runtime)
+
+
 def _run_tasks(worker, framework, suites, result, *, timeout, expectations, progress, dtypes, runtime, devices,
                control, suite_hashes) -> None:
-    worker.launch()
+    if worker.proc is None:
+        worker.launch()
     for case in (c for _, cases in suites for c in cases) if control.cases.enabled else ():
         if not worker.starting() or control.stop.is_set():  # never delays the first task
             break
@@ -425,21 +432,20 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
     of the first result; an error in a framework's thread ends only that framework.
     `case_ids` runs only those cases (a pytest selection)."""
     control = control or Control()
-    suites, golden_errors, hashes = [], [], {}
-    for d in suite_dirs:
-        cases = load_suite(d)
-        hashes[str(Path(d).resolve())] = suite_hash(cases)  # the whole suite's, shards too
-        bad = {}
-        chosen = [c for c in cases if in_shard(d, c.id, shard) and (case_ids is None or c.id in case_ids)]
-        for case in chosen:
-            try:
-                case.verify()
-            except GoldenFileError as e:
-                bad[case.id] = str(e)
-        golden_errors += bad.values()
-        suites.append((str(Path(d).resolve()), [c for c in chosen if c.id not in bad]))
     runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
     jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
+    # workers import their frameworks (seconds) while the golden files are read and checked here
+    workers = {(rt.name, fw): _worker(fw, rt, out_dir) for rt, fw in jobs}
+    for worker in workers.values():
+        with control.lock:
+            control.workers.add(worker)
+        worker.launch()
+    try:
+        suites, golden_errors, hashes = _checked_suites(suite_dirs, shard, case_ids)
+    except BaseException:
+        for worker in workers.values():
+            worker.stop()
+        raise
     on_disk = sum(c.path.stat().st_size for _, cases in suites for c in cases)
     control.cases = CaseCache(on_disk < CaseCache.LIMIT_BYTES, dtypes, users=len(jobs))
     results = {(rt.name, fw): FrameworkRun(fw, rt.name) for rt, fw in jobs}
@@ -455,7 +461,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         try:
             run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
                           progress=locked_progress, dtypes=dtypes, runtime=rt, devices=devices, control=control,
-                          result=result, suite_hashes=hashes)
+                          result=result, suite_hashes=hashes, worker=workers[(rt.name, fw)])
         except Exception as e:  # keep what it measured; say why it stopped
             result.error = f"{type(e).__name__}: {e}"
 
@@ -469,3 +475,22 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
     if runs:
         runs[0].golden_errors = golden_errors
     return runs
+
+
+def _checked_suites(suite_dirs, shard, case_ids):
+    """(suite folder, its chosen cases that pass their checksum) per suite, the failures'
+    messages, and each whole suite's hash."""
+    suites, golden_errors, hashes = [], [], {}
+    for d in suite_dirs:
+        cases = load_suite(d)
+        hashes[str(Path(d).resolve())] = suite_hash(cases)  # the whole suite's, shards too
+        bad = {}
+        chosen = [c for c in cases if in_shard(d, c.id, shard) and (case_ids is None or c.id in case_ids)]
+        for case in chosen:
+            try:
+                case.verify()
+            except GoldenFileError as e:
+                bad[case.id] = str(e)
+        golden_errors += bad.values()
+        suites.append((str(Path(d).resolve()), [c for c in chosen if c.id not in bad]))
+    return suites, golden_errors, hashes
