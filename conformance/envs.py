@@ -3,7 +3,8 @@ environments `xent env create` makes for them with uv.
 
 A runtime is a stable name and a Python interpreter. `local` is the interpreter running
 xent; `NAME=PYTHON` names any other; a bare NAME is an environment made by `xent env create`
-(kept under XENT_ENV_DIR, default ~/.cache/xent-conformance/envs).
+(kept under XENT_ENV_DIR, default envs/ in the user cache: conformance.suites.cache_dir,
+~/.cache/xent-conformance/envs on Linux, moved by XENT_CACHE).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from .runner import LOCAL, RuntimeSpec
+from .suites import cache_dir
 
 # what a worker imports besides the framework (conformance.worker -> adapters.base -> reference)
 WORKER_REQUIREMENTS = ("numpy", "python-flint", "ml_dtypes", "packaging")
@@ -27,7 +29,7 @@ class EnvError(ValueError):
 
 
 def env_root() -> Path:
-    return Path(os.environ.get("XENT_ENV_DIR", Path.home() / ".cache" / "xent-conformance" / "envs"))
+    return Path(os.environ["XENT_ENV_DIR"]) if os.environ.get("XENT_ENV_DIR") else cache_dir() / "envs"
 
 
 def name_for(requirements: list[str]) -> str:

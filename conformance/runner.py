@@ -24,6 +24,7 @@ from reference.golden import OUTPUTS, GoldenCase, GoldenFileError, load_suite
 from . import repro, verdicts
 from .adapters.base import Api
 from .expectations import Expectation, Matcher
+from .suites import cache_dir
 from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, error_rows, rows_for, suite_hash
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +95,8 @@ class Worker:
 
     def launch(self) -> None:
         """Start the process; `ready` waits for its hello (meanwhile the runner prepares cases)."""
-        env = {**WORKER_ENV, **os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(
+        env = {**WORKER_ENV, "XENT_JAX_CACHE": str(cache_dir() / "jax"), **os.environ, "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join(
             filter(None, [str(code_path(self.runtime)), os.environ.get("PYTHONPATH")]))}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")

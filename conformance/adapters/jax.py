@@ -12,7 +12,6 @@ jax.config.update("jax_enable_x64", True)  # otherwise float64 inputs silently b
 import functools  # noqa: E402
 import inspect  # noqa: E402
 import os  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -148,8 +147,9 @@ def _program(adapter: "JaxAdapter", api: Api, ignore_index: int, label_smoothing
 
 def _persistent_cache() -> None:
     """JAX's persistent compilation cache, so a second run compiles nothing: the folder in
-    XENT_JAX_CACHE (default ~/.cache/xent-conformance/jax; "off" turns it off)."""
-    folder = os.environ.get("XENT_JAX_CACHE", str(Path.home() / ".cache" / "xent-conformance" / "jax"))
+    XENT_JAX_CACHE, which the runner gives every worker (default: jax/ in the user cache,
+    conformance.suites.cache_dir); "off", or unset outside a run, turns it off."""
+    folder = os.environ.get("XENT_JAX_CACHE", "off")
     if folder == "off":
         return
     try:
