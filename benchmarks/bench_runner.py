@@ -1,8 +1,7 @@
 """The runner's cost: `xent run --frameworks torch` on the default suite against the same tasks
-run in one process with no runner (import torch, decode each case's inputs as the worker does,
-then prepare, execute and restore every task, in the environment the runner gives its workers:
-runner.WORKER_ENV), measured side by side: `--rounds` pairs, each pair back to back, so every
-ratio compares two runs under the same load. Prints each pair, the median ratio and the load
+run in one process with no runner (benchmarks/in_process.py, in the environment the runner gives
+its workers: runner.WORKER_ENV), measured side by side: `--rounds` pairs, each pair back to
+back, so every ratio compares two runs under the same load. Prints each pair, the median ratio and the load
 average (the machine may be shared)."""
 from __future__ import annotations
 
@@ -16,28 +15,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-IN_PROCESS = """
-import time
-start = time.perf_counter()
-from conformance.adapters import load
-from conformance.adapters.base import prepare, restore, unsupported_reason
-from conformance.worker import inputs
-from reference.golden import load_suite
-adapter = load("torch")
-tasks = 0
-for case in load_suite("cases/golden/default"):
-    arrays = inputs(case, case.dtypes)
-    for dtype in case.dtypes:
-        for api in adapter.apis:
-            if unsupported_reason(api, case):
-                continue
-            for device in adapter.devices():
-                out = adapter.execute(api, prepare(api, case, arrays, dtype), device.id)
-                {o: v if isinstance(v, BaseException) else restore(api, case, o, v) for o, v in out.items()}
-                tasks += 1
-print(tasks, time.perf_counter() - start)
-"""
 
 
 def timed(cmd, env=None) -> tuple[float, str]:
@@ -57,7 +34,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     ratios = []
     for i in range(args.rounds):
-        in_process, stdout = timed([sys.executable, "-c", IN_PROCESS], worker_env)
+        in_process, stdout = timed([sys.executable, str(ROOT / "benchmarks" / "in_process.py"), "torch"], worker_env)
         with tempfile.TemporaryDirectory() as out:
             runner, _ = timed([sys.executable, "-m", "conformance.cli", "run", "--frameworks", "torch", "--out", out])
         ratios.append(runner / in_process)

@@ -192,7 +192,8 @@ def write_files(df, out_dir: Path) -> int:
     if "reproducer" not in df.columns:
         return 0
     files = {}
-    for _, row in df[df["reproducer"] != ""].iterrows():
+    columns = ["runtime", "framework", "case_id", "api", "dtype", "device", "reproducer"]
+    for row in df.loc[df["reproducer"] != "", columns].to_dict("records"):
         files.setdefault(file_name(row), row["reproducer"])  # a task's loss and grad rows share one
     for name, text in files.items():
         atomic_write_bytes(Path(out_dir) / name, text.encode("utf-8"))
