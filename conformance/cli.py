@@ -359,7 +359,9 @@ def cmd_baseline(args) -> int:
         raise ValueError("xent baseline update: baselines/ belongs to a checkout; outside one, pass any run "
                          "to --baseline (xent run --baseline RUN, pytest --xent-baseline RUN)")
     source = diff.results_path(args.source)
-    df = report.read_results(source)
+    # a baseline is for diffing: the reproducer scripts (four fifths of a run's file) stay with
+    # the run they came from
+    df = report.read_results(source).drop(columns=["reproducer"])
     target = BASELINES_DIR / f"{args.name}.parquet"
     report.write_results(df, target)
     print(f"baseline {args.name}: {len(df)} rows from {source} -> {target}")

@@ -174,3 +174,18 @@ def test_fail_on_unexpected_and_the_json_summary(tmp_path):
     assert failing.returncode == 1, failing.stderr  # with no expectations, the max shift is unexpected
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["failed"] is True and summary["frameworks"]["torch (local)"]["unexpected"] > 0
+
+
+def test_baseline_update_keeps_the_rows_and_leaves_the_reproducers_with_the_run(tmp_path, monkeypatch):
+    from conformance import cli, report
+
+    stored = report.read_results(cli.BASELINES_DIR / "default-cpu.parquet")
+    run = stored.assign(reproducer=["print('reproduce')\n" if i % 3 == 0 else "" for i in range(len(stored))])
+    (tmp_path / "run").mkdir()
+    report.write_results(run, tmp_path / "run" / "results.parquet")
+    monkeypatch.setattr(cli, "BASELINES_DIR", tmp_path / "baselines")
+    assert cli.main(["baseline", "update", str(tmp_path / "run"), "--name", "mine"]) == 0
+    written = tmp_path / "baselines" / "mine.parquet"
+    assert "reproducer" not in pd.read_parquet(written).columns
+    back = report.read_results(written)
+    pd.testing.assert_frame_equal(back, stored, check_like=True)
