@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from reference.casefile import CaseFileError, load_case_files
@@ -109,8 +110,11 @@ def _clear_outputs(out: Path) -> None:
 def _finish(df, out: Path, since=None) -> None:
     from . import report
     report.write_results(df, out / "results.parquet")
-    repro.write_files(df, out)
-    report.write_report(df, out / "report.html", since)
+    # the reproducer files (a thousand small writes, waiting on the disk) while the report renders
+    with ThreadPoolExecutor(1) as pool:
+        files = pool.submit(repro.write_files, df, out)
+        report.write_report(df, out / "report.html", since)
+        files.result()
     shutil.rmtree(out / journal.PARTIAL, ignore_errors=True)
 
 
