@@ -95,9 +95,9 @@ class Worker:
 
     def launch(self) -> None:
         """Start the process; `ready` waits for its hello (meanwhile the runner prepares cases)."""
-        env = {**WORKER_ENV, "XENT_JAX_CACHE": str(cache_dir() / "jax"), **os.environ, "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(code_path(self.runtime)), os.environ.get("PYTHONPATH")]))}
+        path = os.pathsep.join(filter(None, [str(code_path(self.runtime)), os.environ.get("PYTHONPATH")]))
+        env = {**WORKER_ENV, "XENT_JAX_CACHE": str(cache_dir() / "jax"), **os.environ,
+               "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen([self.runtime.python, "-m", "conformance.worker", self.framework],

@@ -115,3 +115,14 @@ def test_shards_merged_equal_one_run_row_for_row(tmp_path):
 def json_value(v):
     import json
     return json.dumps(v)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_jax_programs_are_kept_in_the_user_cache_that_xent_cache_names(tmp_path, monkeypatch):
+    golden = suite(tmp_path, [{"id": "small", "op": "log_softmax", "input": [["0.5", "-1", "2"]],
+                               "dtypes": ["float32"]}])
+    monkeypatch.delenv("XENT_JAX_CACHE", raising=False)
+    monkeypatch.setenv("XENT_CACHE", str(tmp_path / "cache"))
+    (run,) = runner.run([golden], ["jax"], out_dir=tmp_path / "o")
+    assert run.rows and not run.skipped
+    assert list((tmp_path / "cache" / "jax").iterdir())  # the compiled program, for the next run
