@@ -441,7 +441,10 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
     for worker in workers.values():
         with control.lock:
             control.workers.add(worker)
-        worker.launch()
+        try:
+            worker.launch()
+        except OSError:  # an interpreter that cannot start: its framework's thread says so
+            worker.proc = None
     try:
         suites, golden_errors, hashes = _checked_suites(suite_dirs, shard, case_ids)
     except BaseException:
