@@ -136,7 +136,7 @@ def test_round_dyadic_agrees_with_round_fraction_on_random_dyadics(name):
     for _ in range(20000):
         length = int(rng.choice([1, fmt.precision, fmt.precision + 1, fmt.precision + 2, 120]))
         mantissa = int(rng.integers(1, 1 << min(length, 62))) << max(0, length - 62)
-        mantissa = mantissa << 3 | 4 if rng.random() < 0.3 else mantissa  # exact ties
+        mantissa = mantissa << 3 | 4 if rng.random() < 0.3 else mantissa  # ...100: a tie when 3 bits round off
         exponent = int(rng.integers(fmt.emin - fmt.precision - length - 4, fmt.emax - length + 4))
         mantissa = -mantissa if rng.random() < 0.5 else mantissa
         value = Fraction(mantissa) * Fraction(2) ** exponent
