@@ -228,10 +228,12 @@ def softmax_position(row: Row, coefs: list[Fraction], denominator: Fraction, sem
     ieee = multiplied(sem, len(coefs), gathered)
     terms = [ex.scale(a, ex.neg(lp), m) for a, lp, m in zip(coefs, row.lp, ieee)]
     big_a = Fraction(1) if unit_mass else sum(coefs, Fraction(0))
+    big_a_mag = abs(float(big_a))
     grad, grad_cond = [], []
     for s_j, a_j, mag_j in zip(row.softmax, coefs, row.cond):
-        grad.append(ex.add(ex.scale(big_a, s_j, sem.zero_times_inf_nan), ex.exact(-a_j)))
-        grad_cond.append(cap(abs(float(big_a)) * mag(s_j) * (2 + mag_j) + abs(float(a_j))))
+        # a zero coefficient (every class but the target's, one-hot) needs no exact conversion
+        grad.append(ex.add(ex.scale(big_a, s_j, sem.zero_times_inf_nan), ex.exact(-a_j) if a_j else ex.ZERO))
+        grad_cond.append(cap(big_a_mag * mag(s_j) * (2 + mag_j) + (abs(float(a_j)) if a_j else 0.0)))
     cond = cap(sum(abs(float(a)) * m for a, m in zip(coefs, row.cond) if a))
     return Position(ex.total(terms), cond, grad, grad_cond, denominator)
 
