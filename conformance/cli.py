@@ -163,8 +163,9 @@ def cmd_run(args) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar, progress = _progress_bar("xent run")
     # the results' modules (pandas, matplotlib: half a second) load while the workers import
-    # their frameworks, not before the workers start; an import that finds them loading waits
-    threading.Thread(target=_import_all, args=(REPORTING_MODULES,), daemon=True).start()
+    # their frameworks, not before the workers start
+    importer = threading.Thread(target=_import_all, args=(REPORTING_MODULES,), daemon=True)
+    importer.start()
     try:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
                           progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes,
@@ -174,6 +175,7 @@ def cmd_run(args) -> int:
         log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    importer.join()  # one thread imports at a time
     from . import diff, report
     df = report.results_frame([row for r in runs for row in r.rows])
     df.attrs["expectations"] = {f"{r.framework} ({r.runtime})": {"used": r.used, "in_scope": r.in_scope}
