@@ -20,6 +20,7 @@ def main(framework: str) -> None:
     from reference.golden import load_suite
 
     adapter = load(framework)
+    devices = adapter.devices()  # once, as the worker asks in its hello
     tasks = 0
     for case in load_suite(ROOT / "cases" / "golden" / "default"):
         arrays = inputs(case, case.dtypes)
@@ -27,7 +28,7 @@ def main(framework: str) -> None:
             for api in adapter.apis:
                 if unsupported_reason(api, case):
                     continue
-                for device in adapter.devices():
+                for device in devices:
                     out = adapter.execute(api, prepare(api, case, arrays, dtype), device.id)
                     {o: v if isinstance(v, BaseException) else restore(api, case, o, v) for o, v in out.items()}
                     tasks += 1
