@@ -19,8 +19,10 @@ from reference.locations import CHECKOUT
 
 from . import envs, journal, repro, runner
 from .adapters import FRAMEWORKS
-from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR  # a checkout's folders, or the package data and a user cache
-from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of
+from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR, results_path  # a checkout's folders, or the package data and a user cache
+from .expectations import (DEFAULT_PATH, NO_WITNESSES, ExpectationsError, load_expectations, read_witnesses,
+                           stale_message, stale_of)
+from .gates import DIFF_CLASSES, RUN_FINDINGS, parse_names
 
 
 
@@ -118,37 +120,87 @@ def _finish(df, out: Path, since=None) -> None:
     shutil.rmtree(out / journal.PARTIAL, ignore_errors=True)
 
 
-def _print_counts(df, out: Path, expectations_path) -> None:
-    """The counts that matter, per framework and runtime, and where the report is."""
+def _print_counts(df, expectations_path, report_path: Path, results_path: Path, reproducers: Path) -> None:
+    """The counts that matter, per framework and runtime, the cases no API of a framework could
+    express, and where the report is (only files that exist)."""
     from . import report
     for c in report.framework_counts(df).itertuples(index=False):
         print(f"{c.framework} {c.version} ({c.runtime}): {c.conforming} outputs conform, {c.known} known "
               f"divergences, {c.unexpected} unexpected{' <-' if c.unexpected else ''}, {c.unsupported} unsupported")
-    reproducers = out / repro.FOLDER
+    for c in report.inexpressible(df).itertuples(index=False):
+        more = f" (+{c.count - 3} more)" if c.count > 3 else ""
+        print(f"  {c.framework} ({c.runtime}): no API can express {c.count} case(s): {c.examples}{more}; "
+              f"e.g. {c.reason}")
     print(f"expectations: {expectations_path}")
-    print(f"report:  {out / 'report.html'}\nresults: {out / 'results.parquet'}"
-          + (f"\nreproducers: {reproducers}/" if reproducers.exists() else ""))
+    print(f"report:  {report_path}")
+    if results_path.exists():
+        print(f"results: {results_path}")
+    if reproducers.is_dir():
+        print(f"reproducers: {reproducers}/")
+
+
+def _writable_folder(out: Path, option: str = "--out") -> None:
+    """A run's folder, made and checked before anything runs: one clear error, not a traceback
+    after the measurements."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option} {out}: not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".xent-write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"{option} {out}: cannot write there ({e.strerror or e})") from None
+
+
+def _nonnegative(value: float, option: str) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{option} {value}: a finite number at or above 0")
+    return value
+
+
+def _witnesses(baseline: str | None):
+    """The rows each expectation explained in a reference run: the given baseline, else the
+    stored default baseline (expectations.Witnesses). Without either, no entry is judged stale."""
+    path = results_path(baseline) if baseline else BASELINES_DIR / "default-cpu.parquet"
+    return read_witnesses(path) if path.exists() else NO_WITNESSES
+
+
+def _baseline_for(baseline, frameworks, dtypes, devices, suites, shard):
+    """The baseline's rows of what this run was asked to measure: a run of one framework, of some
+    dtypes or of the user's own cases is not missing the rest."""
+    from fnmatch import fnmatchcase
+    keep = (baseline["framework"].isin(frameworks) & baseline["suite"].isin(suites)
+            & (baseline["dtype"].isin(dtypes) if dtypes else True))
+    if devices:
+        keep &= baseline["device"].map(lambda d: d == "-" or any(fnmatchcase(d, p) for p in devices))
+    if shard != (1, 1):
+        keep &= [runner.in_shard(s, c, shard) for s, c in zip(baseline["suite"], baseline["case_id"])]
+    return baseline[keep]
 
 
 def cmd_run(args) -> int:
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: not a folder")
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise ValueError(f"--timeout {args.timeout}: a number of seconds above 0")
+    _nonnegative(args.drift, "--drift")
+    fail_on = set(parse_names(args.fail_on, "--fail-on", RUN_FINDINGS + DIFF_CLASSES))
     shard = _shard(args.shard)
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = [f for f in frameworks if f not in FRAMEWORKS]
-    if unknown:
-        print(f"xent: unknown framework {unknown[0]!r}; choose from {', '.join(FRAMEWORKS)}", file=sys.stderr)
-        return 2
+    if unknown or not frameworks:
+        raise ValueError(f"--frameworks {args.frameworks!r}: "
+                         + (f"unknown framework {unknown[0]!r}; " if unknown else "") + f"choose from {', '.join(FRAMEWORKS)}")
     runtimes = [envs.resolve(spec) for spec in args.runtime] if args.runtime else None
     if runtimes and len({r.name for r in runtimes}) != len(runtimes):
         raise envs.EnvError("--runtime: each runtime needs its own name")
     expectations = load_expectations(args.expectations, FRAMEWORKS)  # checked before anything is written
     baseline = _read_run(args.baseline) if args.baseline else None
-    suite_dirs = [SUITES[s][1] for s in (args.suite or ([] if args.cases else ["default"]))]
+    witnesses = _witnesses(args.baseline)
+    suite_names = args.suite or ([] if args.cases else ["default"])
+    suite_dirs = [SUITES[s][1] for s in suite_names]
     specs = load_case_files(args.cases) if args.cases else []  # every file checked before anything runs
+    _writable_folder(out)
     _clear_outputs(out)
     if specs:
         suite_dirs.append(_generate_with_bar(specs, out / "golden" / "user", "user").parent)
@@ -169,7 +221,8 @@ def cmd_run(args) -> int:
     try:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
                           progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes,
-                          devices=tuple(args.devices) if args.devices else None, control=control, shard=shard)
+                          devices=tuple(args.devices) if args.devices else None, control=control, shard=shard,
+                          witnesses=witnesses)
     finally:
         bar.close()
         log.close()
@@ -178,8 +231,10 @@ def cmd_run(args) -> int:
     importer.join()  # one thread imports at a time
     from . import diff, report
     df = report.results_frame([row for r in runs for row in r.rows])
-    df.attrs["expectations"] = {f"{r.framework} ({r.runtime})": {"used": r.used, "in_scope": r.in_scope}
+    df.attrs["expectations"] = {f"{r.framework} ({r.runtime})": {"used": r.used, "witnessed": r.witnessed}
                                 for r in runs if not r.skipped}
+    if witnesses.source:
+        df.attrs["witnesses"] = witnesses.source
     # a shard sees only some cases: whether an expectation is stale is decided over all shards (xent merge)
     df.attrs["stale"] = {} if shard != (1, 1) else {f"{r.framework} ({r.runtime})": r.stale for r in runs if r.stale}
     if shard != (1, 1):
@@ -199,18 +254,20 @@ def cmd_run(args) -> int:
     if df.empty:
         print("xent: no results (no framework could run)", file=sys.stderr)
         return 128 + received[0] if received else 1
+    if baseline is not None:
+        baseline = _baseline_for(baseline, frameworks, args.dtypes, args.devices,
+                                 set(df["suite"]) | {Path(d).name for d in suite_dirs}, shard)
     since = diff.compare(baseline, df, drift=args.drift, old_label=str(args.baseline), new_label=str(out)) \
         if baseline is not None else None
     _finish(df, out, since)
     differences = report.differences(df)
     unexpected = differences[differences["known"] == ""] if not differences.empty else differences
-    _print_counts(df, out, args.expectations)
+    _print_counts(df, args.expectations, out / "report.html", out / "results.parquet", out / repro.FOLDER)
     if "incomplete" in df.attrs:
         print(f"INCOMPLETE: {df.attrs['incomplete']['tasks_not_run']} tasks not run "
               f"({df.attrs['incomplete']['why']})", file=sys.stderr)
     if since is not None:
         print(diff.summary_text(since))
-    fail_on = set(args.fail_on.split(","))
     failed = bool(("unexpected" in fail_on and len(unexpected)) or ("stale" in fail_on and df.attrs["stale"])
                   or (since is not None and diff.failed(since, tuple(fail_on))))
     if args.json:
@@ -225,7 +282,8 @@ def _write_summary(path: Path, df, differences, since, failed: bool) -> None:
     from . import report
     per = {}
     for (framework, runtime), rows in df.groupby(["framework", "runtime"]):
-        d = differences[(differences["framework"] == framework)] if not differences.empty else differences
+        d = differences[(differences["framework"] == framework) & (differences["runtime"] == runtime)] \
+            if not differences.empty else differences
         per[f"{framework} ({runtime})"] = {
             "version": rows["framework_version"].iloc[0], "verdicts": rows["verdict"].value_counts().to_dict(),
             "differences": int(len(d)), "unexpected": int((d["known"] == "").sum()) if len(d) else 0}
@@ -257,16 +315,17 @@ def cmd_merge(args) -> int:
     scopes: dict[str, dict[str, set]] = {}
     for frame in frames:
         for who, seen in frame.attrs.get("expectations", {}).items():
-            entry = scopes.setdefault(who, {"used": set(), "in_scope": set()})
+            entry = scopes.setdefault(who, {"used": set(), "witnessed": set()})
             entry["used"] |= set(seen["used"])
-            entry["in_scope"] |= set(seen["in_scope"])
+            entry["witnessed"] |= set(seen.get("witnessed", ()))  # runs before witnesses judge nothing stale
     merged.attrs["expectations"] = {who: {k: sorted(v) for k, v in s.items()} for who, s in scopes.items()}
-    merged.attrs["stale"] = {who: stale for who, s in scopes.items() if (stale := stale_of(s["in_scope"], s["used"]))}
+    merged.attrs["stale"] = {who: stale for who, s in scopes.items() if (stale := stale_of(s["witnessed"], s["used"]))}
     incomplete = [f.attrs["incomplete"] for f in frames if "incomplete" in f.attrs]
     if incomplete:
         merged.attrs["incomplete"] = {"tasks_not_run": sum(max(i["tasks_not_run"], 0) for i in incomplete),
                                       "why": "a merged run was incomplete"}
     out = Path(args.out)
+    _writable_folder(out)
     _clear_outputs(out)
     _finish(merged, out)
     _print_stale(merged.attrs["stale"])
@@ -287,16 +346,17 @@ def cmd_report(args) -> int:
     if not path.exists():
         raise ValueError(f"{args.results}: no results.parquet (nor an interrupted run's partial/) there")
     df = report.read_results(path)
+    results = path
     if args.reclassify:
-        df = reclassify(df, _suite_dirs(path), load_expectations(args.expectations, FRAMEWORKS))
-        report.write_results(df, path.with_name("results-reclassified.parquet"))
+        df = reclassify(df, _suite_dirs(path), load_expectations(args.expectations, FRAMEWORKS), _witnesses(None))
+        results = path.with_name("results-reclassified.parquet")
+        report.write_results(df, results)
         _print_stale(df.attrs.get("stale", {}))
     out = Path(args.out) if args.out else path.with_name("report.html")
+    _writable_folder(out.parent, "--out")
     report.write_report(df, out)
-    repro.write_files(df, out.parent)
-    _print_counts(df, out.parent, args.expectations if args.reclassify else "as recorded")
-    if out.name != "report.html":
-        print(f"this report: {out}")
+    repro.write_files(df, out.parent, source=path.parent)
+    _print_counts(df, args.expectations if args.reclassify else "as recorded", out, results, out.parent / repro.FOLDER)
     return 0
 
 
@@ -306,7 +366,7 @@ def _load_side(spec: str, args, expectations):
     path = diff.results_path(spec)
     df = report.read_results(path)
     if args.reclassify:
-        df = reclassify(df, _suite_dirs(path), expectations)
+        df = reclassify(df, _suite_dirs(path), expectations, _witnesses(None))
     return df
 
 
@@ -319,6 +379,11 @@ def _select(df, column: str, value: str, source: str):
 
 def cmd_diff(args) -> int:
     from . import diff
+    fail_on = parse_names(args.fail_on, "--fail-on", DIFF_CLASSES)
+    _nonnegative(args.drift, "--drift")
+    frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()] if args.frameworks else None
+    if frameworks is not None and not frameworks:
+        raise ValueError(f"--frameworks {args.frameworks!r}: name at least one framework")
     expectations = load_expectations(args.expectations, FRAMEWORKS) if args.reclassify else []
     old_spec, new_spec = args.old, args.new or args.old
     if not args.new and not (args.runtimes or args.devices):
@@ -335,6 +400,12 @@ def cmd_diff(args) -> int:
     shared = set(old["framework"]) & set(new["framework"])
     if args.runtimes or args.devices:  # a runtime or device holds only some frameworks: compare those
         old, new = old[old["framework"].isin(shared)], new[new["framework"].isin(shared)]
+    if frameworks:
+        present = set(old["framework"]) | set(new["framework"])
+        absent = [f for f in frameworks if f not in present]
+        if absent:
+            raise ValueError(f"--frameworks: no rows of {absent[0]!r} in either run (there: {', '.join(sorted(present))})")
+        old, new = old[old["framework"].isin(frameworks)], new[new["framework"].isin(frameworks)]
     d = diff.compare(old, new, drift=args.drift, old_label=labels[0], new_label=labels[1])
     print(diff.summary_text(d))
     _print_stale(new.attrs.get("stale", {}))
@@ -343,7 +414,7 @@ def cmd_diff(args) -> int:
     print(f"diff: {html_path}")
     if args.json:
         diff.write_json(d, Path(args.json))
-    return 1 if diff.failed(d, tuple(args.fail_on.split(","))) else 0
+    return 1 if diff.failed(d, fail_on) else 0
 
 
 def cmd_env(args) -> int:
@@ -374,8 +445,15 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option value said in one line (exit 2), as every other bad input is."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xent", description="Cross-entropy conformance across PyTorch, TensorFlow and JAX.")
+    p = _Parser(prog="xent", description="Cross-entropy conformance across PyTorch, TensorFlow and JAX.")
     p.add_argument("--version", action="version", version=f"xent-conformance {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -400,11 +478,13 @@ def parser() -> argparse.ArgumentParser:
                    help="run the workers under this interpreter (repeatable): NAME=PYTHON, 'local', or an environment "
                         "of `xent env list`; given any, only the runtimes named run")
     r.add_argument("--baseline", metavar="RESULTS", help="a stored run to diff against (report section, exit code)")
-    r.add_argument("--drift", type=float, default=0.25, help="with --baseline: share of the tolerance a row may move")
+    r.add_argument("--drift", type=float, default=0.25,
+                   help="with --baseline: how far an output may move, in shares of the tolerance, before a move on "
+                        "the same machine kind is 'changed' (default 0.25)")
     r.add_argument("--fail-on", default="regression,missing",
-                   help="what makes the exit code 1: 'unexpected' (a divergence the expectations do not explain), "
-                        "'stale' (an expectation that explained nothing), and with --baseline the diff's classes "
-                        "(default regression,missing)")
+                   help="what makes the exit code 1, comma-separated: 'unexpected' (a divergence the expectations do "
+                        "not explain), 'stale' (an expectation whose witness cases ran and that explained nothing), "
+                        f"and with --baseline the diff's classes ({', '.join(DIFF_CLASSES)}; default regression,missing)")
     r.add_argument("--json", metavar="FILE", help="a summary for machines: counts per framework, stale, baseline")
     r.add_argument("--shard", metavar="K/N", help="run only shard K of N (split by case); `xent merge` joins them")
     r.set_defaults(func=cmd_run)
@@ -425,9 +505,13 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--devices", nargs=2, metavar=("A", "B"),
                    help="device A of OLD against device B of NEW (or of OLD alone), e.g. cpu cuda:0")
     d.add_argument("--drift", type=float, default=0.25,
-                   help="a change of the share of the tolerance used beyond this is 'changed' (default 0.25)")
+                   help="on the same machine kind, a move of an output beyond this share of the tolerance is "
+                        "'changed', not 'drift' (default 0.25)")
     d.add_argument("--fail-on", default="regression,missing",
-                   help="classes that make the exit code 1 (comma-separated; default regression,missing)")
+                   help=f"classes that make the exit code 1, comma-separated: {', '.join(DIFF_CLASSES)} "
+                        "(default regression,missing)")
+    d.add_argument("--frameworks", help="only these frameworks' rows, comma-separated (a run of one framework "
+                                        "against a baseline of several)")
     d.add_argument("--json", metavar="FILE", help="write the diff for machines")
     d.add_argument("--html", metavar="FILE", help="where diff.html goes (default: beside NEW)")
     d.add_argument("--reclassify", action="store_true",

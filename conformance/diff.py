@@ -9,27 +9,44 @@ falls in one class:
   divergence became an unknown one;
 - fix: the reverse (did not conform, conforms now; or an unknown divergence is now known);
 - changed: among the rest, the verdict, the variant, the exception type or the expectation that
-  explains it changed, or the share of the tolerance used moved by more than `drift`;
+  explains it changed; or, on the same machine kind (equal `device_name`), the output moved by
+  more than `drift` (below);
+- drift: the same verdict, variant, exception type and expectation, but the output's bits moved:
+  what another CPU's vector ISA, another GPU model or a thread count does to the last bits.
+  Reported, and failing only when asked (`--fail-on drift`);
 - new: in NEW only; missing: in OLD only (a crashed or skipped framework must not look clean).
+
+How far an output moved is measured on the share of the tolerance it uses (`max_tol_ratio`,
+error / tolerance): |new - old| / max(1, old, new). Within the tolerance that is the change of
+the share itself; beyond it (a variant, an inaccurate output, where the share can be 1e44) it
+is relative to how far the output already was, so one bit on a far-off output is a small move.
+An output whose share cannot be measured (no finite element on one side) moved when its bits
+did.
 """
 from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from reference.formats import FORMATS, to_float64
 from reference.golden import atomic_write_bytes
 
+from .suites import results_path  # noqa: F401 (the diff's users name it here)
+from .gates import BASELINE_FAILS, DIFF_CLASSES  # noqa: F401 (BASELINE_FAILS: for the diff's users)
 from .verdicts import CONFORMS, UNSUPPORTED
 
 KEY = ["suite", "case_id", "framework", "api", "device", "dtype", "output"]
-CLASSES = ("regression", "fix", "changed", "new", "missing")
+CLASSES = DIFF_CLASSES
 COMPARED = ["verdict", "variants", "error_type", "known", "max_tol_ratio", "detail", "runtime",
-            "framework_version", "observed_values", "expected_values", "inputs", "case_sha256"]
+            "framework_version", "observed_values", "expected_values", "inputs", "case_sha256", "device_name",
+            "observed_dtype", "observed_shape", "observed_bits"]
+DEFAULT_DRIFT = 0.25
 
 
 @dataclass
@@ -47,11 +64,6 @@ class Diff:
         return {c: int(found.get(c, 0)) for c in CLASSES}
 
 
-def results_path(path: str | Path) -> Path:
-    path = Path(path)
-    return path / "results.parquet" if path.is_dir() else path
-
-
 def _diverging(verdict: pd.Series) -> pd.Series:
     return ~verdict.isin([CONFORMS, UNSUPPORTED]) & verdict.notna()
 
@@ -61,8 +73,39 @@ def _key_for(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     return KEY + ["runtime"] if several else KEY
 
 
-def compare(old: pd.DataFrame, new: pd.DataFrame, *, drift: float = 0.25, old_label="OLD", new_label="NEW") -> Diff:
+def _bits_moved(pairs: pd.DataFrame) -> pd.Series:
+    """Whether each pair's observed outputs differ, bit for bit (any NaN equal to any NaN: a
+    NaN's payload and sign are not a result)."""
+    raw = ((pairs["observed_bits_old"] != pairs["observed_bits_new"])
+           | (pairs["observed_dtype_old"] != pairs["observed_dtype_new"])
+           | (pairs["observed_shape_old"] != pairs["observed_shape_new"]))
+    moved = raw.to_numpy().copy()
+    decodable = raw & pairs["observed_dtype_old"].fillna("").astype(bool) & ~(
+        (pairs["observed_dtype_old"] != pairs["observed_dtype_new"]) | (pairs["observed_shape_old"] != pairs["observed_shape_new"]))
+    where = np.flatnonzero(decodable.to_numpy())
+    columns = pairs[["observed_dtype_old", "observed_bits_old", "observed_bits_new"]].to_numpy()[where]
+    with np.errstate(invalid="ignore"):
+        for i, (dtype, old, new) in zip(where, columns):
+            fmt = FORMATS[dtype]
+            a, b = (to_float64(np.frombuffer(bits, dtype=np.dtype(fmt.storage).newbyteorder("<")), fmt)
+                    for bits in (old, new))
+            moved[i] = not (a.shape == b.shape and ((a == b) & (np.signbit(a) == np.signbit(b))
+                                                    | (np.isnan(a) & np.isnan(b))).all())
+    return pd.Series(moved, index=pairs.index)
+
+
+def share_moved(old: pd.Series, new: pd.Series) -> pd.Series:
+    """How far an output moved, in shares of the tolerance: |new - old| / max(1, old, new)."""
+    return (new - old).abs() / np.maximum(1.0, np.maximum(old.abs(), new.abs()))
+
+
+def compare(old: pd.DataFrame, new: pd.DataFrame, *, drift: float = DEFAULT_DRIFT, old_label="OLD",
+            new_label="NEW") -> Diff:
     notices = []
+    shared = set(zip(old["suite"], old["case_id"])) & set(zip(new["suite"], new["case_id"]))
+    if len(old) and len(new) and not shared:
+        notices.append(f"the runs share no case ({old_label}: {old['case_id'].nunique()} cases, {new_label}: "
+                       f"{new['case_id'].nunique()}): every row is new or missing")
     for suite in sorted(set(old["suite"]) | set(new["suite"])):
         # a suite whose golden files differ between the runs: only the cases both ran with the
         # same golden file are comparable (rows of the same suite absent from NEW are `missing`)
@@ -89,19 +132,24 @@ def compare(old: pd.DataFrame, new: pd.DataFrame, *, drift: float = 0.25, old_la
     o_conf, n_conf = pairs["verdict_old"] == CONFORMS, pairs["verdict_new"] == CONFORMS
     o_div, n_div = _diverging(pairs["verdict_old"]), _diverging(pairs["verdict_new"])
     o_known, n_known = pairs["known_old"].fillna("") != "", pairs["known_new"].fillna("") != ""
-    ratio_moved = (pairs["max_tol_ratio_new"] - pairs["max_tol_ratio_old"]).abs() > drift
+    both = pairs["_merge"] == "both"
+    pairs["moved"] = share_moved(pairs["max_tol_ratio_old"], pairs["max_tol_ratio_new"])
+    bits_moved = pd.Series(False, index=pairs.index)
+    bits_moved[both] = _bits_moved(pairs[both])
+    far = (pairs["moved"] > drift) | (pairs["moved"].isna() & bits_moved)
+    same_machine = pairs["device_name_old"] == pairs["device_name_new"]
     differs = ((pairs["verdict_old"] != pairs["verdict_new"]) | (pairs["variants_old"] != pairs["variants_new"])
-               | (pairs["error_type_old"] != pairs["error_type_new"]) | (pairs["known_old"] != pairs["known_new"])
-               | ratio_moved.fillna(False))
+               | (pairs["error_type_old"] != pairs["error_type_new"]) | (pairs["known_old"] != pairs["known_new"]))
     conditions = [
         pairs["_merge"] == "left_only",
         pairs["_merge"] == "right_only",
         (o_conf & ~n_conf) | (o_div & o_known & n_div & ~n_known),
         (~o_conf & n_conf) | (o_div & ~o_known & n_div & n_known),
-        differs,
+        differs | (same_machine & far),
+        bits_moved | far,
     ]
-    pairs["class"] = np.select(conditions, ["missing", "new", "regression", "fix", "changed"], default="same")
-    pairs = pairs.drop(columns="_merge")
+    pairs["class"] = np.select(conditions, ["missing", "new", "regression", "fix", "changed", "drift"], default="same")
+    pairs = pairs.drop(columns=["_merge", "observed_bits_old", "observed_bits_new"])
     return Diff(pairs, notices, old_label, new_label)
 
 
@@ -116,10 +164,14 @@ def _state(verdict, known, variants, error_type) -> str:
     return text + (f" [known: {known}]" if known else "")
 
 
-def _transition(old: str, new: str, ratio_old, ratio_new) -> str:
-    if old == new:  # the same verdict: what moved is the share of the tolerance used
-        return f"{old}, share of tolerance {ratio_old:.2g} -> {ratio_new:.2g}"
-    return f"{old} -> {new}"
+def _transition(old: str, new: str, ratio_old, ratio_new, moved, name_old, name_new) -> str:
+    if old != new:
+        return f"{old} -> {new}"
+    # the same verdict: what moved is the output, by this share of the tolerance
+    machines = f" ({name_old} -> {name_new})" if name_old != name_new else ""
+    if math.isnan(moved):
+        return f"{old}, bits moved{machines}"
+    return f"{old}, share of tolerance {ratio_old:.3g} -> {ratio_new:.3g} (moved {moved:.2g}){machines}"
 
 
 def transitions(d: Diff) -> pd.DataFrame:
@@ -131,7 +183,8 @@ def transitions(d: Diff) -> pd.DataFrame:
                                    ch["error_type_old"].fillna(""))]
     new = [_state(*s) for s in zip(ch["verdict_new"], ch["known_new"].fillna(""), ch["variants_new"].fillna(""),
                                    ch["error_type_new"].fillna(""))]
-    ch = ch.assign(transition=[_transition(*t) for t in zip(old, new, ch["max_tol_ratio_old"], ch["max_tol_ratio_new"])])
+    ch = ch.assign(transition=[_transition(*t) for t in zip(old, new, ch["max_tol_ratio_old"], ch["max_tol_ratio_new"],
+                                                             ch["moved"], ch["device_name_old"], ch["device_name_new"])])
     grouped = ch.groupby(["class", "framework", "api", "transition"]).agg(
         count=("case_id", "size"), examples=("case_id", lambda s: ", ".join(list(dict.fromkeys(s))[:3]))).reset_index()
     grouped["order"] = grouped["class"].map({c: i for i, c in enumerate(CLASSES)})
@@ -148,8 +201,10 @@ def summary_text(d: Diff, limit: int = 40) -> str:
         lines.append(f"  {r[0]:<10} {r.count:>5}  {r.framework} {r.api}: {r.transition}   e.g. {r.examples}")
     if len(table) > limit:
         lines.append(f"  ... {len(table) - limit} more groups (diff.html, --json)")
-    if not counts["regression"] and not sum(counts.values()):
-        lines.append("  no changes: every row has the same verdict, variant, error and expectation")
+    if not sum(counts.values()):
+        lines.append("  no changes: every row has the same verdict, variant, error, expectation and bits")
+    elif not sum(n for c, n in counts.items() if c != "drift"):
+        lines.append("  no changes of verdict, variant, error or expectation; only bits moved (drift)")
     return "\n".join(lines)
 
 
@@ -167,7 +222,7 @@ def write_json(d: Diff, path: Path) -> None:
 CSS = """body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
 table { border-collapse: collapse; font-size: 12px; } th, td { border: 1px solid #ccc; padding: 3px 6px;
 text-align: left; vertical-align: top; } th { background: #f0f0f0; } .regression, .missing { background: #fde2e2; }
-.fix { background: #e2f5e2; } .changed, .new { background: #fff6d6; } .mono { font-family: ui-monospace, monospace;
+.fix { background: #e2f5e2; } .changed, .new { background: #fff6d6; } .drift { background: #eef3fb; } .mono { font-family: ui-monospace, monospace;
 overflow-wrap: anywhere; }"""
 
 
@@ -195,3 +250,4 @@ def write_html(d: Diff, path: Path) -> None:
 def failed(d: Diff, fail_on: tuple[str, ...]) -> bool:
     counts = d.counts()
     return any(counts.get(c, 0) for c in fail_on)
+

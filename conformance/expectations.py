@@ -187,23 +187,72 @@ def _parse(raw, path: Path, index: int, seen: set, frameworks) -> Expectation:
                        features=strings("features") or (), any_features=strings("any_features") or (), params=params, requires=tuple(requires), **globs)
 
 
+WITNESS_KEY = ("suite", "case_id", "case_sha256", "api", "device", "dtype", "output")
+
+
+@dataclass(frozen=True)
+class Witnesses:
+    """The rows each cause explained in a reference run (a baseline: the default suite under the
+    pinned versions), by framework: the inputs known to trigger its mechanism. A cause is judged
+    stale only when some of them ran again and it explained nothing: a user's own cases, a
+    dtype subset or another version's runtime never make a cause stale by merely touching its
+    scope with inputs that do not trigger it (docs/expectations.md)."""
+
+    by_framework: Mapping[str, Mapping[tuple, tuple[str, ...]]] = field(default_factory=dict)  # key -> cause ids
+    source: str = ""
+
+    def causes(self, framework: str) -> set[str]:
+        return {c for ids in self.by_framework.get(framework, {}).values() for c in ids}
+
+    def cases(self, framework: str, cause: str) -> set[tuple[str, str]]:
+        """The (suite, case id) pairs that witnessed a cause."""
+        return {(k[0], k[1]) for k, ids in self.by_framework.get(framework, {}).items() if cause in ids}
+
+
+NO_WITNESSES = Witnesses()
+
+
+def witnesses_from(rows, source: str = "") -> Witnesses:
+    """Witnesses of a results frame (or any rows with WITNESS_KEY, framework and known)."""
+    found: dict[str, dict[tuple, list[str]]] = {}
+    for r in (rows.to_dict("records") if hasattr(rows, "to_dict") else rows):
+        if r["known"] and r["verdict"] not in ("unsupported", "crashed"):
+            found.setdefault(r["framework"], {}).setdefault(tuple(r[k] for k in WITNESS_KEY), []).append(r["known"])
+    return Witnesses({fw: {k: tuple(v) for k, v in keys.items()} for fw, keys in found.items()}, source)
+
+
+def read_witnesses(path: str | Path) -> Witnesses:
+    """Witnesses of a stored results file; read with pyarrow, the columns needed only."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, columns=["framework", "known", "verdict", *WITNESS_KEY])
+    except Exception as e:  # a file that is not a results file: one clear error
+        raise ExpectationsError(f"{path}: cannot read the witnesses of the expectations ({type(e).__name__}: "
+                                f"{str(e)[:120]})") from None
+    return witnesses_from(table.to_pylist(), str(path))
+
+
 @dataclass
 class Matcher:
     """Expectations indexed by framework, each kept only where it applies to the runtime's
-    versions; remembers which entries explained a row and which had rows in their scope.
-    A row's scope is found through indexes, not by globbing every entry for every row: the
-    entries whose case fields cover a case, once per case, then the row's own fields, each
-    (value, globs) pair decided once."""
+    versions; remembers which entries explained a row and which had a witness row run (a row
+    the entry explained in the reference run, `Witnesses`). A row's scope is found through
+    indexes, not by globbing every entry for every row: the entries whose case fields cover a
+    case, once per case, then the row's own fields, each (value, globs) pair decided once."""
 
     by_framework: dict[str, list[Expectation]] = field(default_factory=dict)
+    witnesses: Witnesses = NO_WITNESSES
     used: set[str] = field(default_factory=set)
-    in_scope: set[str] = field(default_factory=set)
+    witnessed: set[str] = field(default_factory=set)
     _cases: dict = field(default_factory=dict, repr=False, compare=False)  # case key -> (entries, params)
     _globs: dict = field(default_factory=dict, repr=False, compare=False)  # (value, globs) -> bool
 
     @classmethod
-    def build(cls, expectations: list[Expectation], framework: str, versions: Mapping[str, str]) -> "Matcher":
-        return cls({framework: [e for e in expectations if framework in e.frameworks and e.applies_to(versions)]})
+    def build(cls, expectations: list[Expectation], framework: str, versions: Mapping[str, str],
+              witnesses: Witnesses = NO_WITNESSES) -> "Matcher":
+        return cls({framework: [e for e in expectations if framework in e.frameworks and e.applies_to(versions)]},
+                   witnesses)
 
     def _glob(self, value, patterns) -> bool:
         key = (str(value), patterns)
@@ -240,16 +289,19 @@ class Matcher:
         if found:
             self.used.add(found.id)
         if row["verdict"] not in ("unsupported", "crashed"):
-            self.in_scope.update(e.id for e in scope)
+            witnessed = self.witnesses.by_framework.get(row["framework"], {}).get(tuple(row[k] for k in WITNESS_KEY))
+            if witnessed:
+                active = {e.id for e in self.by_framework.get(row["framework"], ())}
+                self.witnessed.update(c for c in witnessed if c in active)
         return found
 
     def stale(self) -> list[str]:
-        """Entries whose scope was measured and that explained nothing: the framework changed."""
-        return stale_of(self.in_scope, self.used)
+        """Entries whose witness rows ran and that explained nothing: the framework changed."""
+        return stale_of(self.witnessed, self.used)
 
 
-def stale_of(in_scope, used) -> list[str]:
-    return sorted(set(in_scope) - set(used))
+def stale_of(witnessed, used) -> list[str]:
+    return sorted(set(witnessed) - set(used))
 
 
 def stale_message(ids) -> str:

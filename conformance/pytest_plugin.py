@@ -2,11 +2,13 @@
 
 One test per (framework or framework@runtime, case), named `<framework>-<case id>` (with
 `--xent-runtime`: `<framework>@<runtime>-<case id>`), so `-k` selects; one per (expectation,
-framework), failing with "expectation X no longer matches: the framework
-changed" when its scope ran and it explained nothing; one per framework against a stored
-baseline when `--xent-baseline` is given. A (framework, case) test fails on a divergence the
-expectations file does not explain and is an xfail naming the causes when every divergence is
-known.
+framework) where its staleness can be judged (some of the cases that witnessed it in the
+reference run, the baseline, are among the suites), failing with "expectation X no longer
+matches: the framework changed" when its witnesses ran and it explained nothing; one per
+framework against a stored baseline when `--xent-baseline` is given. A (framework, case) test
+fails on a divergence the expectations file does not explain, is an xfail naming the causes
+when every divergence is known, and is skipped, with the reasons, when no API of the framework
+can express the case.
 
 A selection runs only what it selects: the first test of a framework runs that framework's
 worker over the selected cases only, once, and every test of the framework reads its rows.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +35,8 @@ OPTIONS = {  # option -> (ini name, help)
     "--xent-runtime": ("xent_runtimes", "runtimes NAME[=PYTHON] (xent env create builds them; default: local)"),
     "--xent-dtypes": ("xent_dtypes", "dtypes, comma-separated (default: every dtype of each case)"),
     "--xent-expectations": ("xent_expectations", "the expectations file (default: the package's)"),
-    "--xent-baseline": ("xent_baseline", "a results file or run folder the run must equal"),
+    "--xent-baseline": ("xent_baseline", "a results file or run folder the run must equal (write "
+                                         "--xent-baseline=PATH: pytest reads a separate PATH as a test path)"),
     "--xent-out": ("xent_out", "where results.parquet, report.html and repro/ go (default: under pytest's basetemp)"),
 }
 
@@ -80,12 +84,12 @@ class Matrix:
     dtypes: set[str] | None
     expectations: list
     baseline: str | None
+    witnesses: object  # expectations.Witnesses: what can be judged stale
     out: Path
     cases: dict[str, list[str]]  # suite folder -> case ids
     runs: dict = field(default_factory=dict)  # label -> runner.FrameworkRun
     by_case: dict = field(default_factory=dict)  # (label, suite name, case id) -> its rows
     selected: dict = field(default_factory=dict)  # label -> case ids its tests selected
-    complete: dict = field(default_factory=dict)  # label -> whether every case was selected
 
     def who(self) -> list[tuple[str, object, str]]:
         """(framework, runtime, label) for each framework under each runtime; the label names
@@ -100,7 +104,8 @@ class Matrix:
             out = self.out / label
             out.mkdir(parents=True, exist_ok=True)
             (found,) = runner.run(self.suite_dirs, [framework], out_dir=out, expectations=self.expectations,
-                                  dtypes=self.dtypes, runtimes=[runtime], case_ids=self.selected.get(label, set()))
+                                  dtypes=self.dtypes, runtimes=[runtime], case_ids=self.selected.get(label, set()),
+                                  witnesses=self.witnesses)
             self.runs[label] = found
             for row in found.rows:
                 self.by_case.setdefault((label, row.suite, row.case_id), []).append(row)
@@ -143,8 +148,8 @@ def pytest_configure(config):
 
     from . import envs
     from .adapters import FRAMEWORKS
-    from .expectations import DEFAULT_PATH, load_expectations
-    from .suites import SUITES, cache_dir
+    from .expectations import DEFAULT_PATH, NO_WITNESSES, load_expectations, read_witnesses
+    from .suites import BASELINES_DIR, SUITES, cache_dir, results_path
 
     case_files = _setting(config, "--xent-cases") or []
     suites = _setting(config, "--xent-suite") or ([] if case_files else ["default"])
@@ -156,10 +161,17 @@ def pytest_configure(config):
     if wrong:
         raise pytest.UsageError(f"--xent-frameworks {wrong[0]}: choose from {', '.join(FRAMEWORKS)}")
     expectations_path = _setting(config, "--xent-expectations") or str(DEFAULT_PATH)
+    baseline = _setting(config, "--xent-baseline")
     try:
         runtimes = [envs.resolve(spec) for spec in _setting(config, "--xent-runtime") or ["local"]]
         expectations = load_expectations(expectations_path, FRAMEWORKS)
         specs = load_case_files(case_files) if case_files else []
+        if baseline and not results_path(baseline).exists():
+            raise ValueError(f"--xent-baseline {baseline}: no results file there")
+        # the reference run that says which cases witnessed each expectation: the baseline, else
+        # the stored default one (without either, no expectation is judged stale)
+        witness_file = results_path(baseline) if baseline else BASELINES_DIR / "default-cpu.parquet"
+        witnesses = read_witnesses(witness_file) if witness_file.exists() else NO_WITNESSES
     except ValueError as e:  # one clear error naming the file, the case or entry, and the field
         raise pytest.UsageError(str(e)) from None
     suite_dirs = [SUITES[s][1] for s in suites]
@@ -174,7 +186,7 @@ def pytest_configure(config):
     except Exception as e:  # a suite not generated yet: load_suite names the command
         raise pytest.UsageError(str(e)) from None
     config.stash[KEY] = Matrix(suite_dirs, frameworks, runtimes, set(_comma(_setting(config, "--xent-dtypes"))) or None,
-                               expectations, _setting(config, "--xent-baseline"), Path(out), cases)
+                               expectations, baseline, witnesses, Path(out), cases)
 
 
 def _user_golden(config, specs, case_files, cache: Path) -> Path:
@@ -190,6 +202,11 @@ def _user_golden(config, specs, case_files, cache: Path) -> Path:
         except Exception:
             generate(specs, golden, "user", force=True)
     return golden
+
+
+class XentDrift(UserWarning):
+    """Outputs whose bits moved against the baseline within the same verdict, variant, error and
+    cause (another CPU's vector ISA, another GPU): reported, not a failure."""
 
 
 class XentFailure(AssertionError):
@@ -217,6 +234,7 @@ class XentItem(_WhoItem):
     def runtest(self):
         from .adapters import missing_module
         from .matrix import check
+        from .verdicts import UNSUPPORTED
 
         missing = missing_module(self.framework)
         if missing:
@@ -225,6 +243,9 @@ class XentItem(_WhoItem):
         rows = matrix.rows(self.framework, self.runtime, self.label, self.suite, self.case_id)
         if not rows:
             raise AssertionError(f"no results for {self.label} on {self.case_id}")
+        if all(r.verdict == UNSUPPORTED for r in rows):  # nothing was checked: not a pass
+            reasons = sorted({r.detail for r in rows})
+            pytest.skip(f"no API of {self.label} can express {self.case_id}: " + "; ".join(reasons)[:600])
         failure = check([vars(r) for r in rows], matrix.out / self.label)
         if failure:
             raise XentFailure(failure)
@@ -242,9 +263,10 @@ class ExpectationItem(_WhoItem):
         from .expectations import stale_message
 
         matrix = self.config.stash[KEY]
-        if not matrix.complete.get(self.label):
-            pytest.skip(f"judged only when every case runs for {self.label} (a selection ran)")
         found = matrix.run(self.framework, self.runtime, self.label)
+        if self.entry.id not in found.witnessed:
+            pytest.skip(f"none of the cases that showed {self.entry.id} in {matrix.witnesses.source} ran "
+                        f"(a selection, or other dtypes): its staleness cannot be judged")
         if self.entry.id in found.stale:
             raise XentFailure(stale_message([self.entry.id]) + f" ({self.label} {found.version})")
 
@@ -271,10 +293,15 @@ class BaselineItem(_WhoItem):
                             & baseline["dtype"].isin(set(current["dtype"]))
                             & baseline["device"].isin(set(baseline["device"]) & (set(current["device"]) | {"-"}))]
         current = current[current["device"].isin(set(baseline["device"]) | {"-"})]
+        if baseline.empty and current.empty:
+            pytest.skip(f"nothing compared: no case of {self.label} ran (a selection of no case, or of cases the "
+                        f"baseline does not hold)")
         d = diff.compare(baseline, current, old_label=str(matrix.baseline), new_label="this run")
-        if not d.changes().empty:
+        if diff.failed(d, diff.BASELINE_FAILS):
             raise XentFailure(diff.summary_text(d) + "\nread the diff, then accept it: xent run --out NEW && "
                               "xent baseline update NEW")
+        if d.counts()["drift"]:  # reported, not failed: another machine kind moves last bits
+            warnings.warn(XentDrift(diff.summary_text(d, limit=5)))
 
     def reportinfo(self):
         return self.path, None, f"xent {self.label} against the baseline {self.config.stash[KEY].baseline}"
@@ -309,8 +336,10 @@ class FrameworkCollector(pytest.Collector):
             made += [XentItem.from_parent(self, name=f"{framework}-{case_id}" if seen[case_id] == 1
                                           else f"{framework}-{Path(suite).name}-{case_id}",
                                           case_id=case_id, suite=suite, **who) for case_id in ids]
+        suites = {(Path(suite).name, case_id) for suite, ids in matrix.cases.items() for case_id in ids}
         made += [ExpectationItem.from_parent(self, name=f"expectation-{entry.id}-{framework}", entry=entry, **who)
-                 for entry in matrix.expectations if self.framework in entry.frameworks]
+                 for entry in matrix.expectations if self.framework in entry.frameworks
+                 and matrix.witnesses.cases(self.framework, entry.id) & suites]
         if matrix.baseline:
             made.append(BaselineItem.from_parent(self, name=f"baseline-{framework}", **who))
         for item in made:
@@ -336,20 +365,24 @@ def pytest_collection_finish(session):
     if KEY not in session.config.stash:
         return
     matrix = session.config.stash[KEY]
-    total = sum(len(ids) for ids in matrix.cases.values())
     for _, _, label in matrix.who():
-        chosen = {i.case_id for i in session.items if isinstance(i, XentItem) and i.label == label}
-        matrix.selected[label] = chosen
-        matrix.complete[label] = len(chosen) == total
+        matrix.selected[label] = {i.case_id for i in session.items if isinstance(i, XentItem) and i.label == label}
 
 
 def pytest_terminal_summary(terminalreporter, config):
     if KEY not in config.stash or not config.stash[KEY].runs:
         return
+    from .report import inexpressible, results_frame
+    from .repro import FOLDER
     matrix = config.stash[KEY]
     for label, found in matrix.runs.items():
         if found.rows:
             where = matrix.out / label
-            terminalreporter.write_line(f"xent {label}: report {where / 'report.html'}; "
-                                        f"reproducers {where / 'repro'}/ (rerun: {shlex.join(['xent', 'report', str(where)])})")
+            scripts = (f"reproducers {where / FOLDER}/" if (where / FOLDER).is_dir()
+                       else "no reproducers (nothing diverged)")
+            terminalreporter.write_line(f"xent {label}: report {where / 'report.html'}; {scripts} "
+                                        f"(rerun: {shlex.join(['xent', 'report', str(where)])})")
+            for c in inexpressible(results_frame(found.rows)).itertuples(index=False):
+                terminalreporter.write_line(f"xent {label}: no API can express {c.count} case(s), skipped: "
+                                            f"{c.examples}{' ...' if c.count > 3 else ''} (e.g. {c.reason})")
 

@@ -10,12 +10,13 @@ import pandas as pd
 
 from reference.golden import OUTPUTS, load_suite
 
-from .expectations import Expectation, Matcher
+from .expectations import NO_WITNESSES, Expectation, Matcher, Witnesses
 from .report import results_frame
 from .results import Runtime, Task, describe_inputs, observed_from_columns, rows_for, suite_hash
 
 
-def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list[Expectation]) -> pd.DataFrame:
+def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list[Expectation],
+               witnesses: Witnesses = NO_WITNESSES) -> pd.DataFrame:
     """suite_dirs: suite name (the results' `suite` column) -> its golden folder. Rows of a
     case the golden files no longer have are dropped, and named in the frame's attrs."""
     suites = {name: load_suite(d) for name, d in suite_dirs.items() if (Path(d) / "manifest.json").exists()}
@@ -34,7 +35,7 @@ def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list
         first = task_rows.iloc[0]
         versions = json.loads(first["versions"] or "{}")
         if (framework, runtime) not in matchers:
-            matchers[(framework, runtime)] = Matcher.build(expectations, framework, versions)
+            matchers[(framework, runtime)] = Matcher.build(expectations, framework, versions, witnesses)
         rt = Runtime(framework, first["framework_version"], versions, runtime,
                      tuple(d for d in str(first["domain_errors"]).split(",") if d))
         by_output = {r["output"]: r for _, r in task_rows.iterrows()}

@@ -92,6 +92,22 @@ def framework_counts(df: pd.DataFrame) -> pd.DataFrame:
     return counts.reset_index()
 
 
+def inexpressible(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (framework, runtime): the cases no API of the framework could express (every row of
+    the case unsupported), how many, the first few ids and one reason."""
+    columns = ["framework", "runtime", "count", "examples", "reason"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    by_case = df.groupby(["framework", "runtime", "suite", "case_id"], sort=False).agg(
+        none=("verdict", lambda v: bool((v == UNSUPPORTED).all())), reason=("detail", "first")).reset_index()
+    none = by_case[by_case["none"]]
+    if none.empty:
+        return pd.DataFrame(columns=columns)
+    return none.groupby(["framework", "runtime"], sort=False).agg(
+        count=("case_id", "size"), examples=("case_id", lambda s: ", ".join(list(s)[:3])),
+        reason=("reason", "first")).reset_index()[columns]
+
+
 def _ulp_text(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.3g}"
 

@@ -9,14 +9,16 @@ script in the `reproducer` column; `xent run` also writes it under OUT/repro/.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from reference.formats import FORMATS, to_float64
-from reference.golden import OUTPUTS, GoldenCase, atomic_write_bytes
+from reference.golden import OUTPUTS, GoldenCase, atomic_write_bytes, npz_bytes
 
 from .adapters.base import Api, api_layout, prepare
 
@@ -35,9 +37,10 @@ def file_name(row) -> str:
             f"{row['dtype']}--{_slug(row['device'])}{runtime}.py")
 
 
-# a reproducer holds every input value; past this size a run writes none (a 1000 x 1000 case
-# would make a script of tens of MB)
+# a reproducer holds every input value inline up to this many input elements; past it (an LLM
+# vocabulary) the arrays go to a data file beside the script, named by its content
 MAX_ELEMENTS = 16384
+DATA_LINE = re.compile(r'^DATA_FILE = "([0-9a-f]{16}\.npz)"$', re.M)
 _UNSIGNED = {"float64": "np.uint64", "float32": "np.uint32", "float16": "np.uint16", "bfloat16": "np.uint16"}
 
 
@@ -54,18 +57,39 @@ def _values_comment(bits: np.ndarray, dtype: str) -> str:
     return f"  # {[float(v) for v in to_float64(np.asarray(bits), FORMATS[dtype]).reshape(-1)]}"
 
 
-def _float_input(name: str, values: np.ndarray | None, dtype: str) -> str:
+def _float_input(name: str, values: np.ndarray | None, dtype: str, data: dict | None = None) -> str:
+    """The line that makes one float input; with `data`, its bits go there, not into the text."""
     if values is None:
         return f"{name} = None\n"
     bits = np.ascontiguousarray(values).view(FORMATS[dtype].storage)
+    if data is not None:
+        data[name] = bits
+        return f"{name} = tensor(DATA[{name!r}], {dtype!r}, {tuple(values.shape)})\n"
     return (f"{name} = tensor({_bits_literal(bits)}, {dtype!r}, {tuple(values.shape)}){_values_comment(bits, dtype)}\n")
 
 
-def _int_input(name: str, values: np.ndarray | None) -> str:
+def _int_input(name: str, values: np.ndarray | None, data: dict | None = None) -> str:
     if values is None:
         return f"{name} = None\n"
+    if data is not None:
+        data[name] = np.ascontiguousarray(values)
+        return f"{name} = integers(DATA[{name!r}], {str(values.dtype)!r}, {tuple(values.shape)})\n"
     flat = np.asarray(values).reshape(-1).tolist()
     return f"{name} = integers({flat!r}, {str(values.dtype)!r}, {tuple(values.shape)})\n"
+
+
+def data_name(data: dict[str, np.ndarray]) -> str:
+    """A data file's name: the first 16 hex digits of its content's sha256 (tasks with the same
+    arrays in the same layout share one file)."""
+    return hashlib.sha256(npz_bytes(data)).hexdigest()[:16] + ".npz"
+
+
+def write_data(data: dict[str, np.ndarray], out_dir: Path, framework: str) -> Path:
+    """A large reproducer's arrays, beside its script (atomic; once per content)."""
+    path = Path(out_dir) / FOLDER / _slug(framework) / data_name(data)
+    if not path.exists():
+        atomic_write_bytes(path, npz_bytes(data))
+    return path
 
 
 def _indent(code: str, prefix: str = "    ") -> str:
@@ -129,10 +153,11 @@ def _fill(text: str) -> str:
 
 
 def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, device_id: str,
-           rows: list) -> str:
-    """The reproducer of one task (its loss and grad rows), or "" for a case too large to inline."""
-    if int(np.prod(case.entry["input_shape"])) > MAX_ELEMENTS:
-        return ""
+           rows: list) -> tuple[str, dict[str, np.ndarray]]:
+    """The reproducer of one task (its loss and grad rows): the script's text, and for a case
+    above MAX_ELEMENTS input elements the arrays it loads from its data file (write_data), else {}."""
+    large = int(np.prod(case.entry["input_shape"])) > MAX_ELEMENTS
+    data: dict[str, np.ndarray] | None = {} if large else None
     c = prepare(api, case, arrays, dtype)
     first = rows[0]
     recorded = "; ".join(f"{r.output}: {r.verdict} ({r.detail})" for r in rows)
@@ -146,12 +171,26 @@ def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, d
         parts = []
         for output in OUTPUTS:
             value = api_layout(api, case, output, arrays[f"expected.{dtype}.canonical.{output}"])
-            parts.append(f"    {output!r}: ({_bits_literal(value)}, {tuple(value.shape)}),")
+            if data is not None:
+                data[f"expected.{output}"] = np.ascontiguousarray(value)
+                parts.append(f"    {output!r}: (DATA[{f'expected.{output}'!r}], {tuple(value.shape)}),")
+            else:
+                parts.append(f"    {output!r}: ({_bits_literal(value)}, {tuple(value.shape)}),")
         expected = "{\n" + "\n".join(parts) + "\n}"
     mask = None if c.mask is None else np.asarray(c.mask)
     target = c.target
-    target_line = (_int_input("target", target) if target is None or target.dtype.kind in "iub"
-                   else _float_input("target", target, dtype))
+    target_line = (_int_input("target", target, data) if target is None or target.dtype.kind in "iub"
+                   else _float_input("target", target, dtype, data))
+    inputs = "".join([_float_input("x", c.x, dtype, data), target_line,
+                      _float_input("weight", c.weight, dtype, data), _float_input("pos_weight", c.pos_weight, dtype, data),
+                      _int_input("mask", mask, data)])
+    where = load = ""
+    if data is not None:  # the arrays are known now: the script names its data file by their content
+        name = data_name(data)
+        where = (f"The case is large ({int(np.prod(case.entry['input_shape']))} input elements): its arrays are in\n"
+                 f"{name}, beside this file; keep the two together.\n")
+        load = ("import os\n\n" f'DATA_FILE = "{name}"\n'
+                "DATA = np.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), DATA_FILE), allow_pickle=False)\n")
     header = textwrap.dedent(f'''\
         """Reproducer (xent-conformance): case {case.id}, {first.api}, {dtype}, device {first.device}.
 
@@ -161,20 +200,18 @@ def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, d
         Run it where {first.framework} is installed (python this_file.py): it rebuilds the case's
         inputs from their bit patterns, calls {first.api} as the conformance run did,
         and prints each output beside the correctly rounded reference.
-        """
-        ''').replace("{recorded}", recorded_text).replace("{cause}", cause)
+        {{where}}"""
+        ''').replace("{recorded}", recorded_text).replace("{cause}", cause).replace("{where}", where)
     # the docstring must survive any text a detail or a reason holds
     header = '"""' + header[3:-4].replace("\\", "\\\\").replace('"""', "'''") + '"""\n'
-    return "".join([
+    text = "".join([
         header,
         "import re\n\nimport numpy as np\n\n",
         f"FRAMEWORK = {first.framework!r}\nDTYPE = {dtype!r}\nDEVICE = {device_id!r}\n",
         "UNSIGNED = {" + ", ".join(f"{k!r}: {v}" for k, v in _UNSIGNED.items()) + "}\n",
-        recipe["setup"], "\n",
+        recipe["setup"], "\n", load,
         f"# the inputs in the layout {first.api} takes, exactly: bit patterns of {dtype}\n",
-        _float_input("x", c.x, dtype), target_line,
-        _float_input("weight", c.weight, dtype), _float_input("pos_weight", c.pos_weight, dtype),
-        _int_input("mask", mask),
+        inputs,
         f"ignore_index = {c.ignore_index!r}\nlabel_smoothing = {c.label_smoothing!r}\n"
         f"reduction = {c.reduction!r}\ndtype = {dtype!r}\n\n",
         (recipe["helpers"] + "\n\n") if recipe["helpers"] else "",
@@ -185,16 +222,37 @@ def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, d
         "except Exception as error:  # the framework's own error is the observation\n    failure = error\n",
         SHOW,
     ])
+    return text, data or {}
 
 
-def write_files(df, out_dir: Path) -> int:
-    """Each distinct reproducer of a results frame as a file under OUT/repro/ (atomic writes)."""
+def write_files(df, out_dir: Path, source: Path | None = None) -> int:
+    """Each distinct reproducer of a results frame as a file under OUT/repro/ (atomic writes).
+    A large case's script needs its data file: written by the run beside it, or copied from the
+    run's folder `source` when the scripts go elsewhere; a script whose data file is nowhere is
+    not written (it could not run), and the count says how many were written."""
     if "reproducer" not in df.columns:
         return 0
     files = {}
     columns = ["runtime", "framework", "case_id", "api", "dtype", "device", "reproducer"]
     for row in df.loc[df["reproducer"] != "", columns].to_dict("records"):
         files.setdefault(file_name(row), row["reproducer"])  # a task's loss and grad rows share one
+    written = 0
     for name, text in files.items():
-        atomic_write_bytes(Path(out_dir) / name, text.encode("utf-8"))
-    return len(files)
+        target = Path(out_dir) / name
+        needs = DATA_LINE.search(text)
+        if needs:
+            data = target.with_name(needs.group(1))
+            origin = Path(source) / name if source is not None else None
+            if not data.exists() and origin is not None and origin.with_name(needs.group(1)).exists():
+                data.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(origin.with_name(needs.group(1)), data)
+            if not data.exists():
+                continue
+        atomic_write_bytes(target, text.encode("utf-8"))
+        written += 1
+    return written
+
+
+def has_file(out_dir: Path, row) -> bool:
+    """Whether a row's reproducer script was written under a run's folder."""
+    return bool(row.get("reproducer")) and (Path(out_dir) / file_name(row)).exists()

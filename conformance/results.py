@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from reference.formats import FORMATS
-from reference.golden import OUTPUTS, GoldenCase
+from reference.golden import OUTPUTS, GoldenCase, value_features
 from reference.ops import OPS
 
 from . import verdicts
@@ -159,23 +159,33 @@ class Runtime:
     domain_errors: tuple[str, ...]
 
 
+def row_features(case: GoldenCase, arrays: dict, dtype: str) -> str:
+    """A row's features: its case's, and what its values are in the row's dtype."""
+    return ",".join(sorted(set(case.entry["features"]) | set(value_features(case.entry, arrays, dtype))))
+
+
 def rows_for(task: Task, arrays: dict, inputs: str, observed: dict[str, verdicts.Observed], rt: Runtime,
-             matcher: Matcher, prepared: dict[str, verdicts.Prepared] | None = None) -> list[ResultRow]:
-    """One row per output of a task: classified, matched against the expectations. `prepared`:
-    verdicts.prepare of the task's case and dtype, when the caller keeps it for many tasks."""
+             matcher: Matcher, prepared: dict[str, verdicts.Prepared] | None = None,
+             features: str | None = None) -> list[ResultRow]:
+    """One row per output of a task: classified, matched against the expectations. `prepared`
+    and `features`: verdicts.prepare and row_features of the task's case and dtype, when the
+    caller keeps them for many tasks."""
     case = task.case
     if prepared is None:
         prepared = verdicts.prepare(case, arrays, task.dtype)
+    if features is None:
+        features = row_features(case, arrays, task.dtype)
     fixed = dict(  # the columns every output of the task shares
         suite=task.suite, suite_hash=task.suite_hash, case_id=case.id, case_sha256=case.entry["sha256"], op=case.op,
-        features=",".join(case.entry["features"]), tags=",".join(case.entry["tags"]),
+        features=features, tags=",".join(case.entry["tags"]),
         params=json.dumps(case.params, sort_keys=True), framework=rt.framework, framework_version=rt.version,
         versions=json.dumps(rt.versions, sort_keys=True), runtime=rt.name, domain_errors=",".join(rt.domain_errors),
         api=task.api, device=task.device_label, device_name=task.device_name, dtype=task.dtype, inputs=inputs)
     out = []
+    judged = verdicts.classify_task(prepared, case.expect_error, {o: observed[o] for o in OUTPUTS}, task.dtype,
+                                    rt.domain_errors)
     for output in OUTPUTS:
-        v = verdicts.classify(None if prepared is None else prepared[output], case.expect_error, observed[output],
-                              task.dtype, rt.domain_errors)
+        v = judged[output]
         row = dict(
             fixed, output=output, verdict=v.verdict, detail=v.detail, variants=",".join(v.variants),
             expected_kind=v.expected_kind, observed_kind=v.observed_kind, max_ulp=v.max_ulp, max_abs_err=v.max_abs_err,

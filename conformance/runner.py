@@ -23,9 +23,9 @@ from reference.golden import OUTPUTS, GoldenCase, GoldenFileError, load_suite
 
 from . import repro, verdicts
 from .adapters.base import Api
-from .expectations import Expectation, Matcher
+from .expectations import NO_WITNESSES, Expectation, Matcher, Witnesses
 from .suites import cache_dir
-from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, error_rows, rows_for, suite_hash
+from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, error_rows, row_features, rows_for, suite_hash
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 180.0
@@ -166,9 +166,9 @@ class FrameworkRun:
     skipped: str = ""  # why it did not run (not installed, ...)
     error: str = ""  # why it stopped early (an error of ours), its rows kept
     rows: list[ResultRow] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)  # expectations whose scope ran and that explained nothing
+    stale: list[str] = field(default_factory=list)  # expectations whose witnesses ran and that explained nothing
     used: list[str] = field(default_factory=list)  # expectations that explained a row
-    in_scope: list[str] = field(default_factory=list)  # expectations whose scope ran
+    witnessed: list[str] = field(default_factory=list)  # expectations a witness row of which ran
     planned: int = 0  # tasks it was to run
     done: int = 0  # tasks it ran
     golden_errors: list[str] = field(default_factory=list)
@@ -201,13 +201,14 @@ class CaseData:
         self.case, self.arrays = case, case.arrays_where(keep)
         self.lock, self.by_dtype, self.taken = threading.Lock(), {}, 0
 
-    def for_dtype(self, dtype: str) -> tuple[str, dict | None]:
-        """(describe_inputs, verdicts.prepare) of the case in one dtype."""
+    def for_dtype(self, dtype: str) -> tuple[str, dict | None, str]:
+        """(describe_inputs, verdicts.prepare, row_features) of the case in one dtype."""
         with self.lock:
             found = self.by_dtype.get(dtype)
             if found is None:
                 found = self.by_dtype[dtype] = (describe_inputs(self.case, self.arrays, dtype),
-                                                verdicts.prepare(self.case, self.arrays, dtype))
+                                                verdicts.prepare(self.case, self.arrays, dtype),
+                                                row_features(self.case, self.arrays, dtype))
         return found
 
     def warm(self, dtypes) -> None:
@@ -284,7 +285,7 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
                   dtypes: set[str] | None = None, runtime: RuntimeSpec | None = None,
                   devices: tuple[str, ...] | None = None, control: Control | None = None,
                   result: FrameworkRun | None = None, suite_hashes: dict[str, str] | None = None,
-                  worker: Worker | None = None) -> FrameworkRun:
+                  worker: Worker | None = None, witnesses: Witnesses = NO_WITNESSES) -> FrameworkRun:
     """One framework's tasks through its worker (`worker`: one already launched by run())."""
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
     control = control or Control()
@@ -294,7 +295,8 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
         control.workers.add(worker)
     try:
         _run_tasks(worker, framework, suites, result, timeout=timeout, expectations=expectations, progress=progress,
-                   dtypes=dtypes, runtime=runtime, devices=devices, control=control, suite_hashes=suite_hashes)
+                   dtypes=dtypes, runtime=runtime, devices=devices, control=control, suite_hashes=suite_hashes,
+                   witnesses=witnesses, out_dir=out_dir)
     finally:
         worker.stop()
         with control.lock:
@@ -308,7 +310,7 @@ def _worker(framework: str, runtime: RuntimeSpec, out_dir: Path) -> Worker:
 
 
 def _run_tasks(worker, framework, suites, result, *, timeout, expectations, progress, dtypes, runtime, devices,
-               control, suite_hashes) -> None:
+               control, suite_hashes, witnesses, out_dir) -> None:
     if worker.proc is None:
         worker.launch()
     for case in (c for _, cases in suites for c in cases) if control.cases.enabled else ():
@@ -320,7 +322,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         return
     hello = worker.hello
     result.version = hello["version"]
-    matcher = Matcher.build(expectations, framework, hello["versions"])
+    matcher = Matcher.build(expectations, framework, hello["versions"], witnesses)
     rt = Runtime(framework, hello["version"], hello["versions"], runtime.name, tuple(hello["domain_errors"]))
     apis_for: dict[str, list[str]] = {}
     for api in hello["apis"]:
@@ -353,12 +355,14 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
             if loaded["key"] != (task.suite, case.id):  # tasks come case by case: take each case once
                 loaded.update(key=(task.suite, case.id), data=control.cases.take(case))
             data = loaded["data"]
-            inputs, prepared = data.for_dtype(task.dtype)
-            rows = rows_for(task, data.arrays, inputs, observed, rt, matcher, prepared)
+            inputs, prepared, features = data.for_dtype(task.dtype)
+            rows = rows_for(task, data.arrays, inputs, observed, rt, matcher, prepared, features)
             if task.api in recipes and any(r.verdict not in (verdicts.CONFORMS, verdicts.UNSUPPORTED) for r in rows):
                 try:
-                    text = repro.script(recipes[task.api], layouts[task.api], case, data.arrays, task.dtype,
-                                        task.device_id, rows)
+                    text, arrays = repro.script(recipes[task.api], layouts[task.api], case, data.arrays, task.dtype,
+                                                task.device_id, rows)
+                    if arrays:  # a large case: its arrays beside the script, written now (the run has them)
+                        repro.write_data(arrays, out_dir, framework)
                 except Exception as e:  # the measurement stands without its reproducer
                     text = f"# no reproducer: an error of the suite: {type(e).__name__}: {e}\n"
                 for row in rows:
@@ -401,7 +405,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                     pending = sent[i + 1:]
                     break
     result.stale = matcher.stale() if not control.stop.is_set() else []
-    result.used, result.in_scope = sorted(matcher.used), sorted(matcher.in_scope)
+    result.used, result.witnessed = sorted(matcher.used), sorted(matcher.witnessed)
 
 
 def _by_case(tasks: list[Task]):
@@ -428,11 +432,12 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         expectations: list[Expectation] = (), progress=None, dtypes: set[str] | None = None,
         runtimes: list[RuntimeSpec] | None = None, devices: tuple[str, ...] | None = None,
         control: Control | None = None, shard: tuple[int, int] = (1, 1),
-        case_ids: set[str] | None = None) -> list[FrameworkRun]:
+        case_ids: set[str] | None = None, witnesses: Witnesses = NO_WITNESSES) -> list[FrameworkRun]:
     """Every framework under every runtime side by side, each in its own thread driving its
     own worker. Golden files that fail their checksum are left out, named in `golden_errors`
     of the first result; an error in a framework's thread ends only that framework.
-    `case_ids` runs only those cases (a pytest selection)."""
+    `case_ids` runs only those cases (a pytest selection); `witnesses` decide which expectations
+    can be judged stale (expectations.Witnesses)."""
     control = control or Control()
     runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
     jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
@@ -466,7 +471,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         try:
             run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
                           progress=locked_progress, dtypes=dtypes, runtime=rt, devices=devices, control=control,
-                          result=result, suite_hashes=hashes, worker=workers[(rt.name, fw)])
+                          result=result, suite_hashes=hashes, worker=workers[(rt.name, fw)], witnesses=witnesses)
         except Exception as e:  # keep what it measured; say why it stopped
             result.error = f"{type(e).__name__}: {e}"
 

@@ -47,3 +47,9 @@ def peer_specs() -> list[CaseSpec]:
 SUITES = {"default": (default_specs, CASES_DIR / "golden" / "default"),
           "large": (None, GENERATED_DIR / "large"),
           "peer": (peer_specs, GENERATED_DIR / "peer")}
+
+
+def results_path(path: str | Path) -> Path:
+    """A run's results file: the file given, or results.parquet in the run folder given."""
+    path = Path(path)
+    return path / "results.parquet" if path.is_dir() else path

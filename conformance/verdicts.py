@@ -220,7 +220,52 @@ def classify(expected: "dict[str, Expected] | Prepared | None", expect_error: st
     return found
 
 
-def _judge(prepared: Prepared, canonical: Reference, observed: Observed, dtype: str) -> Verdict:
+def classify_task(expected: "dict[str, Prepared] | None", expect_error: str | None,
+                  observed: dict[str, Observed], dtype: str, domain_errors: tuple[str, ...] = ()) -> dict[str, Verdict]:
+    """Each output of one task (its loss and its gradient) classified, and a variant not named
+    where the task contradicts it: an output loses a variant's name when the task's other output
+    disagrees with that variant while it agrees with another semantics (canonical, or another
+    variant). A mechanism gives both outputs; a gradient that happens to equal another
+    mechanism's (torch's BCE gradient 0 at p = t = 0, Keras' clipped gradient 0 there) is not
+    given that mechanism's name when the loss shows a different one (another value that another
+    semantics explains, or another shape). An other output that agrees with no semantics (a
+    second, independent divergence) or has no value to compare contradicts nothing."""
+    found = {o: classify(None if expected is None else expected[o], expect_error, observed[o], dtype, domain_errors)
+             for o in observed}
+    if expected is None:
+        return found
+    for output, verdict in found.items():
+        if verdict.verdict != VARIANT:
+            continue
+        kept = tuple(name for name in verdict.variants
+                     if not any(_contradicts(expected[other], name, observed[other]) for other in observed if other != output))
+        if kept != verdict.variants:
+            found[output] = _judge(expected[output], expected[output].ref("canonical"), observed[output], dtype,
+                                   admitted=kept)
+    return found
+
+
+def _contradicts(prepared: Prepared, name: str, observed: Observed) -> bool:
+    """Whether an output disagrees with a variant: it has another shape than the variant gives
+    (a mechanism decides its outputs' shapes), or other values while it agrees with another
+    semantics' (False when it has no value to compare: an error)."""
+    if observed.status != "ok" or name not in prepared.expected:
+        return False
+    got = values(observed.bits, observed.dtype)
+    codes = kind_codes(got)
+
+    def agrees(semantics: str) -> bool:
+        ref = prepared.ref(semantics)
+        return ref.shape == got.shape and _compare(ref, got, codes).conforms
+
+    if prepared.ref(name).shape != got.shape:
+        return True
+    return not agrees(name) and any(agrees(other) for other in prepared.expected if other != name)
+
+
+def _judge(prepared: Prepared, canonical: Reference, observed: Observed, dtype: str,
+           admitted: tuple[str, ...] | None = None) -> Verdict:
+    """`admitted`: the variants that may be named (every one when None)."""
     got = values(observed.bits, observed.dtype)
     codes = kind_codes(got)
     exp_kind = canonical.kind
@@ -231,6 +276,8 @@ def _judge(prepared: Prepared, canonical: Reference, observed: Observed, dtype: 
     def matching() -> list[str]:  # the variants it equals, in the order the golden file lists them
         found = []
         for name, e in prepared.expected.items():
+            if admitted is not None and name not in admitted:
+                continue
             if name != "canonical" and e.bits.shape == got.shape and _compare(prepared.ref(name), got, codes).conforms:
                 found.append(name)
         return found

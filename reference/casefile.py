@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import ml_dtypes  # noqa: F401  (registers the 'bfloat16' .npy descriptor with numpy)
 import numpy as np
 from flint import arb, ctx
 
@@ -106,10 +107,16 @@ def _shape_of(raw, field_name, err, depth: int = 0) -> tuple[int, ...]:
     return shape
 
 
+def _is_bfloat16(dtype: np.dtype) -> bool:
+    """numpy writes an ml_dtypes bfloat16 array with the descr '<V2': a 2-byte void, no fields."""
+    return dtype == ml_dtypes.bfloat16 or (dtype.kind == "V" and dtype.itemsize == 2 and dtype.fields is None
+                                           and dtype.subdtype is None)
+
+
 def _stored_array(raw, field_name, path, err, kinds: str) -> np.ndarray | None:
     """An array stored in a .npy file beside the case file, `{ npy = "name.npy" }`, for inputs
-    too large to write as text: float64 values (exact, whatever the file's float dtype) or int64
-    class indices. None when the field is written out."""
+    too large to write as text: float64 values (exact, whatever the file's float dtype, bfloat16
+    included) or int64 integers, as `kinds` allows. None when the field is written out."""
     if not isinstance(raw, dict):
         return None
     if set(raw) != {"npy"} or not isinstance(raw["npy"], str):
@@ -126,14 +133,56 @@ def _stored_array(raw, field_name, path, err, kinds: str) -> np.ndarray | None:
         values = np.load(file, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise err(field_name, f"cannot read {file} as .npy: {str(e)[:120]}") from None
+    if "f" in kinds and _is_bfloat16(values.dtype):
+        # bfloat16 is the upper half of a float32: widening the bit patterns is exact (bytes as
+        # numpy wrote them on a little-endian machine)
+        values = (values.view("<u2").astype(np.uint32) << 16).view(np.float32)
     if values.dtype.kind not in kinds or values.ndim == 0:
         wanted = "floating-point values" if kinds == "f" else "integer class indices"
         raise err(field_name, f"{file}: {wanted} in at least one dimension, got {values.dtype} {values.shape}")
-    if kinds == "f":
+    if values.dtype.kind == "f":
         return values.astype(np.float64)
     if values.size and np.abs(values.astype(np.float64)).max() > MAX_INDEX:
         raise err(field_name, f"{file}: class indices must lie within +-{MAX_INDEX}")
     return values.astype(np.int64)
+
+
+def _whole_number(v) -> int | None:
+    """The class index a target value holds: an integer, or a float (a TOML float, a decimal string,
+    a float .npy value) that is a whole number. None for anything else."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else None  # False for inf and nan
+    try:
+        value = _parse_number(v)
+    except ValueError:
+        return None
+    if value == NEG_ZERO:
+        return 0
+    return int(value) if isinstance(value, Fraction) and value.denominator == 1 else None
+
+
+def _class_indices(leaves) -> tuple[np.ndarray | None, str | None]:
+    """int64 class indices from written values or a stored array, or None and what is wrong."""
+    if isinstance(leaves, np.ndarray):  # a stored array: int64 (range checked on loading) or float64
+        if leaves.dtype == np.int64:
+            return leaves, None
+        whole = np.isfinite(leaves) & (np.floor(leaves) == leaves)
+        if not whole.all():
+            return None, f"class indices must be whole numbers (got {leaves[~whole][0].item()})"
+        too_big = leaves.size > 0 and np.abs(leaves).max() > MAX_INDEX
+        values = leaves
+    else:
+        values = [_whole_number(v) for v in leaves]
+        if None in values:
+            return None, f"class indices must be whole numbers (got {str(leaves[values.index(None)])[:40]})"
+        too_big = any(abs(v) > MAX_INDEX for v in values)
+    if too_big:
+        return None, f"class indices must lie within +-{MAX_INDEX}"
+    return np.asarray(values).astype(np.int64), None
 
 
 def _leaves(raw):
@@ -229,24 +278,47 @@ def _parse_case(raw: dict, path: Path, index: int) -> CaseSpec:
     if fields.targets:
         if "target" not in raw:
             raise err("target", f"required for {op}")
-        stored_target = _stored_array(raw["target"], "target", path, err, kinds="iu")
-        # depth and size checked before anything walks it
-        got = stored_target.shape if stored_target is not None else _shape_of(raw["target"], "target", err)
-        leaves = stored_target.reshape(-1).tolist() if stored_target is not None else list(_leaves(raw["target"]))
-        all_ints = all(isinstance(v, int) and not isinstance(v, bool) for v in leaves)
+        stored_target = _stored_array(raw["target"], "target", path, err, kinds="iuf")
+        if stored_target is not None:
+            got, leaves = stored_target.shape, stored_target.reshape(-1)
+            all_ints = leaves.dtype == np.int64 or leaves.size == 0
+        else:  # depth and size checked before anything walks it
+            got = _shape_of(raw["target"], "target", err)
+            leaves = list(_leaves(raw["target"]))
+            all_ints = all(isinstance(v, int) and not isinstance(v, bool) for v in leaves)
         default_kind = fields.targets[0] if len(fields.targets) == 1 else ("index" if all_ints else "probs")
         target_kind = raw.get("target_kind", default_kind)
         if target_kind not in fields.targets:
             raise err("target_kind", f"{op} takes {' or '.join(repr(k) for k in fields.targets)} targets")
-        target_shape = shape[:class_axis] + shape[class_axis + 1:] if target_kind == "index" else shape
-        if got != target_shape and not (0 in got and 0 in target_shape):
+        index_shape = shape[:class_axis] + shape[class_axis + 1:]
+        target_shape = index_shape if target_kind == "index" else shape
+
+        def fits(want):
+            return got == want or (0 in got and 0 in want)
+
+        # Floats are class indices only when target_kind = "index" says so. Floats in the shape of
+        # class indices are most likely meant as such: say how to write them, or what is wrong.
+        if not all_ints and "target_kind" not in raw and "index" in fields.targets and fits(index_shape):
+            indices, problem = _class_indices(leaves)
+            if indices is not None:  # all whole numbers
+                if stored_target is None:
+                    first = next(v for v in leaves if not isinstance(v, int))
+                    first, fix = str(first)[:40], f"write {_whole_number(first)}"
+                else:
+                    first, fix = leaves[0].item(), f"store integers in {raw['target']['npy']}"
+                raise err("target", f"class indices must be integers (got {first}); {fix}, "
+                                    'or set target_kind = "index"')
+            if target_kind == "probs":
+                raise err("target", f"probs targets need shape {shape}, got {got}, and {problem}")
+        if not fits(target_shape):
             raise err("target", f"{target_kind} targets need shape {target_shape}, got {got}")
         if target_kind == "index":
-            if not all_ints:
-                raise err("target", "class-index targets must all be integers")
-            if any(abs(v) > MAX_INDEX for v in leaves):
-                raise err("target", f"class indices must lie within +-{MAX_INDEX}")
-            target = np.array(leaves, dtype=np.int64).reshape(target_shape)
+            indices, problem = _class_indices(leaves)
+            if problem:
+                raise err("target", problem)
+            target = indices.reshape(target_shape)
+        elif stored_target is not None:
+            raise err("target", f"a .npy target holds class indices; write {target_kind} targets out")
         else:
             values = numbers("target", raw["target"])
             values = [Fraction(0) if v == NEG_ZERO else v for v in values]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -125,6 +126,56 @@ def features(spec: CaseSpec) -> list[str]:
             if spec.weight is not None and counted.size and sum(spec.weight[t] for t in counted) == 0:
                 found.add("zero_weight_sum")  # the mean's denominator sum(w[y]) is 0
     return sorted(found)
+
+
+WIDE_ROWS = 4096  # classes from which a row's reductions are long sequential sums (LLM vocabularies)
+
+
+def value_features(entry: dict, arrays: dict, dtype: str) -> list[str]:
+    """What a case's values are in one dtype, after their rounding to it: the triggers of
+    mechanisms that depend on the values, not on how the case was written (docs/cases.md).
+    A result row's features are its case's (`features`) and these, for the row's dtype."""
+    fmt, op = FORMATS[dtype], OPS[entry["op"]]
+    shape = entry["input_shape"]
+    found = set()
+    classes = shape[0] if len(shape) == 1 else shape[1] if len(shape) > 1 else 0
+    if classes >= WIDE_ROWS:
+        found.add("wide_rows")
+    if classes > 2 ** fmt.precision:  # a sum of one per class is inexact in the dtype
+        found.add("class_count_inexact")
+    if classes > fmt.max_finite:  # ... and overflows it
+        found.add("class_count_overflows")
+    bits = arrays.get(f"input.{dtype}")
+    if bits is not None and bits.size:
+        x = to_float64(bits, fmt)
+        for name, present in (("nan", np.isnan(x)), ("+inf", x == np.inf), ("-inf", x == -np.inf)):
+            if present.any():
+                found.add(f"value:{name}")
+        if op.input_kind == "logits" and classes:  # x - max(row) is inf - inf: a row maximum that is infinite
+            with np.errstate(invalid="ignore"):
+                row_max = np.max(x, axis=0 if len(shape) == 1 else 1)
+            if np.isinf(row_max).any():
+                found.add("row_max_infinite")
+    params = entry.get("params", {})
+    if params.get("target_kind") == "index" and "target" in arrays and arrays["target"].size:
+        labels = np.asarray(arrays["target"], dtype=np.float64)
+        if (to_float64(fast.round_to_format(labels, fmt), fmt) != labels).any():
+            found.add("labels_inexact")  # a label cast to the dtype names another class (or inf)
+    if params.get("target_kind") == "probs" and f"target.{dtype}" in arrays and arrays[f"target.{dtype}"].size:
+        t = to_float64(arrays[f"target.{dtype}"], fmt)
+        rows = np.moveaxis(t, 0 if t.ndim == 1 else 1, -1).reshape(-1, t.shape[0 if t.ndim == 1 else 1])
+        if any(_row_sum(r) != 1 for r in rows):
+            found.add("targets_unnormalised")  # the probability rows do not sum to 1 in the dtype
+    return sorted(found)
+
+
+def _row_sum(values: np.ndarray) -> Fraction | float:
+    """The exact sum of a row of dtype values (float64 values, all exact): fsum, checked exactly
+    when it rounds to 1."""
+    total = math.fsum(values.tolist())
+    if total == 1 and values.size <= 4096 and np.isfinite(values).all():
+        return sum((Fraction(v) for v in values.tolist()), Fraction(0))
+    return total
 
 
 def _exact_inputs(spec: CaseSpec, dtype: str, arrays: dict) -> ExactInputs:

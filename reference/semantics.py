@@ -14,6 +14,9 @@ from fractions import Fraction
 from .formats import FORMATS, FloatFormat, decode, round_fraction
 
 CLIP_EPS = 1e-7
+# torch's EPSILON in binary_cross_entropy_backward (aten/src/ATen/native/Loss.cpp): a float32
+# constant (`constexpr float EPSILON = 1e-12`), which scalar_t(EPSILON) converts to the dtype
+BCE_GRAD_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,10 @@ class Semantics:
     # rounded to the case dtype) and "renormalize" (divided by their sum along the class axis)
     prob_transforms: tuple[str, ...] = ()
     clip: tuple[Fraction, Fraction] | None = None  # set by for_dtype when "clip" is used
+    # binary cross-entropy's gradient by torch's own formula, w (p - t) / max(p (1 - p), eps),
+    # not the derivative of the loss: 0 where p = t in {0, 1}, capped where p (1 - p) < eps
+    bce_grad_formula: bool = False
+    grad_eps: Fraction | None = None  # set by for_dtype when bce_grad_formula: float32's 1e-12 in the case dtype
 
 
 CANONICAL = Semantics()
@@ -47,22 +54,32 @@ VARIANTS = {
         Semantics("clip_eps_1e-7", prob_transforms=("clip",)),
         Semantics("renormalize_probs", prob_transforms=("renormalize",)),
         Semantics("mean_last_axis_first", mean_last_axis_first=True),
+        Semantics("bce_grad_eps_1e-12", bce_grad_formula=True),
         # combinations a framework documents, named in the order they apply
         Semantics("renormalize_probs+clip_eps_1e-7", prob_transforms=("renormalize", "clip")),
         Semantics("clip_eps_1e-7+renormalize_probs", prob_transforms=("clip", "renormalize")),
         Semantics("clip_eps_1e-7+renormalize_probs+mean_by_count", prob_transforms=("clip", "renormalize"),
                   mean_by_count=True),
         Semantics("clip_eps_1e-7+mean_last_axis_first", prob_transforms=("clip",), mean_last_axis_first=True),
+        Semantics("log_clamp_100+bce_grad_eps_1e-12", log_clamp=True, bce_grad_formula=True),
     )
 }
 
 
 def for_dtype(sem: Semantics, fmt: FloatFormat) -> Semantics:
     """Bind dtype-dependent constants: a framework's eps = 1e-7 and 1 - eps (computed in
-    float64) become dtype values when they meet the tensor."""
-    if "clip" not in sem.prob_transforms:
-        return sem
-    f64 = FORMATS["float64"]
-    eps = decode(f64, round_fraction(f64, Fraction(CLIP_EPS)))
-    hi = decode(f64, round_fraction(f64, 1 - eps))
-    return replace(sem, clip=(decode(fmt, round_fraction(fmt, eps)), decode(fmt, round_fraction(fmt, hi))))
+    float64) become dtype values when they meet the tensor, and so does torch's gradient
+    eps = 1e-12, a float32 constant (`scalar_t(EPSILON)`: float32's 1e-12 also in float64,
+    and 0 in float16, where it underflows)."""
+    f64, f32 = FORMATS["float64"], FORMATS["float32"]
+
+    def in_dtype(v: Fraction) -> Fraction:
+        return decode(fmt, round_fraction(fmt, v))
+
+    if "clip" in sem.prob_transforms:
+        eps = decode(f64, round_fraction(f64, Fraction(CLIP_EPS)))
+        hi = decode(f64, round_fraction(f64, 1 - eps))
+        sem = replace(sem, clip=(in_dtype(eps), in_dtype(hi)))
+    if sem.bce_grad_formula:
+        sem = replace(sem, grad_eps=in_dtype(decode(f32, round_fraction(f32, Fraction(BCE_GRAD_EPS)))))
+    return sem

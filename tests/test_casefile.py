@@ -180,3 +180,102 @@ weight = [[1.0, 2.0]]
     f32 = FORMATS["float32"]
     assert resolve(z.input[0, 0], f32) == 0x80000000  # -0 keeps its sign on the way in
     assert decode(f32, resolve(z.input[0, 1], f32)) == 1 - Fraction(1, 2**24)
+
+
+def npy_case(tmp_path, target="target = [1, 0]", extra=""):
+    return write(tmp_path, '[[case]]\nid = "n"\nop = "cross_entropy"\ninput = { npy = "logits.npy" }\n'
+                           f"{target}\n{extra}")
+
+
+def test_bfloat16_npy_input_is_read_exactly(tmp_path):
+    import ml_dtypes
+    values = [[1.0, -2.5, 3.140625], [float("inf"), -0.0, 2.0**-133]]  # 2**-133: bfloat16's smallest subnormal
+    np.save(tmp_path / "logits.npy", np.array(values, ml_dtypes.bfloat16))
+    assert b"'descr': '<V2'" in (tmp_path / "logits.npy").read_bytes()[:128]  # what numpy writes
+    (case,) = load_case_files([npy_case(tmp_path)])
+    assert case.input.dtype == np.float64 and case.input.tolist() == values
+    assert np.signbit(case.input[1, 1])
+    # the same values stored as float32 give the same case
+    np.save(tmp_path / "logits.npy", np.array(values, np.float32))
+    (as_f32,) = load_case_files([npy_case(tmp_path)])
+    assert np.array_equal(as_f32.input, case.input)
+
+
+def test_bfloat16_npy_nan_and_the_ml_dtypes_descriptor(tmp_path):
+    # ml_dtypes' own descriptor, should a writer use it: a header written by hand
+    bits = np.array([0x3F80, 0x7FC0, 0xFF80], "<u2")  # 1, nan, -inf
+    with open(tmp_path / "logits.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "bfloat16", "fortran_order": False, "shape": (3,)})
+        f.write(bits.tobytes())
+    (case,) = load_case_files([npy_case(tmp_path, "target = 0")])
+    assert case.input[0] == 1 and np.isnan(case.input[1]) and case.input[2] == -np.inf
+
+
+def test_other_void_npy_inputs_are_refused(tmp_path):
+    np.save(tmp_path / "logits.npy", np.zeros((2, 3), [("a", "u1"), ("b", "u1")]))  # 2 bytes, but fields
+    with pytest.raises(CaseFileError, match="floating-point values") as err:
+        load_case_files([npy_case(tmp_path)])
+    assert err.value.field == "input"
+
+
+def test_float_class_indices_with_target_kind_index(tmp_path):
+    text = """
+[[case]]
+id = "f"
+op = "cross_entropy"
+input = [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+target = [1.0, 2e0]
+target_kind = "index"
+
+[[case]]
+id = "n"
+op = "nll_loss"
+input = [[-1.0, -2.0, -3.0], [-3.0, -2.0, -1.0]]
+target = [-0.0, "0x1p1"]
+target_kind = "index"
+"""
+    f, n = load_case_file(write(tmp_path, text))
+    assert f.target_kind == "index" and f.target.dtype == np.int64 and f.target.tolist() == [1, 2]
+    assert n.target.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("op", ["cross_entropy", "nll_loss"])
+def test_float_class_indices_without_target_kind_say_what_to_write(tmp_path, op):
+    path = write(tmp_path, f'[[case]]\nid = "f"\nop = "{op}"\ninput = [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]\n'
+                           'target = [1, 2.0]\n')
+    with pytest.raises(CaseFileError) as err:
+        load_case_file(path)
+    assert err.value.field == "target" and err.value.case_id == "f"
+    assert str(err.value) == (f"{path}: case 'f': field 'target': class indices must be integers (got 2.0); "
+                              'write 2, or set target_kind = "index"')
+
+
+@pytest.mark.parametrize("target, kind, problem", [
+    ("[1.5, 2.0]", 'target_kind = "index"', "class indices must be whole numbers (got 1.5)"),
+    ("[nan, 2.0]", 'target_kind = "index"', "class indices must be whole numbers (got nan)"),
+    ("[1.0, 1e30]", 'target_kind = "index"', "class indices must lie within"),
+    ("[1.0, 2.5]", "", "probs targets need shape (2, 3), got (2,), and class indices must be whole numbers (got 2.5)"),
+])
+def test_float_class_indices_that_are_not_whole(tmp_path, target, kind, problem):
+    path = write(tmp_path, '[[case]]\nid = "f"\nop = "cross_entropy"\ninput = [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]\n'
+                           f"target = {target}\n{kind}\n")
+    with pytest.raises(CaseFileError) as err:
+        load_case_file(path)
+    assert err.value.field == "target" and problem in err.value.problem
+
+
+def test_float_npy_class_indices(tmp_path):
+    np.save(tmp_path / "logits.npy", np.zeros((2, 3), np.float32))
+    np.save(tmp_path / "labels.npy", np.array([2.0, 0.0], np.float32))
+    (case,) = load_case_files([npy_case(tmp_path, 'target = { npy = "labels.npy" }', 'target_kind = "index"')])
+    assert case.target.dtype == np.int64 and case.target.tolist() == [2, 0]
+    with pytest.raises(CaseFileError, match=r"class indices must be integers \(got 2.0\); store integers in "
+                                            r'labels.npy, or set target_kind = "index"') as err:
+        load_case_files([npy_case(tmp_path, 'target = { npy = "labels.npy" }')])
+    assert err.value.field == "target" and err.value.case_id == "n"
+    np.save(tmp_path / "labels.npy", np.array([2.0, 0.5], np.float32))
+    with pytest.raises(CaseFileError, match=r"whole numbers \(got 0.5\)"):
+        load_case_files([npy_case(tmp_path, 'target = { npy = "labels.npy" }', 'target_kind = "index"')])
+    np.save(tmp_path / "labels.npy", np.full((2, 3), 0.5))  # probabilities are written out
+    with pytest.raises(CaseFileError, match="a .npy target holds class indices"):
+        load_case_files([npy_case(tmp_path, 'target = { npy = "labels.npy" }')])

@@ -3,7 +3,7 @@ a case where an output equal to that variant's is classified as that variant alo
 import json
 
 
-from conformance.verdicts import VARIANT, Observed, classify
+from conformance.verdicts import VARIANT, Observed, Prepared, classify_task
 from reference.golden import OUTPUTS, load_suite
 from reference.ops import OPS
 from reference.semantics import VARIANTS
@@ -15,7 +15,9 @@ SUITE = load_suite(GOLDEN)
 
 
 def named_alone():
-    """{variant: a (case, dtype, output) where its output is classified as it and nothing else}."""
+    """{variant: a (case, dtype, output) where, a framework returning the variant's loss and
+    gradient, an output is classified as it and nothing else (classify_task: a variant is named
+    where it explains both outputs)}."""
     found = {}
     for case in SUITE:
         if case.expect_error:
@@ -23,13 +25,12 @@ def named_alone():
         arrays = case.arrays()
         for dtype in case.dtypes:
             expected = case.expected(arrays, dtype)
+            prepared = {o: Prepared({n: e[o] for n, e in expected.items()}, dtype) for o in OUTPUTS}
             for name in expected:
                 if name == "canonical" or name in found:
                     continue
-                for output in OUTPUTS:
-                    bits = expected[name][output].bits
-                    per_sem = {n: e[output] for n, e in expected.items()}
-                    v = classify(per_sem, None, Observed("ok", dtype, bits), dtype)
+                observed = {o: Observed("ok", dtype, expected[name][o].bits) for o in OUTPUTS}
+                for output, v in classify_task(prepared, None, observed, dtype).items():
                     if v.verdict == VARIANT and v.variants == (name,):
                         found[name] = (case.id, dtype, output)
                         break

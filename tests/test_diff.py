@@ -6,6 +6,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from conformance import diff, report
 
@@ -35,7 +36,7 @@ def test_each_class():
     got, d = classes(BASE, new)
     assert got == {"a/loss": "regression", "b/loss": "regression", "c/loss": "fix", "d/loss": "changed",
                    "e/loss": "new"}
-    assert d.counts() == {"regression": 2, "fix": 1, "changed": 1, "new": 1, "missing": 0}
+    assert d.counts() == {"regression": 2, "fix": 1, "changed": 1, "drift": 0, "new": 1, "missing": 0}
     assert diff.failed(d, ("regression", "missing")) and not diff.failed(d, ("missing",))
 
 
@@ -103,3 +104,82 @@ def test_stored_frames_keep_the_stale_expectations(tmp_path):
     df.attrs["stale"] = {"torch (local)": ["some-cause"]}
     report.write_results(df, tmp_path / "r.parquet")
     assert pd.read_parquet(tmp_path / "r.parquet").attrs["stale"] == {"torch (local)": ["some-cause"]}
+
+
+def _moved(r, **kw):
+    """The row with its output one bit away (and any other fields given)."""
+    bits = bytearray(r.observed_bits)
+    bits[0] ^= 1
+    return row(**{**vars(r), "observed_bits": bytes(bits), **kw})
+
+
+VARIANT_ROW = row(case_id="v", verdict="variant", variants="clip_eps_1e-7", known="keras-probabilities-clipped",
+                  max_tol_ratio=7.1e44, output="grad")
+
+
+def test_bits_moved_on_another_machine_are_drift_and_fail_only_when_asked():
+    """A baseline from an AVX2 machine against an AVX-512 one: the same verdicts, bits moved."""
+    old = [row(case_id="a", max_tol_ratio=0.1), VARIANT_ROW]
+    new = [_moved(old[0], max_tol_ratio=0.6, device_name="another CPU"),
+           _moved(VARIANT_ROW, max_tol_ratio=7.1000001e44, device_name="another CPU")]
+    got, d = classes(old, new)
+    assert got == {"a/loss": "drift", "v/grad": "drift"}
+    assert not diff.failed(d, ("regression", "missing")) and not diff.failed(d, diff.BASELINE_FAILS)
+    assert diff.failed(d, ("drift",))
+    text = diff.summary_text(d)
+    assert "only bits moved" in text and "a CPU -> another CPU" in text and "7.1e+44 -> 7.1e+44" in text
+
+
+def test_on_the_same_machine_a_move_beyond_drift_is_a_change():
+    old = [row(case_id="a", max_tol_ratio=0.1), VARIANT_ROW, row(case_id="n", verdict="special_mismatch",
+                                                                 max_tol_ratio=float("nan"))]
+    new = [_moved(old[0], max_tol_ratio=0.6), _moved(VARIANT_ROW, max_tol_ratio=7.1000001e44),
+           _moved(old[2])]
+    got, d = classes(old, new)
+    # far beyond the tolerance one bit is a tiny move (drift); an unmeasurable one moved with its bits
+    assert got == {"a/loss": "changed", "v/grad": "drift", "n/loss": "changed"}
+    assert diff.failed(d, diff.BASELINE_FAILS)
+    got, _ = classes(old[:1], [_moved(old[0], max_tol_ratio=0.2)])
+    assert got == {"a/loss": "drift"}  # within --drift on the same machine: reported, not a change
+
+
+def test_a_nan_is_a_nan_whatever_its_payload():
+    nan = row(case_id="n", verdict="special_mismatch", observed_bits=b"\x00\x00\xc0\x7f", max_tol_ratio=float("nan"))
+    other = row(**{**vars(nan), "observed_bits": b"\x01\x00\xc0\xff"})
+    got, _ = classes([nan], [other])
+    assert got == {"n/loss": "same"}
+
+
+def test_runs_that_share_no_case_say_so():
+    _, d = classes([row(case_id="a")], [row(case_id="b")])
+    assert any("share no case" in n for n in d.notices)
+
+
+def test_the_stored_baseline_against_itself_from_another_machine_is_not_a_failure():
+    """The README's test command on a CPU other than the baseline's: every row of the stored
+    baseline, its device_name changed and, within the same verdict, its bits moved by one ulp
+    (conforming rows and variant rows whose share of the tolerance is 1e44 alike). Before the
+    drift rule this failed: 'share of tolerance 7.1e+44 -> 7.1e+44' was a change."""
+    from conformance.suites import BASELINES_DIR
+    stored = report.read_results(BASELINES_DIR / "default-cpu.parquet")
+    here = stored.copy()
+    ok = here["observed_bits"].str.len() > 0
+    here.loc[ok, "observed_bits"] = [bytes([b[0] ^ 1]) + b[1:] for b in here.loc[ok, "observed_bits"]]
+    far = here["max_tol_ratio"] > 1
+    here.loc[far, "max_tol_ratio"] *= 1 + 1e-7
+    here.loc[here["verdict"] == "conforms", "max_tol_ratio"] += 0.3 * (1 - here["max_tol_ratio"]).clip(0, 1)
+    here["device_name"] = here["device_name"].where(here["device_name"] == "-", "Intel Xeon (torch AVX512)")
+    d = diff.compare(stored, here)
+    assert d.counts()["drift"] > 1000
+    assert not diff.failed(d, diff.BASELINE_FAILS), diff.summary_text(d)
+    same_machine = here.assign(device_name=stored["device_name"])
+    assert diff.failed(diff.compare(stored, same_machine), diff.BASELINE_FAILS)
+
+
+def test_fail_on_values_are_checked():
+    from conformance.gates import DIFF_CLASSES, parse_names
+    assert parse_names("regression,drift", "--fail-on", DIFF_CLASSES) == ("regression", "drift")
+    assert parse_names("regression,", "--fail-on", DIFF_CLASSES) == ("regression",)
+    for typo in ("regresion", "", ","):
+        with pytest.raises(ValueError, match="--fail-on .*choose from regression, fix"):
+            parse_names(typo, "--fail-on", DIFF_CLASSES)

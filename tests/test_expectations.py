@@ -5,7 +5,8 @@ import json
 import pytest
 
 from conformance.adapters import FRAMEWORKS
-from conformance.expectations import DEFAULT_PATH, ExpectationsError, Matcher, load_expectations
+from conformance.expectations import (DEFAULT_PATH, NO_WITNESSES, ExpectationsError, Matcher, load_expectations,
+                                      witnesses_from)
 from conformance.matrix import check
 
 
@@ -31,7 +32,8 @@ evidence = "https://github.com/keras-team/keras/issues/19740"
 
 
 def row(**kw):
-    base = dict(framework="tensorflow", api="keras.losses.SparseCategoricalCrossentropy", op="cross_entropy",
+    base = dict(framework="tensorflow", api="keras.losses.SparseCategoricalCrossentropy", op="cross_entropy", known="",
+                suite="default", case_sha256="0" * 64,
                 case_id="onnx-sce-weight-ii", features="op:cross_entropy,weight,ignore_index",
                 params=json.dumps({"target_kind": "index", "reduction": "mean", "weighted": True}),
                 dtype="float32", device="cpu", device_name="some CPU", output="loss", verdict="variant",
@@ -63,14 +65,47 @@ def test_requires_is_evaluated_against_the_runtime(tmp_path, versions, applies):
     assert e.applies_to(versions) is applies
 
 
-def test_matcher_reports_entries_whose_scope_ran_and_explained_nothing(tmp_path):
+WITNESS = dict(suite="default", case_sha256="0" * 64)
+
+
+def test_matcher_reports_entries_whose_witnesses_ran_and_explained_nothing(tmp_path):
     entries = load_expectations(write(tmp_path, ENTRY), FRAMEWORKS)
-    matcher = Matcher.build(entries, "tensorflow", {"keras": "3.15.1"})
-    assert matcher.match(row(verdict="conforms", detail="within tolerance", variants="")) is None
-    assert matcher.stale() == ["keras-mean"]  # in scope, conformed: the framework changed
-    assert matcher.match(row()).id == "keras-mean" and matcher.stale() == []
-    old = Matcher.build(entries, "tensorflow", {"keras": "3.2.0"})
-    assert old.match(row()) is None and old.stale() == []  # not applicable to that version at all
+    witnesses = witnesses_from([row(**WITNESS, known="keras-mean")])
+    conforming = row(**WITNESS, verdict="conforms", detail="within tolerance", variants="")
+    matcher = Matcher.build(entries, "tensorflow", {"keras": "3.15.1"}, witnesses)
+    assert matcher.match(conforming) is None
+    assert matcher.stale() == ["keras-mean"]  # its witness ran and conforms now: the framework changed
+    assert matcher.match(row(**WITNESS)).id == "keras-mean" and matcher.stale() == []
+    old = Matcher.build(entries, "tensorflow", {"keras": "3.2.0"}, witnesses)
+    assert old.match(row(**WITNESS)) is None and old.stale() == []  # not applicable to that version at all
+
+
+def test_a_scope_touched_by_inputs_that_were_never_witnesses_is_not_stale(tmp_path):
+    """A user's own case in the cause's scope (same API, parameters and features) that conforms:
+    nothing says the mechanism was triggered, so nothing is stale. The old rule (scope ran and
+    explained nothing) called this 'the framework changed'."""
+    entries = load_expectations(write(tmp_path, ENTRY), FRAMEWORKS)
+    witnesses = witnesses_from([row(**WITNESS, known="keras-mean")])
+    for given in (witnesses, NO_WITNESSES):
+        matcher = Matcher.build(entries, "tensorflow", {"keras": "3.15.1"}, given)
+        users = row(suite="user", case_sha256="1" * 64, case_id="mine", verdict="conforms", detail="", variants="")
+        assert [e.id for e in matcher.scope(users)] == ["keras-mean"] and matcher.match(users) is None
+        assert matcher.stale() == []
+    # a witness of another golden file (the case changed) is not the same input either
+    matcher = Matcher.build(entries, "tensorflow", {"keras": "3.15.1"}, witnesses)
+    matcher.match(row(suite="default", case_sha256="2" * 64, verdict="conforms", detail="", variants=""))
+    assert matcher.stale() == []
+
+
+def test_witnesses_are_read_from_a_stored_run(tmp_path):
+    from conformance.expectations import read_witnesses
+    from conformance.suites import BASELINES_DIR
+    found = read_witnesses(BASELINES_DIR / "default-cpu.parquet")
+    assert "keras-probabilities-clipped" in found.causes("tensorflow")
+    assert any(suite == "default" for suite, _ in found.cases("tensorflow", "keras-probabilities-clipped"))
+    (tmp_path / "not.parquet").write_text("no")
+    with pytest.raises(ExpectationsError, match="not.parquet"):
+        read_witnesses(tmp_path / "not.parquet")
 
 
 @pytest.mark.parametrize("text, field", [

@@ -39,9 +39,31 @@ def binary_cross_entropy(p: np.ndarray, target: np.ndarray, weight=None, *, labe
                 return NEG_INF if coef * sign > 0 else POS_INF
             return ex.exact(-coef * sign / v)
 
-        g = ex.add(part(a, q, clamp_q, 1), part(b, 1 - q, clamp_r, -1)) if passes_grad else ex.ZERO
+        if not passes_grad:
+            g = ex.ZERO
+        elif sem.bce_grad_formula:
+            g = torch_grad(q, tv, wv, sem)
+        else:
+            g = ex.add(part(a, q, clamp_q, 1), part(b, 1 - q, clamp_r, -1))
         positions.append(Position(loss, cond, [g], [cap(4 * mag(g))], Fraction(1)))
     return finish_elements(positions, p, reduction, sem, sem.mean_last_axis_first)
+
+
+def torch_grad(q: Fraction, t: Fraction, w: Fraction, sem: Semantics):
+    """torch's own BCELoss gradient (aten/src/ATen/native/Loss.cpp, binary_cross_entropy_backward),
+    not the derivative of its loss: w (q - t) / max(q (1 - q), eps), eps = the float32 constant 1e-12
+    as the dtype holds it (sem.grad_eps, bound by for_dtype). It equals the exact derivative wherever
+    q (1 - q) >= eps; it is 0 where q = t in {0, 1} and capped where q (1 - q) < eps. In float16
+    eps is 0: q in {0, 1} gives (q - t) / 0, +-inf, or NaN where q = t; torch then multiplies by
+    the weight, so a zero weight times that infinity is NaN."""
+    if sem.grad_eps is None:
+        raise ValueError(f"{sem.name}: the gradient's eps is bound per dtype; use semantics.for_dtype")
+    denominator = max(q * (1 - q), sem.grad_eps)
+    if denominator == 0:
+        quotient = NAN if q == t else POS_INF if q > t else NEG_INF
+    else:
+        quotient = ex.exact((q - t) / denominator)
+    return ex.scale(w, quotient, zero_times_inf_nan=True)
 
 
 def catalog() -> list[dict]:
@@ -65,7 +87,7 @@ OP = Op(
     evaluate=lambda i, sem: binary_cross_entropy(i.x, i.target, i.weight, label_smoothing=i.label_smoothing,
                                                  reduction=i.reduction, sem=sem),
     variants=("empty_mean_zero", "zero_times_inf_nan", "log_clamp_100", "clip_eps_1e-7", "mean_last_axis_first",
-              "clip_eps_1e-7+mean_last_axis_first"),
+              "bce_grad_eps_1e-12", "clip_eps_1e-7+mean_last_axis_first", "log_clamp_100+bce_grad_eps_1e-12"),
     input_kind="probs", catalog=catalog, short="bce",
     doc="docs/semantics.md#binary_cross_entropy-probabilities-p-targets-t-elementwise-weight-w",
 )
