@@ -123,7 +123,7 @@ def show(name, value, expected):
         values = ", ".join(f"{float(v)!r} ({v.hex()})" for v in got[:24])
         print(f"  {FRAMEWORK}: no error; returned {values}{', ...' if got.size > 24 else ''}")
         return "no error where the reference expects one"
-    want = as_float(np.array(expected[0], dtype=UNSIGNED[DTYPE]), DTYPE)
+    want = as_float(np.array(expected[0], dtype=UNSIGNED[DTYPE]).reshape(-1), DTYPE)
     if got_bits.shape != tuple(expected[1]) or got_dtype != DTYPE:
         print(f"  {FRAMEWORK}: {got_dtype} of shape {got_bits.shape}; reference: {DTYPE} of shape {tuple(expected[1])}")
         if got.size != want.size:

@@ -189,3 +189,85 @@ def test_baseline_update_keeps_the_rows_and_leaves_the_reproducers_with_the_run(
     assert "reproducer" not in pd.read_parquet(written).columns
     back = report.read_results(written)
     pd.testing.assert_frame_equal(back, stored, check_like=True)
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--fail-on", "unexpcted"], ["run", "--fail-on", "regression,regresion"], ["run", "--fail-on", ","],
+    ["diff", "OLD", "NEW", "--fail-on", "regresion"], ["run", "--drift", "-1"], ["diff", "OLD", "NEW", "--drift", "nan"],
+    ["run", "--frameworks", ","], ["run", "--dtypes", "float8"], ["run", "--shard", "3/2"],
+])
+def test_a_gate_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, capsys, args):
+    """A typo in a CI gate must never turn it off: every option value is checked before anything
+    runs, and said in one line."""
+    from conformance import cli
+    args = [str(tmp_path / a) if a in ("OLD", "NEW") else a for a in args]
+    args += ["--out", str(tmp_path / "o")] if args[0] == "run" else []
+    if "--dtypes" in args:  # argparse's own check: one line too
+        with pytest.raises(SystemExit) as e:
+            cli.main(args)
+        assert e.value.code == 2
+    else:
+        assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("xent"), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unwritable_out_is_one_line_and_exit_2(tmp_path, capsys):
+    from conformance import cli
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for out in (blocker / "sub", Path("/proc/forbidden")):
+        assert cli.main(["run", "--frameworks", "torch", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"--out {out}: cannot write there" in err, err
+
+
+def test_diff_takes_a_framework_filter_and_says_when_runs_share_no_case(tmp_path, capsys):
+    from conformance import cli, report
+    from .test_report import row
+    old = tmp_path / "old.parquet"
+    report.write_results(report.results_frame([row(case_id="a"), row(case_id="a", framework="jax")]), old)
+    new = tmp_path / "new.parquet"
+    report.write_results(report.results_frame([row(case_id="a")]), new)
+    assert cli.main(["diff", str(old), str(new)]) == 1  # jax's rows are missing
+    assert cli.main(["diff", str(old), str(new), "--frameworks", "torch"]) == 0
+    assert "1 rows compared" in capsys.readouterr().out
+    assert cli.main(["diff", str(old), str(new), "--frameworks", "tensorflow"]) == 2
+    assert "no rows of 'tensorflow'" in capsys.readouterr().err
+    other = tmp_path / "other.parquet"
+    report.write_results(report.results_frame([row(case_id="b")]), other)
+    cli.main(["diff", str(new), str(other)])
+    assert "share no case" in capsys.readouterr().out
+
+
+def test_report_elsewhere_prints_only_paths_that_exist(tmp_path, capsys):
+    from conformance import cli, report
+    from .test_report import row
+    (tmp_path / "run").mkdir()
+    report.write_results(report.results_frame([row(case_id="a")]), tmp_path / "run" / "results.parquet")
+    target = tmp_path / "elsewhere" / "mine.html"
+    assert cli.main(["report", str(tmp_path / "run"), "--out", str(target)]) == 0
+    out = capsys.readouterr().out
+    printed = re.findall(r"^(?:report|results|reproducers):\s+(\S+)", out, re.M)
+    assert str(target) in printed and printed and all(Path(p.rstrip("/")).exists() for p in printed), out
+
+
+@torch_missing
+@pytest.mark.slow
+def test_json_differences_are_per_runtime_and_documented(tmp_path):
+    """Two runtimes of one framework: each its own differences count (not the framework's)."""
+    import json
+    cases = tmp_path / "small.toml"
+    cases.write_text('[[case]]\nid = "inf-row"\nop = "cross_entropy"\ndtypes = ["float32"]\n'
+                     'input = [["inf", 0.0, 1.0]]\ntarget = [0]\n')
+    done = xent("run", "--cases", str(cases), "--frameworks", "torch", "--out", str(tmp_path / "o"),
+                "--runtime", "local", "--runtime", f"second={sys.executable}", "--json", str(tmp_path / "s.json"))
+    assert done.returncode == 0, done.stderr
+    per = json.loads((tmp_path / "s.json").read_text())["frameworks"]
+    df = pd.read_parquet(tmp_path / "o" / "results.parquet")
+    diverging = df[~df["verdict"].isin(["conforms", "unsupported"])]
+    for runtime in ("local", "second"):
+        assert per[f"torch ({runtime})"]["differences"] == int((diverging["runtime"] == runtime).sum()) > 0
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert '"differences"' in readme

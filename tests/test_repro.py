@@ -100,5 +100,41 @@ def test_a_reproducer_is_valid_python_whatever_its_texts_hold(tmp_path):
                        "known": "k", "known_reason": "reason with \"\"\" too", "framework": "f", "api": "a",
                        "max_ulp": 0.0, "max_abs_err": 0.0, "max_tol_ratio": 0.0, "median_ulp": 0.0,
                        "observed_bits": b""})
-    text = repro.script(recipe, Api("a", "log_softmax", "x"), case, case.arrays(), "float32", "cpu", [row])
+    text, data = repro.script(recipe, Api("a", "log_softmax", "x"), case, case.arrays(), "float32", "cpu", [row])
     compile(text, "repro.py", "exec")
+    assert data == {}  # a small case: every value inline
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(missing_module("torch") is not None, reason="torch is not installed")
+def test_a_large_case_gets_a_reproducer_with_its_arrays_beside_it(tmp_path):
+    """Above MAX_ELEMENTS input elements the arrays go to a data file named in the script; the
+    script runs from its folder, and a report written elsewhere takes the data file along."""
+    from reference.casefile import load_case_files
+    from reference.golden import generate
+
+    x = np.random.default_rng(3).standard_normal((2, repro.MAX_ELEMENTS // 2 + 8))
+    x[1, 7] = np.inf  # torch's row-max shift: a NaN row where the limits are finite
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "big.toml").write_text('[[case]]\nid = "big-inf"\nop = "log_softmax"\ndtypes = ["float32"]\n'
+                                      'input = { npy = "x.npy" }\n')
+    golden = generate(load_case_files([tmp_path / "big.toml"]), tmp_path / "golden" / "user", "user").parent
+    out = tmp_path / "run"
+    (found,) = runner.run([golden], ["torch"], out_dir=out, expectations=load_expectations())
+    df = report.results_frame(found.rows)
+    diverging = df[~df["verdict"].isin([CONFORMS, UNSUPPORTED])]
+    assert not diverging.empty and (diverging["reproducer"] != "").all()
+    assert repro.write_files(df, out) == diverging.drop_duplicates("reproducer").shape[0]
+    task = diverging.iloc[0]
+    script = out / repro.file_name(task)
+    name = repro.DATA_LINE.search(task["reproducer"]).group(1)
+    assert (script.parent / name).exists() and len(task["reproducer"]) < 20_000
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "this run:" in done.stdout and "identical bits" not in done.stdout.rsplit("this run:", 1)[1]
+    # scripts written into another folder (xent report RUN --out ELSEWHERE) take their data along
+    elsewhere = tmp_path / "elsewhere"
+    assert repro.write_files(df, elsewhere, source=out) == repro.write_files(df, out)
+    assert (elsewhere / repro.file_name(task)).with_name(name).exists()
+    # without the data file anywhere, no script: it could not run
+    assert repro.write_files(df, tmp_path / "nowhere") == 0 and not (tmp_path / "nowhere").exists()

@@ -68,8 +68,8 @@ def test_the_case_cache_derives_each_case_once_and_lets_it_go_when_every_thread_
     cache.prefetch(case)  # while the workers start: not a taking
     first = cache.take(case)
     assert set(first.arrays) == {n for n in case.arrays() if "float32" not in n}  # the run's dtypes only
-    inputs, prepared = first.for_dtype("bfloat16")
-    assert "canonical" in prepared["loss"].refs and inputs.startswith("input(2, 3)=")
+    inputs, prepared, features = first.for_dtype("bfloat16")
+    assert "canonical" in prepared["loss"].refs and inputs.startswith("input(2, 3)=") and "op:" in features
     assert cache.take(case) is first and not cache.store  # both threads took it: dropped
     assert cache.take(case) is not first  # a third asks again: derived again
     off = runner.CaseCache(False)
