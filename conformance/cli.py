@@ -271,22 +271,21 @@ def cmd_run(args) -> int:
     failed = bool(("unexpected" in fail_on and len(unexpected)) or ("stale" in fail_on and df.attrs["stale"])
                   or (since is not None and diff.failed(since, tuple(fail_on))))
     if args.json:
-        _write_summary(Path(args.json), df, differences, since, failed)
+        _write_summary(Path(args.json), df, since, failed)
     if received:
         return 128 + received[0]
     return 1 if failed else 0
 
 
-def _write_summary(path: Path, df, differences, since, failed: bool) -> None:
-    """What a CI system acts on, for machines: counts per framework and runtime."""
+def _write_summary(path: Path, df, since, failed: bool) -> None:
+    """What a CI system acts on, for machines: counts per framework and runtime (README)."""
     from . import report
     per = {}
     for (framework, runtime), rows in df.groupby(["framework", "runtime"]):
-        d = differences[(differences["framework"] == framework) & (differences["runtime"] == runtime)] \
-            if not differences.empty else differences
+        diverging = rows[~rows["verdict"].isin(["conforms", "unsupported"])]
         per[f"{framework} ({runtime})"] = {
             "version": rows["framework_version"].iloc[0], "verdicts": rows["verdict"].value_counts().to_dict(),
-            "differences": int(len(d)), "unexpected": int((d["known"] == "").sum()) if len(d) else 0}
+            "differences": int(len(diverging)), "unexpected": int((diverging["known"] == "").sum())}
     summary = {"frameworks": per, "stale": df.attrs.get("stale", {}), "incomplete": df.attrs.get("incomplete"),
                "baseline": since.counts() if since is not None else None, "failed": failed}
     report.atomic_write_bytes(path, (json.dumps(summary, indent=1, default=int) + "\n").encode())

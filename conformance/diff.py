@@ -20,8 +20,11 @@ How far an output moved is measured on the share of the tolerance it uses (`max_
 error / tolerance): |new - old| / max(1, old, new). Within the tolerance that is the change of
 the share itself; beyond it (a variant, an inaccurate output, where the share can be 1e44) it
 is relative to how far the output already was, so one bit on a far-off output is a small move.
-An output whose share cannot be measured (no finite element on one side) moved when its bits
-did, unless an error was expected (`no_error`: what it returned is not measured).
+An output whose share cannot be measured (no finite element on one side, or a shape the
+canonical answer does not have, as a variant averaging an axis away) moved far when an element
+changed kind (finite, +inf, -inf, NaN) or moved by more than TOL_FACTOR (4) ulps, the
+tolerance's own factor; and never where an error was expected (`no_error`: what it returned is
+not measured).
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from reference.golden import atomic_write_bytes
 
 from .suites import results_path  # noqa: F401 (the diff's users name it here)
 from .gates import BASELINE_FAILS, DIFF_CLASSES  # noqa: F401 (BASELINE_FAILS: for the diff's users)
-from .verdicts import CONFORMS, UNSUPPORTED
+from .verdicts import CONFORMS, TOL_FACTOR, UNSUPPORTED, kind_codes, ulp
 
 KEY = ["suite", "case_id", "framework", "api", "device", "dtype", "output"]
 CLASSES = DIFF_CLASSES
@@ -73,25 +76,30 @@ def _key_for(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     return KEY + ["runtime"] if several else KEY
 
 
-def _bits_moved(pairs: pd.DataFrame) -> pd.Series:
-    """Whether each pair's observed outputs differ, bit for bit (any NaN equal to any NaN: a
-    NaN's payload and sign are not a result)."""
+def _moves(pairs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per pair: whether the observed outputs differ bit for bit (any NaN equal to any NaN: a
+    NaN's payload and sign are not a result), and whether they differ by more than the
+    tolerance's own factor of ulps, or in an element's kind (finite, +inf, -inf, NaN): the
+    measure for outputs whose share of the tolerance is unmeasured."""
     raw = ((pairs["observed_bits_old"] != pairs["observed_bits_new"])
            | (pairs["observed_dtype_old"] != pairs["observed_dtype_new"])
            | (pairs["observed_shape_old"] != pairs["observed_shape_new"]))
-    moved = raw.to_numpy().copy()
+    moved, far = raw.to_numpy().copy(), raw.to_numpy().copy()
     decodable = raw & pairs["observed_dtype_old"].fillna("").astype(bool) & ~(
         (pairs["observed_dtype_old"] != pairs["observed_dtype_new"]) | (pairs["observed_shape_old"] != pairs["observed_shape_new"]))
     where = np.flatnonzero(decodable.to_numpy())
     columns = pairs[["observed_dtype_old", "observed_bits_old", "observed_bits_new"]].to_numpy()[where]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         for i, (dtype, old, new) in zip(where, columns):
             fmt = FORMATS[dtype]
             a, b = (to_float64(np.frombuffer(bits, dtype=np.dtype(fmt.storage).newbyteorder("<")), fmt)
                     for bits in (old, new))
-            moved[i] = not (a.shape == b.shape and ((a == b) & (np.signbit(a) == np.signbit(b))
-                                                    | (np.isnan(a) & np.isnan(b))).all())
-    return pd.Series(moved, index=pairs.index)
+            same = (a == b) & (np.signbit(a) == np.signbit(b)) | (np.isnan(a) & np.isnan(b))
+            moved[i] = not same.all()
+            finite = np.isfinite(a) & np.isfinite(b)
+            ulps = np.abs(a - b)[finite] / ulp(np.maximum(np.abs(a), np.abs(b))[finite], dtype)
+            far[i] = bool((kind_codes(a) != kind_codes(b)).any() or (ulps > TOL_FACTOR).any())
+    return pd.Series(moved, index=pairs.index), pd.Series(far, index=pairs.index)
 
 
 def share_moved(old: pd.Series, new: pd.Series) -> pd.Series:
@@ -134,12 +142,12 @@ def compare(old: pd.DataFrame, new: pd.DataFrame, *, drift: float = DEFAULT_DRIF
     o_known, n_known = pairs["known_old"].fillna("") != "", pairs["known_new"].fillna("") != ""
     both = pairs["_merge"] == "both"
     pairs["moved"] = share_moved(pairs["max_tol_ratio_old"], pairs["max_tol_ratio_new"])
-    bits_moved = pd.Series(False, index=pairs.index)
-    bits_moved[both] = _bits_moved(pairs[both])
+    bits_moved, ulps_far = pd.Series(False, index=pairs.index), pd.Series(False, index=pairs.index)
+    bits_moved[both], ulps_far[both] = _moves(pairs[both])
     # where an error was expected the values returned are not measured against anything (optax's
     # answer to an out-of-range label reads past the row): their bits moving is drift at most
     judged = pairs["expected_kind_old"] != "error"
-    far = (pairs["moved"] > drift) | (pairs["moved"].isna() & bits_moved & judged)
+    far = (pairs["moved"] > drift) | (pairs["moved"].isna() & ulps_far & judged)
     same_machine = pairs["device_name_old"] == pairs["device_name_new"]
     differs = ((pairs["verdict_old"] != pairs["verdict_new"]) | (pairs["variants_old"] != pairs["variants_new"])
                | (pairs["error_type_old"] != pairs["error_type_new"]) | (pairs["known_old"] != pairs["known_new"]))

@@ -136,8 +136,14 @@ def test_on_the_same_machine_a_move_beyond_drift_is_a_change():
     new = [_moved(old[0], max_tol_ratio=0.6), _moved(VARIANT_ROW, max_tol_ratio=7.1000001e44),
            _moved(old[2])]
     got, d = classes(old, new)
-    # far beyond the tolerance one bit is a tiny move (drift); an unmeasurable one moved with its bits
-    assert got == {"a/loss": "changed", "v/grad": "drift", "n/loss": "changed"}
+    # far beyond the tolerance one bit is a tiny move (drift); so is one ulp of an unmeasured share
+    assert got == {"a/loss": "changed", "v/grad": "drift", "n/loss": "drift"}
+    nan = row(**{**vars(old[2]), "observed_bits": b"\x00\x00\xc0\x7f"})  # a finite value became NaN
+    got, _ = classes(old[2:], [nan])
+    assert got == {"n/loss": "changed"}
+    far = row(**{**vars(old[2]), "observed_bits": b"\x08\x00\x80?"})  # 8 ulps away
+    got, _ = classes(old[2:], [far])
+    assert got == {"n/loss": "changed"}
     assert diff.failed(d, diff.BASELINE_FAILS)
     got, _ = classes(old[:1], [_moved(old[0], max_tol_ratio=0.2)])
     assert got == {"a/loss": "drift"}  # within --drift on the same machine: reported, not a change
