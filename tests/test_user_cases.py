@@ -213,3 +213,24 @@ def test_every_diverging_task_has_a_reproducer_on_disk(user_run):
         if data is not None and not path.with_name(data.group(1)).exists():
             problems.append(f"{task}: data file {data.group(1)} missing beside {path.name}")
     assert not problems, f"{len(problems)} diverging tasks without a usable reproducer:\n" + "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_a_dtype_subset_with_the_default_suite_is_judged_without_false_alarms(tmp_path):
+    """The user's files beside the default suite, float32 only: the expectations whose witnesses
+    (rows of the stored baseline) ran in float32 are judged, the others are not; none is stale,
+    nothing is unexpected. (An earlier rule called every entry whose scope a subset touched and
+    that explained nothing 'stale'.)"""
+    import pandas as pd
+    files = _prepare_cases(tmp_path / "cases")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", *map(str, files),
+                           "--suite", "default", "--dtypes", "float32", "--frameworks", ",".join(FRAMEWORKS),
+                           "--out", str(out), "--fail-on", "unexpected,stale"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, _tail(proc)
+    df = pd.read_parquet(out / "results.parquet")
+    assert set(df["dtype"]) == {"float32"} and df.attrs["stale"] == {}
+    assert "no longer matches" not in proc.stdout
+    judged = {who: set(seen["witnessed"]) for who, seen in df.attrs["expectations"].items()}
+    assert any(judged.values())  # staleness was judged where it could be, not switched off
