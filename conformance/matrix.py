@@ -32,8 +32,11 @@ def describe(rows: list[dict], out_dir: Path) -> str:
             lines.append(f"    expected: {r.get('expected_values', '')}")
             lines.append(f"    observed: {r.get('observed_values') or r.get('error_message', '')}")
             lines.append(f"    max error {_number(r.get('max_ulp'))} ulp, {_number(r.get('max_tol_ratio'))} of the tolerance")
-        if task_rows[0].get("reproducer"):
+        if repro.has_file(out_dir, task_rows[0]):
             lines.append(f"  reproducer: python {Path(out_dir) / repro.file_name(task_rows[0])}")
+        else:  # never a path to a file that is not there
+            lines.append("  reproducer: none written" + ("" if task_rows[0].get("reproducer") else
+                                                          " (these rows hold no script)"))
     scripts = [r["reproducer"] for r in rows if r.get("reproducer")]
     if scripts:
         lines += ["\nthe first reproducer, which runs as it is:\n", scripts[0]]
