@@ -557,6 +557,9 @@ def main(argv=None) -> int:
     except (CaseFileError, GoldenFileError, ExpectationsError, envs.EnvError, ValueError) as e:
         print(f"xent: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file that cannot be read or written (--json, --html, ...): one line, not a traceback
+        print(f"xent: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
