@@ -3,15 +3,18 @@ side, each task with a timeout; a crash or hang becomes a `crashed` row and the 
 is restarted, so one framework's failure never loses the others' results."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from fnmatch import fnmatchcase
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from reference.formats import FORMATS
 from reference.golden import OUTPUTS, GoldenCase, GoldenFileError, load_suite
 
 from . import repro, verdicts
+from .worker import die_with_parent
 from .adapters.base import Api
 from .expectations import NO_WITNESSES, Expectation, Matcher, Witnesses
 from .suites import cache_dir
@@ -42,14 +46,9 @@ class WorkerGone(Exception):
     pass
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: on Linux, SIGKILL when the parent dies (even a stopped child);
-    its own session keeps a terminal's Ctrl-C for the parent, which stops the workers itself."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # elsewhere the runner's own cleanup is what stops workers
+# In the child before exec: SIGKILL when the parent dies; its own session (start_new_session)
+# keeps a terminal's Ctrl-C for the parent, which stops the workers itself.
+_die_with_parent = die_with_parent
 
 
 @dataclass(frozen=True)
@@ -80,12 +79,20 @@ def code_path(runtime: RuntimeSpec) -> Path:
 
 
 class Worker:
-    """A framework's worker process with a line-reading thread, so replies can time out."""
+    """A framework's worker process with a line-reading thread, so replies can time out.
 
-    def __init__(self, framework: str, log_path: Path, runtime: "RuntimeSpec | None" = None):
+    A framework whose registry entry `forks` (its import starts no thread and touches no device:
+    torch) gets its workers from a fork server, started once: a worker killed by a fatal error
+    (a CUDA device-side assert) is replaced in milliseconds, not the seconds a new interpreter
+    and framework import take."""
+
+    def __init__(self, framework: str, log_path: Path, runtime: "RuntimeSpec | None" = None,
+                 forks: bool | None = None):
         self.framework, self.log_path = framework, log_path
         self.runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
-        self.proc: subprocess.Popen | None = None
+        self.forks = _forks(framework) if forks is None else forks
+        self.server: ForkServer | None = None
+        self.proc: subprocess.Popen | ForkedProcess | None = None
         self.hello: dict | None = None
         self.message = ""
 
@@ -94,21 +101,28 @@ class Worker:
         return self.ready()
 
     def launch(self) -> None:
-        """Start the process; `ready` waits for its hello (meanwhile the runner prepares cases)."""
-        path = os.pathsep.join(filter(None, [str(code_path(self.runtime)), os.environ.get("PYTHONPATH")]))
-        env = {**WORKER_ENV, "XENT_JAX_CACHE": str(cache_dir() / "jax"), **os.environ,
-               "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([self.runtime.python, "-m", "conformance.worker", self.framework],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
-                                     preexec_fn=_die_with_parent, start_new_session=True)
-        log.close()
+        """Start the process (with `forks`, the fork server: `ready` forks the worker); `ready`
+        waits for its hello (meanwhile the runner prepares cases)."""
+        if not self.forks:
+            self.adopt(_popen(self.runtime, ["-m", "conformance.worker", self.framework], self.log_path))
+        elif self.server is None or self.server.proc.poll() is not None:
+            self.server = ForkServer(self)
+
+    def adopt(self, proc) -> None:
+        """Talk to this process (a new interpreter, or a child of the fork server)."""
+        self.proc, self.hello = proc, None
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, args=(self.proc.stdout, self.replies), daemon=True).start()
 
+    def take_over(self, spare: "Worker") -> None:
+        """Become a started spare: its process and the replies it reads (the hello stays the
+        first worker's: a spare's says only its devices)."""
+        self.proc, self.message, self.replies = spare.proc, spare.message, spare.replies
+
     def ready(self) -> bool:
         try:
+            if self.forks and (self.proc is None or self.proc.poll() is not None):
+                self.adopt(self.server.fork())
             first = self.receive(STARTUP_TIMEOUT)
         except WorkerGone as e:
             self.hello, self.message = None, f"worker did not start: {e}"
@@ -118,6 +132,8 @@ class Worker:
 
     def starting(self) -> bool:
         """Whether the hello has not come yet (nor the process's end)."""
+        if self.proc is None:  # a fork server's worker: not forked before the server is ready
+            return self.server is not None and self.server.starting()
         return self.replies.empty()
 
     @staticmethod
@@ -157,6 +173,199 @@ class Worker:
             self.proc.kill()
             self.proc.wait()
 
+    def close(self) -> None:
+        """Stop the worker and its fork server (whose other children die with it)."""
+        self.stop()
+        if self.server is not None:
+            self.server.stop()
+
+
+def _forks(framework: str) -> bool:
+    from .adapters import registry
+    entry = registry().get(framework)
+    return bool(entry and entry.forks)
+
+
+def _popen(runtime: "RuntimeSpec", args: list[str], log_path: Path) -> subprocess.Popen:
+    """A worker's (or fork server's) interpreter, with its environment and log."""
+    path = os.pathsep.join(filter(None, [str(code_path(runtime)), os.environ.get("PYTHONPATH")]))
+    env = {**WORKER_ENV, "XENT_JAX_CACHE": str(cache_dir() / "jax"), **os.environ,
+           "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        return subprocess.Popen([runtime.python, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                env=env, preexec_fn=_die_with_parent, start_new_session=True)
+
+
+class ForkedProcess:
+    """A worker forked by the fork server: not our child, so it is watched by its pid (the fork
+    server has the kernel reap it) and spoken to through two named pipes."""
+
+    def __init__(self, pid: int, stdin, stdout):
+        self.pid, self.stdin, self.stdout = pid, stdin, stdout
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = -1  # gone; its exit status went to the fork server
+            except PermissionError:  # the pid was reused by another user's process: ours is gone
+                self.returncode = -1
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.returncode is None:  # gone for us now, whenever the kernel finishes its exit
+            self.returncode = -signal.SIGKILL
+
+    def wait(self):
+        """Close our ends of its pipes. Nothing to wait for: the kernel reaps it for the fork
+        server, and its exit (tearing down a framework's memory) goes on without holding the run."""
+        self.poll()
+        try:  # the reading end stays with the reader thread, which sees the end and lets it go
+            self.stdin.close()
+        except OSError:
+            pass
+        return self.returncode
+
+
+class ForkServer:
+    """A framework's fork server (`python -m conformance.worker --fork-server`): started once a
+    worker has died of a fatal error, it makes each new worker in milliseconds instead of the
+    seconds a new interpreter and framework import take (a CUDA device assert costs a worker)."""
+
+    FORK_TIMEOUT = 30.0
+
+    def __init__(self, worker: Worker):
+        self.proc = _popen(worker.runtime, ["-m", "conformance.worker", "--fork-server", worker.framework],
+                           worker.log_path)
+        self.ready: bool | None = None
+        self.preload: list[str] = []  # suite folders the server loads once for all its children
+        self.lock = threading.Lock()
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while line := self.proc.stdout.readline():
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def _line(self, timeout: float) -> dict:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.stop()
+            raise WorkerGone(f"the fork server gave no answer in {timeout:g} s; killed") from None
+        if line is None:
+            raise WorkerGone(f"the fork server exited with code {self.proc.wait()}")
+        return line
+
+    def starting(self) -> bool:
+        return self.ready is None and self.lines.empty()
+
+    def fork(self, timeout: float = STARTUP_TIMEOUT, spare: bool = False) -> ForkedProcess:
+        """A new worker; a `spare` says only its devices in its hello (the runner has the rest)."""
+        folder = Path(tempfile.mkdtemp(prefix="xent-worker-"))
+        try:
+            requests, replies = folder / "requests", folder / "replies"
+            os.mkfifo(requests)
+            os.mkfifo(replies)
+            # the child opens `replies` for writing first: a reader must exist, so open it now
+            reply_fd = os.open(replies, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                with self.lock:  # one request, one answer: the server forks one child at a time
+                    if self.ready is None:
+                        first = self._line(timeout)
+                        self.ready, self.message = bool(first.get("ready")), first.get("message", "")
+                    if not self.ready:
+                        raise WorkerGone(f"the fork server did not start: {self.message}")
+                    self.proc.stdin.write(json.dumps({"requests": str(requests), "replies": str(replies),
+                                                      "suites": self.preload, "spare": spare}).encode() + b"\n")
+                    self.proc.stdin.flush()
+                    pid = self._line(self.FORK_TIMEOUT)["pid"]
+                deadline = time.monotonic() + min(timeout, self.FORK_TIMEOUT)
+                while True:  # `requests` opens for writing once the child opened it for reading
+                    try:
+                        request_fd = os.open(requests, os.O_WRONLY | os.O_NONBLOCK)
+                        break
+                    except OSError as e:
+                        if e.errno != errno.ENXIO or time.monotonic() > deadline:
+                            raise WorkerGone(f"a forked worker did not open its pipes ({e.strerror})") from None
+                        time.sleep(0.0005)
+            except BaseException:
+                os.close(reply_fd)
+                raise
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # the open pipes live on without their names
+        os.set_blocking(request_fd, True)
+        os.set_blocking(reply_fd, True)
+        return ForkedProcess(pid, os.fdopen(request_fd, "wb"), os.fdopen(reply_fd, "rb"))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Spares:
+    """Warm spare workers of a framework whose workers come from a fork server: after a worker
+    dies (a fatal error, a crash), the next task goes to a spare that is already started, and
+    the next spare is forked in the background."""
+
+    DEPTH = 4  # spares kept started: fatal tasks come in runs (every task of an out-of-range case)
+
+    def __init__(self, worker: Worker, control: "Control"):
+        self.worker, self.control = worker, control
+        self.queue: list = []  # futures of started spares, oldest first
+        self.pool = None
+
+    def _spare(self) -> Worker:
+        spare = Worker(self.worker.framework, self.worker.log_path, self.worker.runtime, forks=False)
+        spare.adopt(self.worker.server.fork(spare=True))
+        with self.control.lock:
+            self.control.workers.add(spare)
+        spare.ready()
+        return spare
+
+    def take(self) -> bool:
+        """Put a started spare in the worker's place; False when none could be made (the caller
+        then starts a new interpreter, as before)."""
+        from concurrent.futures import ThreadPoolExecutor
+        if self.worker.server is None or self.worker.server.proc.poll() is not None:
+            return False  # a framework not forked from a server: a new interpreter, as before
+        try:
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(2, thread_name_prefix=f"xent-spares-{self.worker.framework}")
+            while len(self.queue) < self.DEPTH:
+                self.queue.append(self.pool.submit(self._spare))
+            spare = self.queue.pop(0).result()
+            self.queue.append(self.pool.submit(self._spare))  # the next one starts now
+        except Exception:  # no fork server here (no fork, no named pipes): restart as before
+            return False
+        with self.control.lock:
+            self.control.workers.discard(spare)
+        if spare.hello is None:
+            spare.stop()
+            return False
+        self.worker.take_over(spare)
+        return True
+
+    def close(self) -> None:
+        for future in self.queue:
+            future.cancel()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        for future in self.queue:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                future.result().stop()
+                with self.control.lock:
+                    self.control.workers.discard(future.result())
+
 
 @dataclass
 class FrameworkRun:
@@ -171,6 +380,8 @@ class FrameworkRun:
     witnessed: list[str] = field(default_factory=list)  # expectations a witness row of which ran
     planned: int = 0  # tasks it was to run
     done: int = 0  # tasks it ran
+    restarts: int = 0  # workers that died (fatal errors, crashes) and were replaced
+    spares_used: int = 0  # of those, replaced by a started spare (Spares), not a new interpreter
     golden_errors: list[str] = field(default_factory=list)
 
 
@@ -277,7 +488,7 @@ class Control:
         self.stop.set()
         with self.lock:
             for worker in list(self.workers):
-                worker.stop()
+                worker.close()
 
 
 def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *, out_dir: Path,
@@ -285,20 +496,25 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
                   dtypes: set[str] | None = None, runtime: RuntimeSpec | None = None,
                   devices: tuple[str, ...] | None = None, control: Control | None = None,
                   result: FrameworkRun | None = None, suite_hashes: dict[str, str] | None = None,
-                  worker: Worker | None = None, witnesses: Witnesses = NO_WITNESSES) -> FrameworkRun:
-    """One framework's tasks through its worker (`worker`: one already launched by run())."""
+                  worker: Worker | None = None, witnesses: Witnesses = NO_WITNESSES,
+                  use_spares: bool = True) -> FrameworkRun:
+    """One framework's tasks through its worker (`worker`: one already launched by run());
+    `use_spares`: replace a worker killed by a fatal error with a started spare (Spares)."""
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
     control = control or Control()
     result = result or FrameworkRun(framework, runtime.name)
     worker = worker or _worker(framework, runtime, out_dir)
     with control.lock:
         control.workers.add(worker)
+    spares = Spares(worker, control) if use_spares else None
     try:
         _run_tasks(worker, framework, suites, result, timeout=timeout, expectations=expectations, progress=progress,
                    dtypes=dtypes, runtime=runtime, devices=devices, control=control, suite_hashes=suite_hashes,
-                   witnesses=witnesses, out_dir=out_dir)
+                   witnesses=witnesses, out_dir=out_dir, spares=spares)
     finally:
-        worker.stop()
+        if spares is not None:
+            spares.close()
+        worker.close()
         with control.lock:
             control.workers.discard(worker)
     return result
@@ -310,7 +526,7 @@ def _worker(framework: str, runtime: RuntimeSpec, out_dir: Path) -> Worker:
 
 
 def _run_tasks(worker, framework, suites, result, *, timeout, expectations, progress, dtypes, runtime, devices,
-               control, suite_hashes, witnesses, out_dir) -> None:
+               control, suite_hashes, witnesses, out_dir, spares=None) -> None:
     if worker.proc is None:
         worker.launch()
     for case in (c for _, cases in suites for c in cases) if control.cases.enabled else ():
@@ -321,6 +537,8 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         result.skipped = worker.message
         return
     hello = worker.hello
+    if worker.server is not None:  # its later workers find the suites loaded
+        worker.server.preload = [suite for suite, _ in suites]
     result.version = hello["version"]
     matcher = Matcher.build(expectations, framework, hello["versions"], witnesses)
     rt = Runtime(framework, hello["version"], hello["versions"], runtime.name, tuple(hello["domain_errors"]))
@@ -383,10 +601,14 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         # answer is classified here while the worker computes the next
         pending = [t for t in case_tasks if t.api != NO_API]
         while pending and not control.stop.is_set():
-            if worker.proc.poll() is not None and not worker.start():
-                for task in pending:
-                    record(task, _all(verdicts.CRASHED, worker.message))
-                break
+            if worker.proc.poll() is not None:  # it died (a fatal error, a crash, a hang killed)
+                result.restarts += 1
+                if spares is not None and spares.take():  # a started spare takes its place
+                    result.spares_used += 1
+                elif not worker.start():
+                    for task in pending:
+                        record(task, _all(verdicts.CRASHED, worker.message))
+                    break
             case = pending[0].case
             worker.send({"suite": suite_dir[pending[0].suite], "case": case.id,
                          "tasks": [{"dtype": t.dtype, "api": t.api, "device": t.device_id} for t in pending]})
@@ -400,7 +622,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                         pending = sent[i + 1:]  # a new worker takes the rest
                     break
                 record(task, {o: _observed(reply["outputs"][o], reply.get("fatal", False)) for o in OUTPUTS})
-                if reply.get("fatal"):  # the worker is exiting: wait, so the rest start a new one
+                if reply.get("fatal"):  # the worker is exiting: the rest go to a started spare, or a new one
                     worker.stop()
                     pending = sent[i + 1:]
                     break
@@ -432,7 +654,8 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         expectations: list[Expectation] = (), progress=None, dtypes: set[str] | None = None,
         runtimes: list[RuntimeSpec] | None = None, devices: tuple[str, ...] | None = None,
         control: Control | None = None, shard: tuple[int, int] = (1, 1),
-        case_ids: set[str] | None = None, witnesses: Witnesses = NO_WITNESSES) -> list[FrameworkRun]:
+        case_ids: set[str] | None = None, witnesses: Witnesses = NO_WITNESSES,
+        use_spares: bool = True) -> list[FrameworkRun]:
     """Every framework under every runtime side by side, each in its own thread driving its
     own worker. Golden files that fail their checksum are left out, named in `golden_errors`
     of the first result; an error in a framework's thread ends only that framework.
@@ -454,7 +677,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         suites, golden_errors, hashes = _checked_suites(suite_dirs, shard, case_ids)
     except BaseException:
         for worker in workers.values():
-            worker.stop()
+            worker.close()
         raise
     on_disk = sum(c.path.stat().st_size for _, cases in suites for c in cases)
     control.cases = CaseCache(on_disk < CaseCache.LIMIT_BYTES, dtypes, users=len(jobs))
@@ -471,7 +694,8 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         try:
             run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
                           progress=locked_progress, dtypes=dtypes, runtime=rt, devices=devices, control=control,
-                          result=result, suite_hashes=hashes, worker=workers[(rt.name, fw)], witnesses=witnesses)
+                          result=result, suite_hashes=hashes, worker=workers[(rt.name, fw)], witnesses=witnesses,
+                          use_spares=use_spares)
         except Exception as e:  # keep what it measured; say why it stopped
             result.error = f"{type(e).__name__}: {e}"
 

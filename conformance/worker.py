@@ -17,13 +17,27 @@ Replies: one per task, in order: {"outputs": {"loss": {...}, "grad": {...}}, "fa
          {"status": "ok", "dtype", "shape", "nbytes"} | {"status": "raised", "type", "message"} |
          {"status": "unsupported", "message"}; the line is followed by the `nbytes` bytes of
          each "ok" output, in the order of OUTPUTS.
+
+`python -m conformance.worker --fork-server FRAMEWORK` is a framework's fork server, which the
+runner starts after a worker died of a fatal error (a CUDA device-side assert poisons the
+process): it imports the framework once, touching no device, says {"ready": true}, then for
+each line {"requests": FIFO, "replies": FIFO} forks a worker speaking the protocol above over
+those two named pipes and answers {"pid": N}. A forked worker starts in milliseconds where a
+new interpreter takes seconds, and initialises its device itself.
+
+XENT_TEST_FATAL_CASES (a test's switch; comma-separated globs on case ids): every task of those
+cases dies as a device-side assert does, a fatal reply, so that the runner's handling of fatal
+errors is tested and measured on a machine without a GPU.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
+import signal
 import sys
 import traceback
+from fnmatch import fnmatchcase
 from importlib import metadata
 
 from reference.golden import OUTPUTS, load_suite
@@ -34,6 +48,19 @@ from .adapters.base import prepare, restore, to_bits, unsupported_reason
 
 class AdapterError(Exception):
     """An exception raised by the adapter's own code, not by the framework's API."""
+
+
+class SimulatedFatalError(RuntimeError):
+    """XENT_TEST_FATAL_CASES: a task that dies as a CUDA device-side assert does."""
+
+
+def die_with_parent() -> None:
+    """On Linux, SIGKILL when the parent dies (even a stopped child)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # elsewhere the runner's own cleanup is what stops workers
 
 
 def _describe(error: BaseException) -> str:
@@ -72,23 +99,33 @@ def installed_versions(names) -> dict[str, str]:
     return found
 
 
-def serve(framework: str, reply) -> None:
+def describe(framework: str) -> dict:
+    """The hello, less its devices: what a fork server computes once for all its children."""
+    adapter = adapters.load(framework)
+    return {"framework": framework, "version": adapter.version(),
+            "versions": installed_versions(adapter.distributions),
+            "apis": [{"name": a.name, "op": a.op, "code": a.code, "class_axis": a.class_axis,
+                      "unbatched": a.unbatched, "weight_as": a.weight_as, "repro": adapter.recipe(a)}
+                     for a in adapter.apis],
+            "domain_errors": list(adapter.domain_errors)}
+
+
+def serve(framework: str, reply, suites: dict | None = None, described: dict | None = None) -> None:
+    """`suites`: suite folder -> {case id: GoldenCase}, and `described`: describe(framework),
+    when already made (a fork server's)."""
     try:
         adapter = adapters.load(framework)
         apis = {api.name: api for api in adapter.apis}
-        hello = {"framework": framework, "version": adapter.version(),
-                 "versions": installed_versions(adapter.distributions),
-                 "devices": [{"id": d.id, "label": d.label, "name": d.name} for d in adapter.devices()],
-                 "apis": [{"name": a.name, "op": a.op, "code": a.code, "class_axis": a.class_axis,
-                           "unbatched": a.unbatched, "weight_as": a.weight_as, "repro": adapter.recipe(a)}
-                          for a in adapter.apis],
-                 "domain_errors": list(adapter.domain_errors)}
+        # the devices are the worker's own business: a fork server never touches one
+        hello = {**(described if described is not None else describe(framework)),
+                 "devices": [{"id": d.id, "label": d.label, "name": d.name} for d in adapter.devices()]}
     except Exception as e:  # not installed, or broken: the runner skips this framework
         reply({"hello": None, "message": _describe(e)})
         return
     reply({"hello": hello})
 
-    suites: dict[str, dict] = {}
+    suites = dict(suites or {})
+    fatal_cases = [g for g in os.environ.get("XENT_TEST_FATAL_CASES", "").split(",") if g]
     for line in sys.stdin:
         req = json.loads(line)
         if req["suite"] not in suites:
@@ -96,8 +133,13 @@ def serve(framework: str, reply) -> None:
         case = suites[req["suite"]][req["case"]]
         arrays = inputs(case, {t["dtype"] for t in req["tasks"]})  # one request holds every task of its case
         for task in req["tasks"]:
-            out = _run_task(adapter, apis[task["api"]], case, arrays, task)
-            fatal = any(isinstance(v, BaseException) and adapter.is_fatal(v) for v in out.values())
+            if any(fnmatchcase(case.id, g) for g in fatal_cases):
+                out = dict.fromkeys(OUTPUTS, SimulatedFatalError("CUDA error: device-side assert triggered "
+                                                                  "(simulated: XENT_TEST_FATAL_CASES)"))
+            else:
+                out = _run_task(adapter, apis[task["api"]], case, arrays, task)
+            fatal = any(isinstance(v, SimulatedFatalError) or isinstance(v, BaseException) and adapter.is_fatal(v)
+                        for v in out.values())
             encoded = {o: _encode(out[o]) for o in OUTPUTS}
             reply({"outputs": {o: header for o, (header, _) in encoded.items()}, "fatal": fatal},
                   [data for _, data in encoded.values()])
@@ -118,9 +160,11 @@ def _run_task(adapter, api, case, arrays, task: dict) -> dict:
         return {o: AdapterError(f"adapter error: {_describe(e)}") for o in OUTPUTS}
 
 
-def main() -> None:
+def _protocol():
+    """The replies' stream: a private copy of stdout; stdout itself then goes to stderr, so
+    whatever the framework prints cannot corrupt the protocol."""
     protocol = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # whatever the framework prints goes to stderr
+    os.dup2(2, 1)
     sys.stdout = sys.stderr
 
     def reply(message: dict, data: list[bytes] = ()) -> None:
@@ -129,8 +173,58 @@ def main() -> None:
             protocol.write(chunk)
         protocol.flush()
 
-    serve(sys.argv[1], reply)
+    return protocol, reply
+
+
+def main(framework: str, suites: dict | None = None, described: dict | None = None) -> None:
+    serve(framework, _protocol()[1], suites, described)
+
+
+def fork_server(framework: str) -> None:
+    """Forks a worker per request (module docstring); never touches a device itself, so that
+    each child initialises CUDA afresh."""
+    protocol, reply = _protocol()
+    try:
+        described = describe(framework)
+    except Exception as e:
+        reply({"ready": False, "message": _describe(e)})
+        return
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
+    gc.freeze()  # the children's collections leave the server's objects alone: fewer pages copied
+    reply({"ready": True})
+    loaded: dict[str, dict] = {}
+    for line in sys.stdin:
+        pipes = json.loads(line)
+        for suite in pipes.get("suites", ()):  # each child finds them loaded
+            if suite not in loaded:
+                loaded[suite] = {c.id: c for c in load_suite(suite)}
+        pid = os.fork()
+        if pid == 0:  # the child: a worker on the two named pipes
+            code = 0
+            try:
+                die_with_parent()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                protocol.close()  # the fork server's reply stream is not the child's
+                replies = os.open(pipes["replies"], os.O_WRONLY)  # first: the runner already reads it
+                requests = os.open(pipes["requests"], os.O_RDONLY)
+                os.dup2(requests, 0)
+                os.dup2(replies, 1)
+                os.close(requests)
+                os.close(replies)
+                sys.stdin = os.fdopen(0, "r")  # not the fork server's buffered stdin
+                # a spare's hello is brief: the runner keeps its first worker's
+                main(framework, loaded, {"framework": framework} if pipes.get("spare") else described)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        reply({"pid": pid})
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--fork-server":
+        fork_server(sys.argv[2])
+    else:
+        main(sys.argv[1])

@@ -19,10 +19,14 @@ class AdapterEntry:
     name: str  # the framework's name in results, options and expectations
     module: str  # the adapter module; it defines ADAPTER, an Adapter
     required_modules: tuple[str, ...]  # what must be importable for the adapter to load
+    # whether workers may be forked from a process that imported the adapter module: its import
+    # starts no thread and touches no device (a worker killed by a fatal error is then replaced in
+    # milliseconds: conformance.runner.ForkServer)
+    forks: bool = False
 
 
 BUILTIN = (
-    AdapterEntry("torch", "conformance.adapters.torch", ("torch",)),
+    AdapterEntry("torch", "conformance.adapters.torch", ("torch",), forks=True),
     AdapterEntry("tensorflow", "conformance.adapters.tensorflow", ("tensorflow", "keras")),
     AdapterEntry("jax", "conformance.adapters.jax", ("jax", "optax")),
 )

@@ -1,0 +1,81 @@
+"""The cost of fatal errors: torch's default suite through the runner, plain and with 100 of its
+tasks dying as a CUDA device-side assert does (XENT_TEST_FATAL_CASES: every task of the chosen
+cases is fatal, so they come in runs, as an out-of-range case's tasks do on CUDA), side by side:
+`--rounds` pairs, each pair back to back, so every ratio compares two runs under the same load.
+A worker killed by a fatal error is replaced by a started spare forked from the fork server
+(conformance.runner.Spares); `--without-spares` adds, once, the run where each fatal error
+costs a new worker from the fork server with no spare waiting. The last line is the median
+`fatal-error overhead: R.RRx`."""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FATAL_TASKS = 100
+
+
+def timed_run(fatal_cases: list[str], use_spares: bool = True):
+    from conformance import runner
+    from conformance.suites import SUITES
+    os.environ["XENT_TEST_FATAL_CASES"] = ",".join(fatal_cases)
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            (run,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=Path(out), use_spares=use_spares)
+            return time.perf_counter() - start, run
+    finally:
+        del os.environ["XENT_TEST_FATAL_CASES"]
+
+
+def choose(run, wanted: int) -> list[str]:
+    """Cases whose torch tasks add up to exactly `wanted`: the ones that are fatal on CUDA (class
+    indices out of range: a device-side assert), then others, in suite order."""
+    tasks: dict[str, int] = {}
+    for row in sorted(run.rows, key=lambda r: "domain_error" not in r.features.split(",")):
+        if row.output == "loss" and row.verdict != "unsupported":
+            tasks[row.case_id] = tasks.get(row.case_id, 0) + 1
+    chosen, total = [], 0
+    for case_id, n in tasks.items():
+        if total + n <= wanted:
+            chosen.append(case_id)
+            total += n
+        if total == wanted:
+            return chosen
+    raise SystemExit(f"cannot pick cases with exactly {wanted} tasks (got {total})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--without-spares", action="store_true", help="also run once without spares (slow)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    load_before = os.getloadavg()[0]
+    _, first = timed_run([])  # warms the disk cache, and says which tasks there are
+    fatal_cases = choose(first, FATAL_TASKS)
+    ratios = []
+    for i in range(args.rounds):
+        plain, run = timed_run([])
+        fatal, hit = timed_run(fatal_cases)
+        crashed = sum(1 for r in hit.rows if r.output == "loss" and r.verdict == "crashed")
+        assert crashed == FATAL_TASKS and len(hit.rows) == len(run.rows), (crashed, len(hit.rows), len(run.rows))
+        ratios.append(fatal / plain)
+        print(f"round {i + 1}: {run.done} torch tasks: plain {plain:.2f} s, with {crashed} fatal errors "
+              f"{fatal:.2f} s ({hit.restarts} workers replaced, {hit.spares_used} by a started spare): "
+              f"{fatal / plain:.2f}x", flush=True)
+    if args.without_spares:
+        bare, hit = timed_run(fatal_cases, use_spares=False)
+        print(f"without spares: {bare:.2f} s ({hit.restarts} workers forked from the fork server when needed)")
+    print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs; "
+          f"fatal cases: {', '.join(fatal_cases)}")
+    print(f"fatal-error overhead: {statistics.median(ratios):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Fatal errors (a CUDA device-side assert poisons its process): the task is `crashed`, the
+worker is replaced by a started spare forked from the fork server, and the run goes on. On a
+CPU the worker's test switch XENT_TEST_FATAL_CASES makes chosen cases' tasks fatal."""
+import os
+import time
+
+import pytest
+
+from conformance import runner
+from conformance.adapters import missing_module
+from conformance.expectations import load_expectations
+from conformance.suites import SUITES
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_module("torch") is not None, reason="needs torch")]
+
+CASES = {"cat-ce-out-of-range-c-mean", "cat-ce-out-of-range-neg1-none", "ce-mean", "ls-ordinary"}
+FATAL = "cat-ce-out-of-range-*"
+
+
+def _workers_alive() -> set[int]:
+    found = set()
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and b"conformance.worker" in open(f"/proc/{pid}/cmdline", "rb").read():
+                found.add(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("use_spares", [True, False])
+def test_fatal_tasks_are_crashed_and_the_run_goes_on(tmp_path, monkeypatch, use_spares):
+    before = _workers_alive()
+    monkeypatch.setenv("XENT_TEST_FATAL_CASES", FATAL)
+    (run,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=tmp_path, expectations=load_expectations(),
+                        case_ids=CASES, use_spares=use_spares)
+    assert not run.error and not run.skipped
+    fatal = [r for r in run.rows if r.case_id.startswith("cat-ce-out-of-range-")]
+    others = [r for r in run.rows if not r.case_id.startswith("cat-ce-out-of-range-")]
+    assert fatal and all(r.verdict == "crashed" and "fatal, worker restarted" in r.detail for r in fatal)
+    assert others and all(r.verdict in ("conforms", "variant") for r in others)
+    tasks = len(fatal) // 2  # loss and grad
+    # a worker is replaced when tasks remain: every fatal task but one that ends the run
+    assert run.done == run.planned and run.restarts in (tasks - 1, tasks)
+    assert run.spares_used == (run.restarts if use_spares else 0)
+    deadline = time.monotonic() + 10  # nothing left behind: workers, spares, the fork server
+    while _workers_alive() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _workers_alive() - before
+
+
+def test_a_forked_worker_answers_as_a_new_interpreter_does(tmp_path, monkeypatch):
+    """The same rows, bit for bit, from workers forked from the fork server and from a worker
+    that is a new interpreter (the registry's `forks` turned off)."""
+    cases = {"ce-mean", "ls-ordinary", "cat-bce-zero"}
+    (forked,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=tmp_path / "f", case_ids=cases)
+    monkeypatch.setattr(runner, "_forks", lambda framework: False)
+    (plain,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=tmp_path / "p", case_ids=cases)
+    key = lambda r: (r.case_id, r.api, r.dtype, r.output)  # noqa: E731
+    assert sorted((key(r), r.observed_bits, r.verdict) for r in forked.rows) == \
+        sorted((key(r), r.observed_bits, r.verdict) for r in plain.rows)
+    assert (tmp_path / "f" / "worker-torch.log").exists()
