@@ -4,8 +4,9 @@ cases is fatal, so they come in runs, as an out-of-range case's tasks do on CUDA
 `--rounds` pairs, each pair back to back, so every ratio compares two runs under the same load.
 A worker killed by a fatal error is replaced by a started spare forked from the fork server
 (conformance.runner.Spares); `--without-spares` adds, once, the run where each fatal error
-costs a new worker from the fork server with no spare waiting. The last line is the median
-`fatal-error overhead: R.RRx`."""
+costs a new worker from the fork server with no spare waiting, and `--before` the run where it
+costs a new interpreter, as before the fork server (slow: seconds a fatal error). The last line
+is the median `fatal-error overhead: R.RRx`."""
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 FATAL_TASKS = 100
 
 
-def timed_run(fatal_cases: list[str], use_spares: bool = True):
+def timed_run(fatal_cases: list[str], use_spares: bool = True, forks: bool = True):
     from conformance import runner
     from conformance.suites import SUITES
     os.environ["XENT_TEST_FATAL_CASES"] = ",".join(fatal_cases)
+    forking = runner._forks
+    if not forks:  # every worker a new interpreter, as before the fork server
+        runner._forks = lambda framework: False
     try:
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
@@ -31,6 +35,7 @@ def timed_run(fatal_cases: list[str], use_spares: bool = True):
             return time.perf_counter() - start, run
     finally:
         del os.environ["XENT_TEST_FATAL_CASES"]
+        runner._forks = forking
 
 
 def choose(run, wanted: int) -> list[str]:
@@ -53,7 +58,8 @@ def choose(run, wanted: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--without-spares", action="store_true", help="also run once without spares (slow)")
+    parser.add_argument("--without-spares", action="store_true", help="also run once without spares")
+    parser.add_argument("--before", action="store_true", help="also run once with a new interpreter per fatal error")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     load_before = os.getloadavg()[0]
@@ -72,6 +78,9 @@ def main() -> None:
     if args.without_spares:
         bare, hit = timed_run(fatal_cases, use_spares=False)
         print(f"without spares: {bare:.2f} s ({hit.restarts} workers forked from the fork server when needed)")
+    if args.before:
+        old, hit = timed_run(fatal_cases, use_spares=False, forks=False)
+        print(f"a new interpreter per fatal error: {old:.2f} s ({hit.restarts} workers started)")
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs; "
           f"fatal cases: {', '.join(fatal_cases)}")
     print(f"fatal-error overhead: {statistics.median(ratios):.2f}x")
