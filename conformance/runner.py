@@ -244,9 +244,10 @@ class ForkedProcess:
 
 
 class ForkServer:
-    """A framework's fork server (`python -m conformance.worker --fork-server`): started once a
-    worker has died of a fatal error, it makes each new worker in milliseconds instead of the
-    seconds a new interpreter and framework import take (a CUDA device assert costs a worker)."""
+    """A framework's fork server (`python -m conformance.worker --fork-server`), for a framework
+    whose registry entry `forks`: it imports the framework once and makes each worker in
+    milliseconds instead of the seconds a new interpreter and framework import take (a CUDA
+    device assert costs a worker)."""
 
     FORK_TIMEOUT = 30.0
 
@@ -254,6 +255,7 @@ class ForkServer:
         self.proc = _popen(worker.runtime, ["-m", "conformance.worker", "--fork-server", worker.framework],
                            worker.log_path, {"GLIBC_TUNABLES": _tunables()})
         self.ready: bool | None = None
+        self.message = ""
         self.preload: list[str] = []  # suite folders the server loads once for all its children
         self.lock = threading.Lock()
         self.lines: queue.Queue = queue.Queue()

@@ -10,7 +10,8 @@ Requests are JSON lines; a reply is a JSON line followed by the raw bytes of its
 
 Hello:   {"hello": {"framework", "version", "versions", "devices": [{"id", "label", "name"}],
           "apis": [{"name", "op", "code", "class_axis", "unbatched", "weight_as", "repro"}],
-          "domain_errors": [...]}} or {"hello": null, "message"}
+          "domain_errors": [...]}} or {"hello": null, "message"}; a spare forked by the fork
+         server says only {"hello": {"framework", "devices"}} (the runner keeps the first hello)
 Request: {"suite": DIR, "case": ID, "tasks": [{"dtype": D, "api": NAME, "device": DEVICE ID}, ...]}
 Replies: one per task, in order: {"outputs": {"loss": {...}, "grad": {...}}, "fatal": bool};
          after a fatal reply the worker exits. An output is
