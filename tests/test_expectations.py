@@ -149,3 +149,35 @@ def test_matrix_check_fails_unexpected_and_xfails_known(tmp_path):
     with pytest.raises(pytest.xfail.Exception, match="known: keras-mean"):
         check(matrix_rows("variant", known="keras-mean"), tmp_path)
     assert check([dict(row(verdict="conforms", known=""))], tmp_path) == ""  # nothing diverges: passes
+
+
+@pytest.mark.parametrize("framework, versions, fields, cause", [
+    # Keras casts a bfloat16 loss's labels to bfloat16: label 70001 scores another class
+    ("tensorflow", {"keras": "3.15.1"}, dict(api="keras.losses.SparseCategoricalCrossentropy", dtype="bfloat16",
+                                            verdict="inaccurate", features="labels_inexact,wide_rows"),
+     "keras-labels-cast-to-loss-dtype"),
+    # torch's CPU lane sum over a 131072-class row, float32
+    ("torch", {"torch": "2.13.0"}, dict(api="torch.nn.functional.cross_entropy", dtype="float32",
+                                        verdict="inaccurate", features="wide_rows,class_count_inexact"),
+     "torch-cpu-lane-sum"),
+    ("jax", {"jax": "0.10.2", "optax": "0.2.8"},
+     dict(api="jax.nn.log_softmax", op="log_softmax", dtype="bfloat16", output="grad", verdict="inaccurate",
+          features="class_count_inexact,wide_rows"), "jax-log-softmax-backward-bfloat16-cotangent-sum-stalls"),
+])
+def test_the_large_suites_causes_recognise_a_users_case_by_its_features(framework, versions, fields, cause):
+    """No case globs: a user's own LLM head (any id) with the same mechanism gets the same cause."""
+    matcher = Matcher.build(load_expectations(DEFAULT_PATH, FRAMEWORKS), framework, versions)
+    found = matcher.match(row(**{**dict(framework=framework, case_id="my-llm-head", op="cross_entropy",
+                                        params=json.dumps({"target_kind": "index", "reduction": "mean"}),
+                                        device="cpu", output="loss", detail="", variants=""), **fields}))
+    assert found is not None and found.id == cause
+    # the same divergence on a row without the trigger is not given that cause
+    narrow = {**fields, "features": "op:cross_entropy"}
+    other = matcher.match(row(**{**dict(framework=framework, case_id="my-llm-head", op="cross_entropy",
+                                        params=json.dumps({"target_kind": "index", "reduction": "mean"}),
+                                        device="cpu", output="loss", detail="", variants=""), **narrow}))
+    assert other is None or other.id != cause
+
+
+def test_no_cause_is_keyed_by_case_names():
+    assert all(e.cases == ("*",) for e in load_expectations(DEFAULT_PATH, FRAMEWORKS))
