@@ -17,11 +17,14 @@ CASES = {"cat-ce-out-of-range-c-mean", "cat-ce-out-of-range-neg1-none", "ce-mean
 FATAL = "cat-ce-out-of-range-*"
 
 
-def _workers_alive() -> set[int]:
+def _workers_alive(mark: str) -> set[int]:
+    """This test's worker processes (fork server, workers, spares): those whose environment holds
+    its mark (other tests may run workers at the same time, under xdist)."""
     found = set()
     for pid in os.listdir("/proc"):
         try:
-            if pid.isdigit() and b"conformance.worker" in open(f"/proc/{pid}/cmdline", "rb").read():
+            if pid.isdigit() and b"conformance.worker" in open(f"/proc/{pid}/cmdline", "rb").read() \
+                    and f"XENT_TEST_MARK={mark}".encode() in open(f"/proc/{pid}/environ", "rb").read():
                 found.add(int(pid))
         except OSError:
             pass
@@ -30,7 +33,8 @@ def _workers_alive() -> set[int]:
 
 @pytest.mark.parametrize("use_spares", [True, False])
 def test_fatal_tasks_are_crashed_and_the_run_goes_on(tmp_path, monkeypatch, use_spares):
-    before = _workers_alive()
+    mark = str(tmp_path)
+    monkeypatch.setenv("XENT_TEST_MARK", mark)
     monkeypatch.setenv("XENT_TEST_FATAL_CASES", FATAL)
     (run,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=tmp_path, expectations=load_expectations(),
                         case_ids=CASES, use_spares=use_spares)
@@ -44,9 +48,9 @@ def test_fatal_tasks_are_crashed_and_the_run_goes_on(tmp_path, monkeypatch, use_
     assert run.done == run.planned and run.restarts in (tasks - 1, tasks)
     assert run.spares_used == (run.restarts if use_spares else 0)
     deadline = time.monotonic() + 10  # nothing left behind: workers, spares, the fork server
-    while _workers_alive() - before and time.monotonic() < deadline:
+    while _workers_alive(mark) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _workers_alive() - before
+    assert not _workers_alive(mark)
 
 
 def test_a_forked_worker_answers_as_a_new_interpreter_does(tmp_path, monkeypatch):
