@@ -305,7 +305,8 @@ class ForkServer:
                         request_fd = os.open(requests, os.O_WRONLY | os.O_NONBLOCK)
                         break
                     except OSError as e:
-                        if e.errno != errno.ENXIO or time.monotonic() > deadline:
+                        if e.errno != errno.ENXIO or time.monotonic() > deadline \
+                                or ForkedProcess(pid, None, None).poll() is not None:  # or it died first
                             raise WorkerGone(f"a forked worker did not open its pipes ({e.strerror})") from None
                         time.sleep(0.0005)
             except BaseException:
