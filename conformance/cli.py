@@ -20,8 +20,7 @@ from reference.locations import CHECKOUT
 from . import envs, journal, repro, runner
 from .adapters import FRAMEWORKS
 from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR, results_path  # a checkout's folders, or the package data and a user cache
-from .expectations import (DEFAULT_PATH, NO_WITNESSES, ExpectationsError, load_expectations, read_witnesses,
-                           stale_message, stale_of)
+from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of, witnesses_for
 from .gates import DIFF_CLASSES, RUN_FINDINGS, parse_names
 
 
@@ -159,13 +158,6 @@ def _nonnegative(value: float, option: str) -> float:
     return value
 
 
-def _witnesses(baseline: str | None):
-    """The rows each expectation explained in a reference run: the given baseline, else the
-    stored default baseline (expectations.Witnesses). Without either, no entry is judged stale."""
-    path = results_path(baseline) if baseline else BASELINES_DIR / "default-cpu.parquet"
-    return read_witnesses(path) if path.exists() else NO_WITNESSES
-
-
 def _baseline_for(baseline, frameworks, dtypes, devices, suites, shard):
     """The baseline's rows of what this run was asked to measure: a run of one framework, of some
     dtypes or of the user's own cases is not missing the rest."""
@@ -196,7 +188,7 @@ def cmd_run(args) -> int:
         raise envs.EnvError("--runtime: each runtime needs its own name")
     expectations = load_expectations(args.expectations, FRAMEWORKS)  # checked before anything is written
     baseline = _read_run(args.baseline) if args.baseline else None
-    witnesses = _witnesses(args.baseline)
+    witnesses = witnesses_for(args.baseline)
     suite_names = args.suite or ([] if args.cases else ["default"])
     suite_dirs = [SUITES[s][1] for s in suite_names]
     specs = load_case_files(args.cases) if args.cases else []  # every file checked before anything runs
@@ -347,7 +339,7 @@ def cmd_report(args) -> int:
     df = report.read_results(path)
     results = path
     if args.reclassify:
-        df = reclassify(df, _suite_dirs(path), load_expectations(args.expectations, FRAMEWORKS), _witnesses(None))
+        df = reclassify(df, _suite_dirs(path), load_expectations(args.expectations, FRAMEWORKS), witnesses_for())
         results = path.with_name("results-reclassified.parquet")
         report.write_results(df, results)
         _print_stale(df.attrs.get("stale", {}))
@@ -365,7 +357,7 @@ def _load_side(spec: str, args, expectations):
     path = diff.results_path(spec)
     df = report.read_results(path)
     if args.reclassify:
-        df = reclassify(df, _suite_dirs(path), expectations, _witnesses(None))
+        df = reclassify(df, _suite_dirs(path), expectations, witnesses_for())
     return df
 
 

@@ -221,6 +221,14 @@ def witnesses_from(rows, source: str = "") -> Witnesses:
     return Witnesses({fw: {k: tuple(v) for k, v in keys.items()} for fw, keys in found.items()}, source)
 
 
+def witnesses_for(baseline: str | Path | None = None) -> Witnesses:
+    """The witnesses of the given baseline (a results file or run folder), else of the stored
+    default baseline; without either, none (no entry is judged stale)."""
+    from .suites import BASELINES_DIR, results_path
+    path = results_path(baseline) if baseline else BASELINES_DIR / "default-cpu.parquet"
+    return read_witnesses(path) if path.exists() else NO_WITNESSES
+
+
 def read_witnesses(path: str | Path) -> Witnesses:
     """Witnesses of a stored results file; read with pyarrow, the columns needed only."""
     import pyarrow.parquet as pq
@@ -247,6 +255,11 @@ class Matcher:
     witnessed: set[str] = field(default_factory=set)
     _cases: dict = field(default_factory=dict, repr=False, compare=False)  # case key -> (entries, params)
     _globs: dict = field(default_factory=dict, repr=False, compare=False)  # (value, globs) -> bool
+
+    _active: set = field(default_factory=set, repr=False, compare=False)  # ids of the entries kept
+
+    def __post_init__(self):
+        self._active = {e.id for entries in self.by_framework.values() for e in entries}
 
     @classmethod
     def build(cls, expectations: list[Expectation], framework: str, versions: Mapping[str, str],
@@ -291,8 +304,7 @@ class Matcher:
         if row["verdict"] not in ("unsupported", "crashed"):
             witnessed = self.witnesses.by_framework.get(row["framework"], {}).get(tuple(row[k] for k in WITNESS_KEY))
             if witnessed:
-                active = {e.id for e in self.by_framework.get(row["framework"], ())}
-                self.witnessed.update(c for c in witnessed if c in active)
+                self.witnessed.update(c for c in witnessed if c in self._active)
         return found
 
     def stale(self) -> list[str]:

@@ -88,6 +88,7 @@ class Matrix:
     out: Path
     cases: dict[str, list[str]]  # suite folder -> case ids
     runs: dict = field(default_factory=dict)  # label -> runner.FrameworkRun
+    frames: dict = field(default_factory=dict)  # label -> its rows as a results frame
     by_case: dict = field(default_factory=dict)  # (label, suite name, case id) -> its rows
     selected: dict = field(default_factory=dict)  # label -> case ids its tests selected
 
@@ -110,7 +111,7 @@ class Matrix:
             for row in found.rows:
                 self.by_case.setdefault((label, row.suite, row.case_id), []).append(row)
             if found.rows:
-                df = report.results_frame(found.rows)
+                df = self.frames[label] = report.results_frame(found.rows)
                 report.write_results(df, out / "results.parquet")
                 repro.write_files(df, out)
                 report.write_report(df, out / "report.html")
@@ -148,8 +149,8 @@ def pytest_configure(config):
 
     from . import envs
     from .adapters import FRAMEWORKS
-    from .expectations import DEFAULT_PATH, NO_WITNESSES, load_expectations, read_witnesses
-    from .suites import BASELINES_DIR, SUITES, cache_dir, results_path
+    from .expectations import DEFAULT_PATH, load_expectations, witnesses_for
+    from .suites import SUITES, cache_dir, results_path
 
     case_files = _setting(config, "--xent-cases") or []
     suites = _setting(config, "--xent-suite") or ([] if case_files else ["default"])
@@ -168,10 +169,7 @@ def pytest_configure(config):
         specs = load_case_files(case_files) if case_files else []
         if baseline and not results_path(baseline).exists():
             raise ValueError(f"--xent-baseline {baseline}: no results file there")
-        # the reference run that says which cases witnessed each expectation: the baseline, else
-        # the stored default one (without either, no expectation is judged stale)
-        witness_file = results_path(baseline) if baseline else BASELINES_DIR / "default-cpu.parquet"
-        witnesses = read_witnesses(witness_file) if witness_file.exists() else NO_WITNESSES
+        witnesses = witnesses_for(baseline)  # which cases witnessed each expectation
     except ValueError as e:  # one clear error naming the file, the case or entry, and the field
         raise pytest.UsageError(str(e)) from None
     suite_dirs = [SUITES[s][1] for s in suites]
@@ -372,7 +370,7 @@ def pytest_collection_finish(session):
 def pytest_terminal_summary(terminalreporter, config):
     if KEY not in config.stash or not config.stash[KEY].runs:
         return
-    from .report import inexpressible, results_frame
+    from .report import inexpressible
     from .repro import FOLDER
     matrix = config.stash[KEY]
     for label, found in matrix.runs.items():
@@ -382,7 +380,7 @@ def pytest_terminal_summary(terminalreporter, config):
                        else "no reproducers (nothing diverged)")
             terminalreporter.write_line(f"xent {label}: report {where / 'report.html'}; {scripts} "
                                         f"(rerun: {shlex.join(['xent', 'report', str(where)])})")
-            for c in inexpressible(results_frame(found.rows)).itertuples(index=False):
+            for c in inexpressible(matrix.frames[label]).itertuples(index=False):
                 terminalreporter.write_line(f"xent {label}: no API can express {c.count} case(s), skipped: "
                                             f"{c.examples}{' ...' if c.count > 3 else ''} (e.g. {c.reason})")
 

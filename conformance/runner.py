@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import queue
@@ -46,9 +47,6 @@ class WorkerGone(Exception):
     pass
 
 
-# In the child before exec: SIGKILL when the parent dies; its own session (start_new_session)
-# keeps a terminal's Ctrl-C for the parent, which stops the workers itself.
-_die_with_parent = die_with_parent
 
 
 @dataclass(frozen=True)
@@ -194,7 +192,9 @@ def _popen(runtime: "RuntimeSpec", args: list[str], log_path: Path, extra_env: d
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
         return subprocess.Popen([runtime.python, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                env=env, preexec_fn=_die_with_parent, start_new_session=True)
+                                # SIGKILL when the parent dies; its own session keeps a terminal's
+                                # Ctrl-C for the parent, which stops the workers itself
+                                env=env, preexec_fn=die_with_parent, start_new_session=True)
 
 
 def _tunables() -> str:
@@ -218,10 +218,8 @@ class ForkedProcess:
         if self.returncode is None:
             try:
                 os.kill(self.pid, 0)
-            except ProcessLookupError:
-                self.returncode = -1  # gone; its exit status went to the fork server
-            except PermissionError:  # the pid was reused by another user's process: ours is gone
-                self.returncode = -1
+            except (ProcessLookupError, PermissionError):  # gone (or its pid reused by another user)
+                self.returncode = -1  # its exit status went to the fork server
         return self.returncode
 
     def kill(self) -> None:
@@ -347,7 +345,6 @@ class Spares:
     def take(self) -> bool:
         """Put a started spare in the worker's place; False when none could be made (the caller
         then starts a new interpreter, as before)."""
-        from concurrent.futures import ThreadPoolExecutor
         if self.worker.server is None or self.worker.server.proc.poll() is not None:
             return False  # a framework not forked from a server: a new interpreter, as before
         try:

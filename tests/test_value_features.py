@@ -6,7 +6,9 @@ import pytest
 
 from conformance.verdicts import VARIANT, Observed, classify, classify_task, prepare
 from reference.casefile import parse_cases
-from reference.golden import build_case, value_features
+from pathlib import Path
+
+from reference.golden import GoldenCase, build_case, value_features
 
 
 def _written(value):
@@ -72,17 +74,9 @@ def test_an_infinite_row_maximum_and_the_special_values_the_dtype_holds():
 
 
 def _golden(case: dict, dtype: str):
-    spec = _spec(dtype, case)
-    arrays, entry = build_case(spec)
-    expected = {name: e for name, e in _expected(arrays, entry, dtype).items()}
-    return arrays, entry, expected
-
-
-def _expected(arrays, entry, dtype):
-    from reference.golden import Expected
-    names = ["canonical"] + entry["variants"].get(dtype, [])
-    return {n: {o: Expected(arrays[f"expected.{dtype}.{n}.{o}"], arrays[f"cond.{dtype}.{n}.{o}"])
-                for o in ("loss", "grad")} for n in names}
+    """The case's golden arrays and {semantics: {output: Expected}} in the dtype."""
+    arrays, entry = build_case(_spec(dtype, case))
+    return arrays, entry, GoldenCase(Path("."), entry).expected(arrays, dtype)
 
 
 def test_a_variant_is_not_named_where_the_other_output_shows_another_mechanism():
