@@ -22,6 +22,7 @@ from .adapters import FRAMEWORKS
 from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR, results_path  # a checkout's folders, or the package data and a user cache
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of, witnesses_for
 from .gates import DIFF_CLASSES, RUN_FINDINGS, parse_names
+from .results import IDENTITY
 
 
 
@@ -124,7 +125,7 @@ def _print_counts(df, expectations_path, report_path: Path, results_path: Path, 
     express, and where the report is (only files that exist)."""
     from . import report
     for c in report.framework_counts(df).itertuples(index=False):
-        print(f"{c.framework} {c.version} ({c.runtime}): {c.conforming} outputs conform, {c.known} known "
+        print(f"{c.framework} {c.version} ({c.runtime}, {c.mode}): {c.conforming} outputs conform, {c.known} known "
               f"divergences, {c.unexpected} unexpected{' <-' if c.unexpected else ''}, {c.unsupported} unsupported")
     for c in report.inexpressible(df).itertuples(index=False):
         more = f" (+{c.count - 3} more)" if c.count > 3 else ""
@@ -158,12 +159,14 @@ def _nonnegative(value: float, option: str) -> float:
     return value
 
 
-def _baseline_for(baseline, frameworks, dtypes, devices, suites, shard):
+def _baseline_for(baseline, frameworks, dtypes, devices, suites, shard, modes):
     """The baseline's rows of what this run was asked to measure: a run of one framework, of some
-    dtypes or of the user's own cases is not missing the rest."""
+    dtypes, modes or of the user's own cases is not missing the rest. `modes`: the (framework,
+    mode) pairs that ran."""
     from fnmatch import fnmatchcase
     keep = (baseline["framework"].isin(frameworks) & baseline["suite"].isin(suites)
-            & (baseline["dtype"].isin(dtypes) if dtypes else True))
+            & (baseline["dtype"].isin(dtypes) if dtypes else True)
+            & [pair in modes for pair in zip(baseline["framework"], baseline["mode"])])
     if devices:
         keep &= baseline["device"].map(lambda d: d == "-" or any(fnmatchcase(d, p) for p in devices))
     if shard != (1, 1):
@@ -183,6 +186,9 @@ def cmd_run(args) -> int:
     if unknown or not frameworks:
         raise ValueError(f"--frameworks {args.frameworks!r}: "
                          + (f"unknown framework {unknown[0]!r}; " if unknown else "") + f"choose from {', '.join(FRAMEWORKS)}")
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes else None
+    if modes is not None and not modes:
+        raise ValueError(f"--modes {args.modes!r}: name at least one mode, or 'all'")
     runtimes = [envs.resolve(spec) for spec in args.runtime] if args.runtime else None
     if runtimes and len({r.name for r in runtimes}) != len(runtimes):
         raise envs.EnvError("--runtime: each runtime needs its own name")
@@ -214,7 +220,7 @@ def cmd_run(args) -> int:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
                           progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes,
                           devices=tuple(args.devices) if args.devices else None, control=control, shard=shard,
-                          witnesses=witnesses)
+                          witnesses=witnesses, modes=modes)
     finally:
         bar.close()
         log.close()
@@ -238,17 +244,27 @@ def cmd_run(args) -> int:
     for r in runs:
         if r.skipped:
             print(f"skipped {r.framework} ({r.runtime}): {r.skipped}")
+        lacking = [m for m in modes or () if m != runner.ALL_MODES and m not in r.available_modes]
+        if lacking and r.available_modes and not r.skipped:
+            print(f"{r.framework} ({r.runtime}) has no mode {', '.join(lacking)}; it ran {', '.join(r.modes)} "
+                  f"(its modes: {', '.join(r.available_modes)})")
         if r.error:
             print(f"stopped {r.framework} ({r.runtime}) early, its rows kept: {r.error}", file=sys.stderr)
     for message in runs[0].golden_errors if runs else []:
         print(f"xent: left out: {message} (regenerate it with xent generate)", file=sys.stderr)
     _print_stale(df.attrs["stale"])
+    offered = {m for r in runs for m in r.available_modes}
+    unknown_modes = [m for m in modes or () if m != runner.ALL_MODES and m not in offered]
+    if unknown_modes and offered:  # a typo must not pass for a gate that ran nothing
+        raise ValueError(f"--modes: no framework has a mode {unknown_modes[0]!r} (modes: "
+                         + "; ".join(f"{r.framework}: {', '.join(r.available_modes)}" for r in runs if r.available_modes) + ")")
     if df.empty:
         print("xent: no results (no framework could run)", file=sys.stderr)
         return 128 + received[0] if received else 1
     if baseline is not None:
         baseline = _baseline_for(baseline, frameworks, args.dtypes, args.devices,
-                                 set(df["suite"]) | {Path(d).name for d in suite_dirs}, shard)
+                                 set(df["suite"]) | {Path(d).name for d in suite_dirs}, shard,
+                                 {(r.framework, m) for r in runs for m in r.modes})
     since = diff.compare(baseline, df, drift=args.drift, old_label=str(args.baseline), new_label=str(out)) \
         if baseline is not None else None
     _finish(df, out, since)
@@ -273,11 +289,14 @@ def _write_summary(path: Path, df, since, failed: bool) -> None:
     """What a CI system acts on, for machines: counts per framework and runtime (README)."""
     from . import report
     per = {}
-    for (framework, runtime), rows in df.groupby(["framework", "runtime"]):
+    def counts(rows) -> dict:
         diverging = rows[~rows["verdict"].isin(["conforms", "unsupported"])]
-        per[f"{framework} ({runtime})"] = {
-            "version": rows["framework_version"].iloc[0], "verdicts": rows["verdict"].value_counts().to_dict(),
-            "differences": int(len(diverging)), "unexpected": int((diverging["known"] == "").sum())}
+        return {"verdicts": rows["verdict"].value_counts().to_dict(), "differences": int(len(diverging)),
+                "unexpected": int((diverging["known"] == "").sum())}
+
+    for (framework, runtime), rows in df.groupby(["framework", "runtime"]):
+        per[f"{framework} ({runtime})"] = {"version": rows["framework_version"].iloc[0], **counts(rows),
+                                          "modes": {mode: counts(m) for mode, m in rows.groupby("mode")}}
     summary = {"frameworks": per, "stale": df.attrs.get("stale", {}), "incomplete": df.attrs.get("incomplete"),
                "baseline": since.counts() if since is not None else None, "failed": failed}
     report.atomic_write_bytes(path, (json.dumps(summary, indent=1, default=int) + "\n").encode())
@@ -298,7 +317,7 @@ def cmd_merge(args) -> int:
     import pandas as pd
     frames = [report.read_results(diff.results_path(p)) for p in args.runs]
     merged = pd.concat(frames, ignore_index=True)
-    key = diff.KEY + ["runtime"]
+    key = IDENTITY
     dup = merged.duplicated(key)
     if dup.any():
         first = merged[dup].iloc[0]
@@ -377,19 +396,19 @@ def cmd_diff(args) -> int:
         raise ValueError(f"--frameworks {args.frameworks!r}: name at least one framework")
     expectations = load_expectations(args.expectations, FRAMEWORKS) if args.reclassify else []
     old_spec, new_spec = args.old, args.new or args.old
-    if not args.new and not (args.runtimes or args.devices):
+    if not args.new and not (args.runtimes or args.devices or args.modes):
         raise ValueError("xent diff OLD NEW: give two results files or run folders "
-                         "(or one run with --runtimes A B or --devices A B)")
+                         "(or one run with --runtimes A B, --devices A B or --modes A B)")
     old = _load_side(old_spec, args, expectations)
     new = old if new_spec == old_spec else _load_side(new_spec, args, expectations)
     labels = [old_spec, new_spec]
-    for column, pair in (("runtime", args.runtimes), ("device", args.devices)):
+    for column, pair in (("runtime", args.runtimes), ("device", args.devices), ("mode", args.modes)):
         if pair:
             a, b = pair
             old, new = _select(old, column, a, old_spec), _select(new, column, b, new_spec)
             labels = [f"{old_spec} {column} {a}", f"{new_spec} {column} {b}"]
     shared = set(old["framework"]) & set(new["framework"])
-    if args.runtimes or args.devices:  # a runtime or device holds only some frameworks: compare those
+    if args.runtimes or args.devices or args.modes:  # a runtime, device or mode holds only some frameworks: compare those
         old, new = old[old["framework"].isin(shared)], new[new["framework"].isin(shared)]
     if frameworks:
         present = set(old["framework"]) | set(new["framework"])
@@ -397,7 +416,7 @@ def cmd_diff(args) -> int:
         if absent:
             raise ValueError(f"--frameworks: no rows of {absent[0]!r} in either run (there: {', '.join(sorted(present))})")
         old, new = old[old["framework"].isin(frameworks)], new[new["framework"].isin(frameworks)]
-    d = diff.compare(old, new, drift=args.drift, old_label=labels[0], new_label=labels[1])
+    d = diff.compare(old, new, drift=args.drift, old_label=labels[0], new_label=labels[1], across_modes=bool(args.modes))
     print(diff.summary_text(d))
     _print_stale(new.attrs.get("stale", {}))
     html_path = Path(args.html) if args.html else diff.results_path(new_spec).parent / "diff.html"
@@ -476,6 +495,9 @@ def parser() -> argparse.ArgumentParser:
                    help="what makes the exit code 1, comma-separated: 'unexpected' (a divergence the expectations do "
                         "not explain), 'stale' (an expectation whose witness cases ran and that explained nothing), "
                         f"and with --baseline the diff's classes ({', '.join(DIFF_CLASSES)}; default regression,missing)")
+    r.add_argument("--modes", metavar="MODE,...",
+                   help="execution modes, comma-separated, or 'all': torch eager,compile; tensorflow eager,function,xla; "
+                        "jax jit,eager (default: each framework's first, today's mode)")
     r.add_argument("--json", metavar="FILE", help="a summary for machines: counts per framework, stale, baseline")
     r.add_argument("--shard", metavar="K/N", help="run only shard K of N (split by case); `xent merge` joins them")
     r.set_defaults(func=cmd_run)
@@ -495,6 +517,9 @@ def parser() -> argparse.ArgumentParser:
                    help="runtime A of OLD against runtime B of NEW (or of OLD alone)")
     d.add_argument("--devices", nargs=2, metavar=("A", "B"),
                    help="device A of OLD against device B of NEW (or of OLD alone), e.g. cpu cuda:0")
+    d.add_argument("--modes", nargs=2, metavar=("A", "B"),
+                   help="mode A of OLD against mode B of NEW (or of OLD alone), e.g. eager compile; a row that raises "
+                        "in one and returns a value in the other is 'raises'")
     d.add_argument("--drift", type=float, default=0.25,
                    help="on the same machine kind, a move of an output beyond this share of the tolerance is "
                         "'changed', not 'drift' (default 0.25)")

@@ -1,10 +1,12 @@
 """`xent diff OLD NEW`: what changed between two runs, row by row.
 
-Rows pair on the key (suite, case_id, framework, api, device, dtype, output), plus the
-runtime where a side ran one framework under several runtimes; two runs of one framework
-under different runtimes therefore pair by framework: that is the version check. Each pair
-falls in one class:
+Rows pair on their identity (results.IDENTITY: suite, case_id, framework, mode, api, device,
+dtype, output), the runtime aside where each side ran a framework under one runtime only: two
+runs of one framework under different runtimes therefore pair by framework: that is the
+version check. A mode diff (`xent diff RUN --modes eager compile`) pairs the rows of two modes
+the same way. Each pair falls in one class:
 
+- raises (mode diffs only): raises in one mode, returns a value in the other;
 - regression: conformed before and not now (any other verdict, crashed included), or a known
   divergence became an unknown one;
 - fix: the reverse (did not conform, conforms now; or an unknown divergence is now known);
@@ -42,9 +44,10 @@ from reference.golden import atomic_write_bytes
 
 from .suites import results_path  # noqa: F401 (the diff's users name it here)
 from .gates import BASELINE_FAILS, DIFF_CLASSES  # noqa: F401 (BASELINE_FAILS: for the diff's users)
+from .results import IDENTITY
 from .verdicts import CONFORMS, TOL_FACTOR, UNSUPPORTED, kind_codes, ulp
 
-KEY = ["suite", "case_id", "framework", "api", "device", "dtype", "output"]
+KEY = [k for k in IDENTITY if k != "runtime"]
 CLASSES = DIFF_CLASSES
 COMPARED = ["verdict", "variants", "error_type", "known", "max_tol_ratio", "detail", "runtime",
             "framework_version", "observed_values", "expected_values", "inputs", "case_sha256", "device_name",
@@ -73,7 +76,7 @@ def _diverging(verdict: pd.Series) -> pd.Series:
 
 def _key_for(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     several = any((side.groupby("framework")["runtime"].nunique() > 1).any() for side in (old, new))
-    return KEY + ["runtime"] if several else KEY
+    return IDENTITY if several else KEY
 
 
 def _moves(pairs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -108,7 +111,9 @@ def share_moved(old: pd.Series, new: pd.Series) -> pd.Series:
 
 
 def compare(old: pd.DataFrame, new: pd.DataFrame, *, drift: float = DEFAULT_DRIFT, old_label="OLD",
-            new_label="NEW") -> Diff:
+            new_label="NEW", across_modes: bool = False) -> Diff:
+    """`across_modes`: the two sides are two modes of one run (or two): a pair that raises on one
+    side and returns a value on the other is `raises`, whatever else it is."""
     notices = []
     shared = set(zip(old["suite"], old["case_id"])) & set(zip(new["suite"], new["case_id"]))
     if len(old) and len(new) and not shared:
@@ -151,15 +156,22 @@ def compare(old: pd.DataFrame, new: pd.DataFrame, *, drift: float = DEFAULT_DRIF
     same_machine = pairs["device_name_old"] == pairs["device_name_new"]
     differs = ((pairs["verdict_old"] != pairs["verdict_new"]) | (pairs["variants_old"] != pairs["variants_new"])
                | (pairs["error_type_old"] != pairs["error_type_new"]) | (pairs["known_old"] != pairs["known_new"]))
+    # an exception of the framework's own (not unsupported, not a crash) against a returned value
+    returned_old = pairs["observed_dtype_old"].fillna("").astype(bool)
+    returned_new = pairs["observed_dtype_new"].fillna("").astype(bool)
+    raised_old = ~pairs["error_type_old"].fillna("unsupported").isin(["", "unsupported", "crashed"])
+    raised_new = ~pairs["error_type_new"].fillna("unsupported").isin(["", "unsupported", "crashed"])
     conditions = [
         pairs["_merge"] == "left_only",
         pairs["_merge"] == "right_only",
+        across_modes & both & ((raised_old & returned_new) | (returned_old & raised_new)),
         (o_conf & ~n_conf) | (o_div & o_known & n_div & ~n_known),
         (~o_conf & n_conf) | (o_div & ~o_known & n_div & n_known),
         differs | (same_machine & far),
         bits_moved | far,
     ]
-    pairs["class"] = np.select(conditions, ["missing", "new", "regression", "fix", "changed", "drift"], default="same")
+    pairs["class"] = np.select(conditions, ["missing", "new", "raises", "regression", "fix", "changed", "drift"],
+                               default="same")
     pairs = pairs.drop(columns=["_merge", "observed_bits_old", "observed_bits_new"])
     return Diff(pairs, notices, old_label, new_label)
 

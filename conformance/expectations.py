@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 from .verdicts import VARIANT, VERDICTS
 
 DEFAULT_PATH = Path(__file__).with_name("expectations.toml")
-GLOB_FIELDS = ("apis", "ops", "cases", "dtypes", "devices", "device_names", "outputs")
+GLOB_FIELDS = ("apis", "ops", "cases", "dtypes", "devices", "device_names", "modes", "outputs")
 FIELDS = {"id", "frameworks", "verdicts", "variant", "detail", "features", "any_features", "params", "requires",
           "reason", "evidence", *GLOB_FIELDS}
 PARAMS = {"target_kind", "reduction", "weighted", "pos_weighted", "ignore_index", "label_smoothing"}
@@ -46,6 +46,7 @@ class Expectation:
     dtypes: tuple[str, ...] = ("*",)
     devices: tuple[str, ...] = ("*",)
     device_names: tuple[str, ...] = ("*",)
+    modes: tuple[str, ...] = ("*",)  # execution modes (eager, compile, function, xla, jit)
     outputs: tuple[str, ...] = ("*",)
     features: tuple[str, ...] = ()  # every one must be among the case's features
     any_features: tuple[str, ...] = ()  # at least one must be (when given)
@@ -66,7 +67,7 @@ class Expectation:
         return (self.covers_case(row["framework"], row["op"], row["case_id"], str(row["features"]).split(","), params)
                 and _any_glob(row["api"], self.apis) and _any_glob(row["dtype"], self.dtypes)
                 and _any_glob(row["device"], self.devices) and _any_glob(row["device_name"], self.device_names)
-                and _any_glob(row["output"], self.outputs))
+                and _any_glob(row["mode"], self.modes) and _any_glob(row["output"], self.outputs))
 
     def explains(self, row) -> bool:
         if row["verdict"] not in self.verdicts or not _any_glob(row["detail"], self.detail):
@@ -187,7 +188,7 @@ def _parse(raw, path: Path, index: int, seen: set, frameworks) -> Expectation:
                        features=strings("features") or (), any_features=strings("any_features") or (), params=params, requires=tuple(requires), **globs)
 
 
-WITNESS_KEY = ("suite", "case_id", "case_sha256", "api", "device", "dtype", "output")
+WITNESS_KEY = ("suite", "case_id", "case_sha256", "mode", "api", "device", "dtype", "output")
 
 
 @dataclass(frozen=True)
@@ -233,12 +234,18 @@ def read_witnesses(path: str | Path) -> Witnesses:
     """Witnesses of a stored results file; read with pyarrow, the columns needed only."""
     import pyarrow.parquet as pq
 
+    from .adapters import default_mode
     try:
-        table = pq.read_table(path, columns=["framework", "known", "verdict", *WITNESS_KEY])
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[c for c in ["framework", "known", "verdict", *WITNESS_KEY]
+                                             if c != "mode" or c in present])
     except Exception as e:  # a file that is not a results file: one clear error
         raise ExpectationsError(f"{path}: cannot read the witnesses of the expectations ({type(e).__name__}: "
                                 f"{str(e)[:120]})") from None
-    return witnesses_from(table.to_pylist(), str(path))
+    rows = table.to_pylist()
+    if "mode" not in present:  # a file from before modes: each framework ran in its default mode
+        rows = [{**r, "mode": default_mode(r["framework"])} for r in rows]
+    return witnesses_from(rows, str(path))
 
 
 @dataclass
@@ -291,7 +298,7 @@ class Matcher:
         g = self._glob
         return [e for e in self._case(row)[0] if g(row["api"], e.apis) and g(row["dtype"], e.dtypes)
                 and g(row["device"], e.devices) and g(row["device_name"], e.device_names)
-                and g(row["output"], e.outputs)]
+                and g(row["mode"], e.modes) and g(row["output"], e.outputs)]
 
     def match(self, row) -> Expectation | None:
         scope = self.scope(row)

@@ -4,7 +4,7 @@ gate that silently does nothing."""
 from __future__ import annotations
 
 # xent diff's classes of a row pair (conformance/diff.py says what each means)
-DIFF_CLASSES = ("regression", "fix", "changed", "drift", "new", "missing")
+DIFF_CLASSES = ("regression", "fix", "raises", "changed", "drift", "new", "missing")
 # what a baseline check (the pytest plugin's baseline test) fails on: everything but drift
 BASELINE_FAILS = ("regression", "fix", "changed", "new", "missing")
 # xent run --fail-on: its own findings, and with --baseline the diff's classes

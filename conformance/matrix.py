@@ -23,9 +23,9 @@ def describe(rows: list[dict], out_dir: Path) -> str:
              f"case {first['case_id']} ({first['op']}; features {first.get('features', '')})"]
     by_task: dict[tuple, list[dict]] = {}
     for r in rows:
-        by_task.setdefault((r["api"], r["dtype"], r.get("device", "")), []).append(r)
-    for (api, dtype, device), task_rows in by_task.items():
-        lines.append(f"\n{api} {dtype} {device}")
+        by_task.setdefault((r["api"], r["dtype"], r.get("device", ""), r.get("mode", "")), []).append(r)
+    for (api, dtype, device, mode), task_rows in by_task.items():
+        lines.append(f"\n{api} {dtype} {device} {mode}")
         lines.append(f"  inputs:   {task_rows[0].get('inputs', '')}")
         for r in task_rows:
             lines.append(f"  {r['output']}: {r['verdict']} ({r['detail']})")

@@ -34,6 +34,7 @@ OPTIONS = {  # option -> (ini name, help)
     "--xent-frameworks": ("xent_frameworks", "frameworks, comma-separated (default: all that are installed)"),
     "--xent-runtime": ("xent_runtimes", "runtimes NAME[=PYTHON] (xent env create builds them; default: local)"),
     "--xent-dtypes": ("xent_dtypes", "dtypes, comma-separated (default: every dtype of each case)"),
+    "--xent-modes": ("xent_modes", "execution modes, comma-separated, or 'all' (default: each framework's default)"),
     "--xent-expectations": ("xent_expectations", "the expectations file (default: the package's)"),
     "--xent-baseline": ("xent_baseline", "a results file or run folder the run must equal (write "
                                          "--xent-baseline=PATH: pytest reads a separate PATH as a test path)"),
@@ -87,6 +88,7 @@ class Matrix:
     witnesses: object  # expectations.Witnesses: what can be judged stale
     out: Path
     cases: dict[str, list[str]]  # suite folder -> case ids
+    modes: tuple[str, ...] | None = None  # runner.chosen_modes
     runs: dict = field(default_factory=dict)  # label -> runner.FrameworkRun
     frames: dict = field(default_factory=dict)  # label -> its rows as a results frame
     by_case: dict = field(default_factory=dict)  # (label, suite name, case id) -> its rows
@@ -106,7 +108,7 @@ class Matrix:
             out.mkdir(parents=True, exist_ok=True)
             (found,) = runner.run(self.suite_dirs, [framework], out_dir=out, expectations=self.expectations,
                                   dtypes=self.dtypes, runtimes=[runtime], case_ids=self.selected.get(label, set()),
-                                  witnesses=self.witnesses)
+                                  witnesses=self.witnesses, modes=self.modes)
             self.runs[label] = found
             for row in found.rows:
                 self.by_case.setdefault((label, row.suite, row.case_id), []).append(row)
@@ -117,7 +119,7 @@ class Matrix:
                 report.write_report(df, out / "report.html")
         found = self.runs[label]
         if found.skipped:
-            pytest.skip(f"{label} did not start: {found.skipped}")
+            pytest.skip(f"{label} did not run: {found.skipped}")
         return found
 
     def rows(self, framework: str, runtime, label: str, suite: str, case_id: str) -> list:
@@ -184,7 +186,8 @@ def pytest_configure(config):
     except Exception as e:  # a suite not generated yet: load_suite names the command
         raise pytest.UsageError(str(e)) from None
     config.stash[KEY] = Matrix(suite_dirs, frameworks, runtimes, set(_comma(_setting(config, "--xent-dtypes"))) or None,
-                               expectations, baseline, witnesses, Path(out), cases)
+                               expectations, baseline, witnesses, Path(out), cases,
+                               tuple(_comma(_setting(config, "--xent-modes"))) or None)
 
 
 def _user_golden(config, specs, case_files, cache: Path) -> Path:
@@ -285,9 +288,10 @@ class BaselineItem(_WhoItem):
         held = set(baseline.loc[baseline["framework"] == self.framework, "runtime"])
         if self.runtime.name not in held and len(held) == 1:
             baseline, current = baseline.assign(runtime="*"), current.assign(runtime="*")
-        # the baseline's rows of what this selection ran: the same framework, cases, dtypes, devices
+        # the baseline's rows of what this selection ran: the same framework, cases, dtypes, modes, devices
         baseline = baseline[(baseline["framework"] == self.framework)
                             & baseline["case_id"].isin(set(current["case_id"]))
+                            & baseline["mode"].isin(found.modes)
                             & baseline["dtype"].isin(set(current["dtype"]))
                             & baseline["device"].isin(set(baseline["device"]) & (set(current["device"]) | {"-"}))]
         current = current[current["device"].isin(set(baseline["device"]) | {"-"})]

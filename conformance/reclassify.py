@@ -12,7 +12,7 @@ from reference.golden import OUTPUTS, load_suite
 
 from .expectations import NO_WITNESSES, Expectation, Matcher, Witnesses
 from .report import results_frame
-from .results import Runtime, Task, describe_inputs, observed_from_columns, rows_for, suite_hash
+from .results import TASK, Runtime, Task, describe_inputs, observed_from_columns, rows_for, suite_hash
 
 
 def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list[Expectation],
@@ -25,9 +25,8 @@ def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list
     matchers: dict[tuple[str, str], Matcher] = {}
     rows, missing = [], set()
     loaded = (None, None)
-    keys = ["suite", "case_id", "framework", "runtime", "api", "device", "dtype"]
-    for key, task_rows in df.groupby(keys, sort=False):
-        suite, case_id, framework, runtime, api, device, dtype = key
+    for key, task_rows in df.groupby(TASK, sort=False):
+        suite, case_id, framework, runtime, mode, api, device, dtype = key
         case = cases.get((suite, case_id))
         if case is None:
             missing.add((suite, case_id))
@@ -44,7 +43,7 @@ def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list
         if loaded[0] != (suite, case_id):
             loaded = ((suite, case_id), case.arrays())
         arrays = loaded[1]
-        task = Task(suite, hashes[suite], case, dtype, api, device, first["device_name"], "")
+        task = Task(suite, hashes[suite], case, dtype, api, device, first["device_name"], "", mode)
         observed = {o: observed_from_columns(by_output[o]) for o in OUTPUTS}
         rows += rows_for(task, arrays, describe_inputs(case, arrays, dtype), observed, rt,
                          matchers[(framework, runtime)])

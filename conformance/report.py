@@ -22,7 +22,7 @@ import pandas as pd
 from reference.golden import atomic_write_bytes
 
 from . import repro
-from .results import ADDED_COLUMNS, COLUMNS, FLOAT_COLUMNS, ResultRow
+from .results import COLUMNS, FLOAT_COLUMNS, ResultRow, with_added_columns
 from .verdicts import CONFORMS, UNSUPPORTED, VERDICTS
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -55,7 +55,7 @@ def read_results(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: no such results file") from None
     except Exception as e:  # pyarrow's errors for a file that is not parquet
         raise ValueError(f"{path}: not a results file ({type(e).__name__}: {str(e)[:120]})") from None
-    df = df.assign(**{c: v for c, v in ADDED_COLUMNS.items() if c not in df.columns})
+    df = with_added_columns(df)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a results file (missing columns {', '.join(missing)})")
@@ -78,15 +78,19 @@ def _diverging(df: pd.DataFrame) -> pd.Series:
     return ~df["verdict"].isin([CONFORMS, UNSUPPORTED])
 
 
+# who observed: a report's section, a line of the counts
+WHO = ["framework", "runtime", "mode"]
+
+
 def framework_counts(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (framework, runtime): outputs that diverge unexpectedly, diverge as the expectations
-    file says, conform, and are unsupported."""
+    """Per (framework, runtime, mode): outputs that diverge unexpectedly, diverge as the
+    expectations file says, conform, and are unsupported."""
     d = _diverging(df)
-    flags = pd.DataFrame({"framework": df["framework"], "runtime": df["runtime"],
+    flags = pd.DataFrame({"framework": df["framework"], "runtime": df["runtime"], "mode": df["mode"],
                           "version": df["framework_version"],
                           "unexpected": d & (df["known"] == ""), "known": d & (df["known"] != ""),
                           "conforming": df["verdict"] == CONFORMS, "unsupported": df["verdict"] == UNSUPPORTED})
-    counts = flags.groupby(["framework", "runtime"]).agg(
+    counts = flags.groupby(WHO).agg(
         version=("version", "first"), unexpected=("unexpected", "sum"), known=("known", "sum"),
         conforming=("conforming", "sum"), unsupported=("unsupported", "sum"), outputs=("version", "size"))
     return counts.reset_index()
@@ -133,7 +137,7 @@ def matrix_cells(df: pd.DataFrame) -> pd.DataFrame:
     return tested.assign(
         conforms=conforming, known_div=d & (tested["known"] != ""), unexpected=d & (tested["known"] == ""),
         ratio=tested["max_tol_ratio"].where(conforming), ulps=tested["max_ulp"].where(conforming),
-    ).groupby(["framework", "runtime", "api", "feature"]).agg(
+    ).groupby([*WHO, "api", "feature"]).agg(
         outputs=("conforms", "size"), conforming=("conforms", "sum"), known=("known_div", "sum"),
         unexpected=("unexpected", "sum"), cases=("case_id", "nunique"), worst_ratio=("ratio", "max"),
         worst_ulp=("ulps", "max")).reset_index()
@@ -312,11 +316,12 @@ class Group:
 
 @dataclass
 class Section:
-    """A (framework, runtime) and its counts."""
+    """A (framework, runtime, mode) and its counts."""
 
     slug: str
     framework: str
     runtime: str
+    mode: str
     version: str
     devices: str
     unexpected: int
@@ -327,7 +332,11 @@ class Section:
 
     @property
     def label(self) -> str:
-        return f"{self.framework} ({self.runtime})"
+        return f"{self.framework} ({self.runtime}, {self.mode})"
+
+    @property
+    def who(self) -> tuple[str, str, str]:
+        return self.framework, self.runtime, self.mode
 
 
 _NAME = re.compile(r" (?=[A-Za-z_]\w*(?:\([^)]*\))?=)")
@@ -347,14 +356,14 @@ def _sections(df: pd.DataFrame) -> list[Section]:
     named = df[df["device"] != "-"]
     sections, seen = [], set()
     for r in counts.itertuples(index=False):
-        slug = _slug(f"{r.framework}-{r.runtime}")
+        slug = _slug(f"{r.framework}-{r.runtime}-{r.mode}")
         while slug in seen:
             slug += "-x"
         seen.add(slug)
-        rows = named[(named["framework"] == r.framework) & (named["runtime"] == r.runtime)]
+        rows = named[(named["framework"] == r.framework) & (named["runtime"] == r.runtime) & (named["mode"] == r.mode)]
         devices = ", ".join(f"{d} ({n})" for d, n in rows[["device", "device_name"]].drop_duplicates()
                             .sort_values("device").itertuples(index=False))
-        sections.append(Section(slug, r.framework, r.runtime, r.version, devices, int(r.unexpected), int(r.known),
+        sections.append(Section(slug, r.framework, r.runtime, r.mode, r.version, devices, int(r.unexpected), int(r.known),
                                 int(r.conforming), int(r.unsupported), int(r.outputs)))
     return sections
 
@@ -388,30 +397,31 @@ ORDER = {v: i for i, v in enumerate(DTYPE_ORDER + ("loss", "grad"))}
 
 
 def _groups(df: pd.DataFrame, sections: list[Section]) -> tuple[list[Group], dict]:
-    """The divergences grouped by cause, unexpected groups first; and (framework, runtime,
+    """The divergences grouped by cause, unexpected groups first; and (framework, runtime, mode,
     api, case) -> the ids of the items showing that case."""
-    order = {(s.framework, s.runtime): i for i, s in enumerate(sections)}
-    slug = {(s.framework, s.runtime): s.slug for s in sections}
-    columns = ["framework", "runtime", "known", "api", "verdict", "variants", "accepted_variant", "case_id", "features",
+    order = {s.who: i for i, s in enumerate(sections)}
+    slug = {s.who: s.slug for s in sections}
+    columns = ["framework", "runtime", "mode", "known", "api", "verdict", "variants", "accepted_variant", "case_id", "features",
                "dtype", "device", "output", "expected_values", "observed_values", "max_ulp", "max_tol_ratio", "detail",
                "inputs", "known_reason", "evidence", "reproducer"]
     by_cause: dict[tuple, list[dict]] = {}
     for r in df.loc[_diverging(df), columns].to_dict("records"):
         r["variant"] = (r["accepted_variant"] or r["variants"]).replace(",", ", ")
-        by_cause.setdefault((r["framework"], r["runtime"], r["known"], r["api"], r["verdict"], r["variant"]), []).append(r)
-    causes = sorted(by_cause, key=lambda k: (k[2] != "", order[k[:2]], -len(by_cause[k]), k[3], k[4], k[5]))
+        by_cause.setdefault((r["framework"], r["runtime"], r["mode"], r["known"], r["api"], r["verdict"], r["variant"]),
+                            []).append(r)
+    causes = sorted(by_cause, key=lambda k: (k[3] != "", order[k[:3]], -len(by_cause[k]), k[4], k[5], k[6]))
     groups, where, n_items = [], {}, 0
     for n_group, key in enumerate(causes, 1):
-        framework, runtime, known, api, verdict, variant = key
+        framework, runtime, mode, known, api, verdict, variant = key
         rows = by_cause[key]
-        group = Group(f"g{n_group}", slug[(framework, runtime)], framework, api, verdict, variant, known,
+        group = Group(f"g{n_group}", slug[(framework, runtime, mode)], framework, api, verdict, variant, known,
                       rows[0]["known_reason"], str(rows[0]["evidence"]).split(), len(rows))
         by_case: dict[str, list[dict]] = {}
         for r in rows:
             by_case.setdefault(r["case_id"], []).append(r)
         for case_id in sorted(by_case):
             n_items += 1
-            where.setdefault((framework, runtime, api, case_id), []).append(f"i{n_items}")
+            where.setdefault((framework, runtime, mode, api, case_id), []).append(f"i{n_items}")
             group.items.append(_item(f"i{n_items}", case_id, by_case[case_id], variant))
         groups.append(group)
     return groups, where
@@ -497,23 +507,24 @@ def _matrix(df: pd.DataFrame, sections: list[Section], where: dict) -> tuple[lis
     features = sorted(cells["feature"].unique(), key=lambda f: (
         FEATURE_PREFIXES.index(_prefix(f)) if _prefix(f) in FEATURE_PREFIXES else len(FEATURE_PREFIXES),
         _prefix(f), _natural(f)))
-    by_key = {(r.framework, r.runtime, r.api, r.feature): r for r in cells.itertuples(index=False)}
+    by_key = {(r.framework, r.runtime, r.mode, r.api, r.feature): r for r in cells.itertuples(index=False)}
     d = _exploded_features(df[_diverging(df)])
-    diverging = {k: g for k, g in d.groupby(["framework", "runtime", "api", "feature"])}
+    diverging = {k: g for k, g in d.groupby([*WHO, "api", "feature"])}
     lists: list[CellList] = []
     grids = []
     for chunk in range(0, len(features), MATRIX_COLUMNS):
         feats = features[chunk:chunk + MATRIX_COLUMNS]
         rows: list[MatrixRow] = []
         for s in sections:
-            apis = sorted(cells[(cells["framework"] == s.framework) & (cells["runtime"] == s.runtime)]["api"].unique())
+            apis = sorted(cells[(cells["framework"] == s.framework) & (cells["runtime"] == s.runtime)
+                                & (cells["mode"] == s.mode)]["api"].unique())
             if not apis:
                 continue
             rows.append(MatrixRow(s, "", []))
             for api in apis:
                 row = []
                 for f in feats:
-                    c = by_key.get((s.framework, s.runtime, api, f))
+                    c = by_key.get((*s.who, api, f))
                     if c is None:
                         row.append(None)
                         continue
@@ -525,8 +536,8 @@ def _matrix(df: pd.DataFrame, sections: list[Section], where: dict) -> tuple[lis
                     link = ""
                     if c.known or c.unexpected:
                         link = f"c{len(lists) + 1}"
-                        g = diverging[(s.framework, s.runtime, api, f)]
-                        cases = [(case, where.get((s.framework, s.runtime, api, case), []))
+                        g = diverging[(*s.who, api, f)]
+                        cases = [(case, where.get((*s.who, api, case), []))
                                  for case in sorted(g["case_id"].unique())]
                         lists.append(CellList(link, f"{api} x {f}", f"{s.label}: {c.known + c.unexpected} of "
                                               f"{c.outputs} outputs diverge", cases))
@@ -576,7 +587,7 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report", since=
     from markupsafe import Markup
 
     attrs = df.attrs
-    df = df.assign(**{c: v for c, v in ADDED_COLUMNS.items() if c not in df.columns})
+    df = with_added_columns(df)
     df.attrs = {}  # pandas copies attrs deeply on every step: they are read once, here
     sections = _sections(df)
     groups, where = _groups(df, sections)

@@ -31,10 +31,14 @@ def _slug(text: str) -> str:
 
 
 def file_name(row) -> str:
-    """The reproducer's path relative to a run's folder: repro/<framework>/<case>--<api>--<dtype>--<device>[--<runtime>].py"""
+    """The reproducer's path relative to a run's folder:
+    repro/<framework>/<case>--<api>--<dtype>--<device>[--<mode>][--<runtime>].py, the mode named
+    unless it is the framework's default."""
+    from .adapters import default_mode
     runtime = "" if row["runtime"] in ("local", "") else f"--{_slug(row['runtime'])}"
+    mode = "" if row.get("mode", "") in ("", default_mode(row["framework"])) else f"--{_slug(row['mode'])}"
     return (f"{FOLDER}/{_slug(row['framework'])}/{_slug(row['case_id'])}--{_slug(row['api'])}--"
-            f"{row['dtype']}--{_slug(row['device'])}{runtime}.py")
+            f"{row['dtype']}--{_slug(row['device'])}{mode}{runtime}.py")
 
 
 # a reproducer holds every input value inline up to this many input elements; past it (an LLM
@@ -152,10 +156,11 @@ def _fill(text: str) -> str:
     return textwrap.fill(text, 96, break_long_words=False, break_on_hyphens=False)
 
 
-def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, device_id: str,
-           rows: list) -> tuple[str, dict[str, np.ndarray]]:
+def script(recipe, api: Api, case: GoldenCase, arrays: dict, dtype: str, device_id: str,
+           rows: list, mode: str = "program") -> tuple[str, dict[str, np.ndarray]]:
     """The reproducer of one task (its loss and grad rows): the script's text, and for a case
-    above MAX_ELEMENTS input elements the arrays it loads from its data file (write_data), else {}."""
+    above MAX_ELEMENTS input elements the arrays it loads from its data file (write_data), else {}.
+    `recipe`: a protocol.Recipe; `mode`: the mode's wrapper as source over `program` (ModeInfo.repro)."""
     large = int(np.prod(case.entry["input_shape"])) > MAX_ELEMENTS
     data: dict[str, np.ndarray] | None = {} if large else None
     c = prepare(api, case, arrays, dtype)
@@ -192,7 +197,7 @@ def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, d
         load = ("import os\n\n" f'DATA_FILE = "{name}"\n'
                 "DATA = np.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), DATA_FILE), allow_pickle=False)\n")
     header = textwrap.dedent(f'''\
-        """Reproducer (xent-conformance): case {case.id}, {first.api}, {dtype}, device {first.device}.
+        """Reproducer (xent-conformance): case {case.id}, {first.api}, {dtype}, device {first.device}, mode {first.mode}.
 
         {{recorded}}
         {{cause}}
@@ -209,16 +214,16 @@ def script(recipe: dict, api: Api, case: GoldenCase, arrays: dict, dtype: str, d
         "import re\n\nimport numpy as np\n\n",
         f"FRAMEWORK = {first.framework!r}\nDTYPE = {dtype!r}\nDEVICE = {device_id!r}\n",
         "UNSIGNED = {" + ", ".join(f"{k!r}: {v}" for k, v in _UNSIGNED.items()) + "}\n",
-        recipe["setup"], "\n", load,
+        recipe.setup, "\n", load,
         f"# the inputs in the layout {first.api} takes, exactly: bit patterns of {dtype}\n",
         inputs,
         f"ignore_index = {c.ignore_index!r}\nlabel_smoothing = {c.label_smoothing!r}\n"
         f"reduction = {c.reduction!r}\ndtype = {dtype!r}\n\n",
-        (recipe["helpers"] + "\n\n") if recipe["helpers"] else "",
+        (recipe.helpers + "\n\n") if recipe.helpers else "",
         f"# the reference, correctly rounded to {dtype}, in the same layout: (bit patterns, shape)\n",
         f"EXPECTED = {expected}\nEXPECTED_ERROR = {case.expect_error!r}\nRECORDED = {recorded!r}\n\n",
         "loss = grad = failure = None\ntry:\n",
-        _indent(recipe["run"].replace("{call}", recipe["call"])),
+        _indent(recipe.run.replace("{call}", recipe.call).replace("{mode}", mode)),
         "except Exception as error:  # the framework's own error is the observation\n    failure = error\n",
         SHOW,
     ])
@@ -233,7 +238,7 @@ def write_files(df, out_dir: Path, source: Path | None = None) -> int:
     if "reproducer" not in df.columns:
         return 0
     files = {}
-    columns = ["runtime", "framework", "case_id", "api", "dtype", "device", "reproducer"]
+    columns = ["runtime", "framework", "mode", "case_id", "api", "dtype", "device", "reproducer"]
     for row in df.loc[df["reproducer"] != "", columns].to_dict("records"):
         files.setdefault(file_name(row), row["reproducer"])  # a task's loss and grad rows share one
     written = 0

@@ -37,6 +37,7 @@ class ResultRow:
     framework_version: str
     versions: str  # the runtime's installed distributions that expectations may scope by, JSON
     runtime: str  # the interpreter a framework ran under ("local": the one running xent)
+    mode: str  # how the framework ran it: eager, compile, function, xla, jit (its adapter's modes)
     api: str
     device: str  # "cpu", "cuda:0", "gpu:0"
     device_name: str  # what decides the numbers: CPU model and vector ISA, or GPU model
@@ -70,6 +71,10 @@ class ResultRow:
 
 
 COLUMNS = [f.name for f in fields(ResultRow)]
+# what tells one row from every other of a run, or pairs it with its like in another run (diff)
+IDENTITY = ["suite", "case_id", "framework", "runtime", "mode", "api", "device", "dtype", "output"]
+# a task's identity: its rows (one per output) share it
+TASK = [k for k in IDENTITY if k != "output"]
 # columns later versions added: a stored file without them reads with these values
 ADDED_COLUMNS = {"reproducer": ""}
 FLOAT_COLUMNS = [f.name for f in fields(ResultRow) if f.type == "float"]
@@ -87,6 +92,7 @@ class Task:
     device_label: str
     device_name: str
     device_id: str
+    mode: str
 
 
 def suite_hash(cases: list[GoldenCase]) -> str:
@@ -180,7 +186,7 @@ def rows_for(task: Task, arrays: dict, inputs: str, observed: dict[str, verdicts
         features=features, tags=",".join(case.entry["tags"]),
         params=json.dumps(case.params, sort_keys=True), framework=rt.framework, framework_version=rt.version,
         versions=json.dumps(rt.versions, sort_keys=True), runtime=rt.name, domain_errors=",".join(rt.domain_errors),
-        api=task.api, device=task.device_label, device_name=task.device_name, dtype=task.dtype, inputs=inputs)
+        mode=task.mode, api=task.api, device=task.device_label, device_name=task.device_name, dtype=task.dtype, inputs=inputs)
     out = []
     judged = verdicts.classify_task(prepared, case.expect_error, {o: observed[o] for o in OUTPUTS}, task.dtype,
                                     rt.domain_errors)
@@ -207,9 +213,19 @@ def error_rows(task: Task, rt: Runtime, message: str) -> list[ResultRow]:
         suite=task.suite, suite_hash=task.suite_hash, case_id=case.id, case_sha256=case.entry.get("sha256", ""),
         op=case.op, features=",".join(case.entry.get("features", [])), params=json.dumps(case.params, sort_keys=True),
         framework=rt.framework, framework_version=rt.version, versions=json.dumps(rt.versions, sort_keys=True),
-        runtime=rt.name, api=task.api, device=task.device_label, device_name=task.device_name, dtype=task.dtype,
+        runtime=rt.name, mode=task.mode, api=task.api, device=task.device_label, device_name=task.device_name, dtype=task.dtype,
         output=output, verdict=verdicts.CRASHED, detail=f"error of the suite, not the framework: {message}"[:600],
         expected_kind="-", observed_kind="crashed", error_type="crashed", error_message=message[:600],
         domain_errors=",".join(rt.domain_errors)),
         "max_ulp": float("nan"), "max_abs_err": float("nan"), "max_tol_ratio": float("nan"), "median_ulp": float("nan"),
         "observed_bits": b""}) for output in OUTPUTS]
+
+
+def with_added_columns(df):
+    """A stored results frame in today's columns: what later versions added, filled with what it
+    meant then; a file without `mode` ran each framework in its default mode."""
+    from .adapters import default_mode
+    df = df.assign(**{c: v for c, v in ADDED_COLUMNS.items() if c not in df.columns})
+    if "mode" not in df.columns and "framework" in df.columns:
+        df = df.assign(mode=df["framework"].map(default_mode))
+    return df

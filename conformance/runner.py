@@ -27,7 +27,7 @@ from reference.golden import OUTPUTS, GoldenCase, GoldenFileError, load_suite
 
 from . import repro, verdicts
 from .worker import die_with_parent
-from .adapters.base import Api
+from .protocol import DeviceInfo, Hello, Output, Reply, Request, TaskRequest
 from .expectations import NO_WITNESSES, Expectation, Matcher, Witnesses
 from .suites import cache_dir
 from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, error_rows, row_features, rows_for, suite_hash
@@ -91,7 +91,7 @@ class Worker:
         self.forks = _forks(framework) if forks is None else forks
         self.server: ForkServer | None = None
         self.proc: subprocess.Popen | ForkedProcess | None = None
-        self.hello: dict | None = None
+        self.hello: Hello | None = None
         self.message = ""
 
     def start(self) -> bool:
@@ -125,7 +125,8 @@ class Worker:
         except WorkerGone as e:
             self.hello, self.message = None, f"worker did not start: {e}"
             return False
-        self.hello, self.message = first.get("hello"), first.get("message", "")
+        self.hello = Hello.from_json(first["hello"]) if first.get("hello") else None
+        self.message = first.get("message", "")
         return self.hello is not None
 
     def starting(self) -> bool:
@@ -138,17 +139,22 @@ class Worker:
     def _read(stream, replies):
         """Replies as the worker writes them: a JSON line, then the bytes of each "ok" output."""
         while line := stream.readline():
-            reply = json.loads(line)
-            for payload in (reply["outputs"][o] for o in OUTPUTS) if "outputs" in reply else ():
-                if payload["status"] == "ok":
-                    payload["data"] = stream.read(payload["nbytes"])
-                    if len(payload["data"]) < payload["nbytes"]:  # cut off: the worker died
+            message = json.loads(line)
+            if "outputs" not in message:  # the hello
+                replies.put(message)
+                continue
+            reply = Reply.from_json(message)
+            for output in (reply.outputs[o] for o in OUTPUTS):
+                if output.status == "ok":
+                    output.data = stream.read(output.nbytes)
+                    if len(output.data) < output.nbytes:  # cut off: the worker died
                         replies.put(None)
                         return
             replies.put(reply)
         replies.put(None)
 
-    def receive(self, timeout: float) -> dict:
+    def receive(self, timeout: float):
+        """The next message: a Reply, or the hello's dict."""
         try:
             reply = self.replies.get(timeout=timeout)
         except queue.Empty:
@@ -159,9 +165,9 @@ class Worker:
             raise WorkerGone(f"worker exited with code {code} (see {self.log_path.name})")
         return reply
 
-    def send(self, message: dict) -> None:
+    def send(self, request: Request) -> None:
         try:
-            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+            self.proc.stdin.write(json.dumps(request.to_json()).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the reader reports the exit
@@ -387,6 +393,8 @@ class FrameworkRun:
     stale: list[str] = field(default_factory=list)  # expectations whose witnesses ran and that explained nothing
     used: list[str] = field(default_factory=list)  # expectations that explained a row
     witnessed: list[str] = field(default_factory=list)  # expectations a witness row of which ran
+    modes: list[str] = field(default_factory=list)  # the execution modes it ran
+    available_modes: list[str] = field(default_factory=list)  # the modes its adapter has
     planned: int = 0  # tasks it was to run
     done: int = 0  # tasks it ran
     restarts: int = 0  # workers that died (fatal errors, crashes) and were replaced
@@ -394,14 +402,13 @@ class FrameworkRun:
     golden_errors: list[str] = field(default_factory=list)
 
 
-def _observed(payload: dict, fatal: bool) -> verdicts.Observed:
-    status = payload["status"]
-    if fatal and status == "raised":  # the process is unusable: the worker exits and is restarted
-        return verdicts.Observed(verdicts.CRASHED, message=f"fatal, worker restarted: {payload['message']}")
-    if status != "ok":
-        return verdicts.Observed(status, message=payload.get("message", ""), error_type=payload.get("type", ""))
-    bits = np.frombuffer(payload["data"], dtype=FORMATS[payload["dtype"]].storage).reshape(payload["shape"])
-    return verdicts.Observed("ok", payload["dtype"], bits)
+def _observed(output: Output, fatal: bool) -> verdicts.Observed:
+    if fatal and output.status == "raised":  # the process is unusable: the worker exits and is restarted
+        return verdicts.Observed(verdicts.CRASHED, message=f"fatal, worker restarted: {output.message}")
+    if output.status != "ok":
+        return verdicts.Observed(output.status, message=output.message, error_type=output.type)
+    bits = np.frombuffer(output.data, dtype=FORMATS[output.dtype].storage).reshape(output.shape)
+    return verdicts.Observed("ok", output.dtype, bits)
 
 
 def _all(status: str, message: str) -> dict[str, verdicts.Observed]:
@@ -506,9 +513,10 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
                   devices: tuple[str, ...] | None = None, control: Control | None = None,
                   result: FrameworkRun | None = None, suite_hashes: dict[str, str] | None = None,
                   worker: Worker | None = None, witnesses: Witnesses = NO_WITNESSES,
-                  use_spares: bool = True) -> FrameworkRun:
+                  use_spares: bool = True, modes: tuple[str, ...] | None = None) -> FrameworkRun:
     """One framework's tasks through its worker (`worker`: one already launched by run());
-    `use_spares`: replace a worker killed by a fatal error with a started spare (Spares)."""
+    `use_spares`: replace a worker killed by a fatal error with a started spare (Spares);
+    `modes`: the execution modes (chosen_modes)."""
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
     control = control or Control()
     result = result or FrameworkRun(framework, runtime.name)
@@ -519,7 +527,7 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
     try:
         _run_tasks(worker, framework, suites, result, timeout=timeout, expectations=expectations, progress=progress,
                    dtypes=dtypes, runtime=runtime, devices=devices, control=control, suite_hashes=suite_hashes,
-                   witnesses=witnesses, out_dir=out_dir, spares=spares)
+                   witnesses=witnesses, out_dir=out_dir, spares=spares, modes=modes)
     finally:
         if spares is not None:
             spares.close()
@@ -534,8 +542,26 @@ def _worker(framework: str, runtime: RuntimeSpec, out_dir: Path) -> Worker:
     return Worker(framework, out_dir / log_name, runtime)
 
 
+ALL_MODES = "all"
+
+
+def chosen_modes(available: list[str], requested: tuple[str, ...] | None) -> list[str]:
+    """The modes a framework runs: its default (the first it lists) when none is asked for, every
+    one for `all`, else those asked for that it has (in its order)."""
+    if not requested:
+        return available[:1]
+    if ALL_MODES in requested:
+        return list(available)
+    return [m for m in available if m in requested]
+
+
+def device_name(name: str, settings: str) -> str:
+    """The results' device_name: the device, and what else decides a mode's numbers."""
+    return f"{name}; {settings}" if settings else name
+
+
 def _run_tasks(worker, framework, suites, result, *, timeout, expectations, progress, dtypes, runtime, devices,
-               control, suite_hashes, witnesses, out_dir, spares=None) -> None:
+               control, suite_hashes, witnesses, out_dir, spares=None, modes=None) -> None:
     if worker.proc is None:
         worker.launch()
     for case in (c for _, cases in suites for c in cases) if control.cases.enabled else ():
@@ -548,26 +574,32 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
     hello = worker.hello
     if worker.server is not None:  # its later workers find the suites loaded
         worker.server.preload = [suite for suite, _ in suites]
-    result.version = hello["version"]
-    matcher = Matcher.build(expectations, framework, hello["versions"], witnesses)
-    rt = Runtime(framework, hello["version"], hello["versions"], runtime.name, tuple(hello["domain_errors"]))
+    result.version = hello.version
+    result.available_modes = hello.mode_names()
+    result.modes = chosen_modes(result.available_modes, modes)
+    if not result.modes:
+        result.skipped = f"{framework} has no mode {', '.join(modes)} (its modes: {', '.join(hello.mode_names())})"
+        return
+    matcher = Matcher.build(expectations, framework, hello.versions, witnesses)
+    rt = Runtime(framework, hello.version, hello.versions, runtime.name, tuple(hello.domain_errors))
     apis_for: dict[str, list[str]] = {}
-    for api in hello["apis"]:
-        apis_for.setdefault(api["op"], []).append(api["name"])
+    for api in hello.apis:
+        apis_for.setdefault(api.op, []).append(api.name)
     # each API's layout and reproducer recipe, as the worker described them
-    layouts = {a["name"]: Api(a["name"], a["op"], a.get("code", ""), class_axis=a.get("class_axis", "first"),
-                              unbatched=a.get("unbatched", True), weight_as=a.get("weight_as", "weight"))
-               for a in hello["apis"]}
-    recipes = {a["name"]: a["repro"] for a in hello["apis"] if a.get("repro")}
-    no_device = [{"id": "-", "label": "-", "name": "-"}]
-    chosen = [d for d in hello["devices"] if devices is None or any(fnmatchcase(d["label"], p) for p in devices)]
-    # an op the framework has no API for is one `unsupported` row per dtype, on no device
+    layouts = {a.name: a.layout() for a in hello.apis}
+    recipes = {a.name: a.recipe for a in hello.apis if a.recipe}
+    mode_info = {m.name: m for m in hello.modes}
+    no_device = [DeviceInfo("-", "-", "-")]
+    chosen = [d for d in hello.devices if devices is None or any(fnmatchcase(d.label, p) for p in devices)]
+    # an op the framework has no API for is one `unsupported` row per dtype and mode, on no device
     hashes = suite_hashes or {suite: suite_hash(cases) for suite, cases in suites}
-    tasks = [Task(Path(suite).name, hashes[suite], case, dtype, api, device["label"], device["name"], device["id"])
+    tasks = [Task(Path(suite).name, hashes[suite], case, dtype, api, device.label,
+                  device_name(device.name, mode_info[mode].settings if mode in mode_info else ""), device.id, mode)
              for suite, cases in suites for case in cases
              for dtype in case.dtypes if dtypes is None or dtype in dtypes
-             for api, device_list in ([(a, chosen) for a in apis_for[case.op]] if case.op in apis_for
-                                      else [(NO_API, no_device)])
+             for api, device_list, task_modes in ([(a, chosen, result.modes) for a in apis_for[case.op]]
+                                                  if case.op in apis_for else [(NO_API, no_device, result.modes)])
+             for mode in task_modes
              for device in device_list]
     result.planned = len(tasks)
     suite_dir = {Path(suite).name: suite for suite, _ in suites}
@@ -587,7 +619,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
             if task.api in recipes and any(r.verdict not in (verdicts.CONFORMS, verdicts.UNSUPPORTED) for r in rows):
                 try:
                     text, arrays = repro.script(recipes[task.api], layouts[task.api], case, data.arrays, task.dtype,
-                                                task.device_id, rows)
+                                                task.device_id, rows, mode_info[task.mode].repro)
                     if arrays:  # a large case: its arrays beside the script, written now (the run has them)
                         repro.write_data(arrays, out_dir, framework)
                 except Exception as e:  # the measurement stands without its reproducer
@@ -619,8 +651,8 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                         record(task, _all(verdicts.CRASHED, worker.message))
                     break
             case = pending[0].case
-            worker.send({"suite": suite_dir[pending[0].suite], "case": case.id,
-                         "tasks": [{"dtype": t.dtype, "api": t.api, "device": t.device_id} for t in pending]})
+            worker.send(Request(suite_dir[pending[0].suite], case.id,
+                                [TaskRequest(t.dtype, t.api, t.device_id, t.mode) for t in pending]))
             sent, pending = pending, []
             for i, task in enumerate(sent):
                 try:
@@ -630,8 +662,8 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                         record(task, _all(verdicts.CRASHED, str(e)))
                         pending = sent[i + 1:]  # a new worker takes the rest
                     break
-                record(task, {o: _observed(reply["outputs"][o], reply.get("fatal", False)) for o in OUTPUTS})
-                if reply.get("fatal"):  # the worker is exiting: the rest go to a started spare, or a new one
+                record(task, {o: _observed(reply.outputs[o], reply.fatal) for o in OUTPUTS})
+                if reply.fatal:  # the worker is exiting: the rest go to a started spare, or a new one
                     worker.stop()
                     pending = sent[i + 1:]
                     break
@@ -664,7 +696,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         runtimes: list[RuntimeSpec] | None = None, devices: tuple[str, ...] | None = None,
         control: Control | None = None, shard: tuple[int, int] = (1, 1),
         case_ids: set[str] | None = None, witnesses: Witnesses = NO_WITNESSES,
-        use_spares: bool = True) -> list[FrameworkRun]:
+        use_spares: bool = True, modes: tuple[str, ...] | None = None) -> list[FrameworkRun]:
     """Every framework under every runtime side by side, each in its own thread driving its
     own worker. Golden files that fail their checksum are left out, named in `golden_errors`
     of the first result; an error in a framework's thread ends only that framework.
@@ -704,7 +736,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
             run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
                           progress=locked_progress, dtypes=dtypes, runtime=rt, devices=devices, control=control,
                           result=result, suite_hashes=hashes, worker=workers[(rt.name, fw)], witnesses=witnesses,
-                          use_spares=use_spares)
+                          use_spares=use_spares, modes=modes)
         except Exception as e:  # keep what it measured; say why it stopped
             result.error = f"{type(e).__name__}: {e}"
 

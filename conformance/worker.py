@@ -6,18 +6,14 @@ original stdout; the process's own stdout is pointed at stderr, so nothing a fra
 prints can corrupt the protocol.
 
 Requests are JSON lines; a reply is a JSON line followed by the raw bytes of its arrays
-(no hex: the bits go as they are, in this machine's byte order, which is the runner's).
+(no hex: the bits go as they are, in this machine's byte order, which is the runner's). The
+messages are the dataclasses of conformance/protocol.py:
 
-Hello:   {"hello": {"framework", "version", "versions", "devices": [{"id", "label", "name"}],
-          "apis": [{"name", "op", "code", "class_axis", "unbatched", "weight_as", "repro"}],
-          "domain_errors": [...]}} or {"hello": null, "message"}; a spare forked by the fork
-         server says only {"hello": {"framework", "devices"}} (the runner keeps the first hello)
-Request: {"suite": DIR, "case": ID, "tasks": [{"dtype": D, "api": NAME, "device": DEVICE ID}, ...]}
-Replies: one per task, in order: {"outputs": {"loss": {...}, "grad": {...}}, "fatal": bool};
-         after a fatal reply the worker exits. An output is
-         {"status": "ok", "dtype", "shape", "nbytes"} | {"status": "raised", "type", "message"} |
-         {"status": "unsupported", "message"}; the line is followed by the `nbytes` bytes of
-         each "ok" output, in the order of OUTPUTS.
+Hello:   {"hello": Hello} or {"hello": null, "message"}; a spare forked by the fork server
+         says only its framework and devices (the runner keeps the first hello)
+Request: a Request: every task (dtype, API, device, mode) of one case
+Replies: one Reply per task, in order; after a fatal reply the worker exits. Each "ok" output's
+         `nbytes` bytes follow the line, in the order of OUTPUTS.
 
 `python -m conformance.worker --fork-server FRAMEWORK` is a framework's fork server, which the
 runner starts after a worker died of a fatal error (a CUDA device-side assert poisons the
@@ -45,6 +41,7 @@ from reference.golden import OUTPUTS, load_suite
 
 from . import adapters
 from .adapters.base import prepare, restore, to_bits, unsupported_reason
+from .protocol import ApiInfo, DeviceInfo, Hello, ModeInfo, Output, Recipe, Reply, Request
 
 
 class AdapterError(Exception):
@@ -69,15 +66,14 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:400]}"
 
 
-def _encode(value) -> tuple[dict, bytes]:
-    """An output's header and the bytes that follow the reply's line."""
-    if isinstance(value, dict):  # already a status (unsupported, adapter error)
-        return value, b""
+def _encode(value) -> Output:
+    if isinstance(value, Output):  # already a status (unsupported)
+        return value
     if isinstance(value, BaseException):
-        return {"status": "raised", "type": type(value).__name__, "message": _describe(value)}, b""
+        return Output("raised", type=type(value).__name__, message=_describe(value))
     dtype, bits = to_bits(value)
     data = bits.tobytes()
-    return {"status": "ok", "dtype": dtype, "shape": list(bits.shape), "nbytes": len(data)}, data
+    return Output("ok", dtype, list(bits.shape), len(data), data=data)
 
 
 INPUTS = ("input.", "target", "weight.", "pos_weight.")
@@ -100,61 +96,61 @@ def installed_versions(names) -> dict[str, str]:
     return found
 
 
-def describe(framework: str) -> dict:
+def describe(framework: str) -> Hello:
     """The hello, less its devices: what a fork server computes once for all its children."""
     adapter = adapters.load(framework)
-    return {"framework": framework, "version": adapter.version(),
-            "versions": installed_versions(adapter.distributions),
-            "apis": [{"name": a.name, "op": a.op, "code": a.code, "class_axis": a.class_axis,
-                      "unbatched": a.unbatched, "weight_as": a.weight_as, "repro": adapter.recipe(a)}
-                     for a in adapter.apis],
-            "domain_errors": list(adapter.domain_errors)}
+    return Hello(framework, adapter.version(), installed_versions(adapter.distributions),
+                 apis=[ApiInfo(a.name, a.op, a.code, a.class_axis, a.unbatched, a.weight_as, Recipe(**adapter.recipe(a)))
+                       for a in adapter.apis],
+                 modes=[ModeInfo(m.name, m.about, m.repro) for m in adapter.modes],
+                 domain_errors=list(adapter.domain_errors))
 
 
-def serve(framework: str, reply, suites: dict | None = None, described: dict | None = None) -> None:
+def serve(framework: str, reply, suites: dict | None = None, described: Hello | None = None) -> None:
     """`suites`: suite folder -> {case id: GoldenCase}, and `described`: describe(framework),
     when already made (a fork server's)."""
     try:
         adapter = adapters.load(framework)
         apis = {api.name: api for api in adapter.apis}
-        # the devices are the worker's own business: a fork server never touches one
-        hello = {**(described if described is not None else describe(framework)),
-                 "devices": [{"id": d.id, "label": d.label, "name": d.name} for d in adapter.devices()]}
+        hello = described if described is not None else describe(framework)
+        # the devices and the modes' settings are the worker's own business: a fork server
+        # never touches a device, nor initialises a compiler
+        hello.devices = [DeviceInfo(d.id, d.label, d.name) for d in adapter.devices()]
+        hello.modes = [ModeInfo(m.name, m.about, m.repro, m.settings()) for m in adapter.modes] if hello.modes else []
     except Exception as e:  # not installed, or broken: the runner skips this framework
         reply({"hello": None, "message": _describe(e)})
         return
-    reply({"hello": hello})
+    reply({"hello": hello.to_json()})
 
     suites = dict(suites or {})
     fatal_cases = [g for g in os.environ.get("XENT_TEST_FATAL_CASES", "").split(",") if g]
     for line in sys.stdin:
-        req = json.loads(line)
-        if req["suite"] not in suites:
-            suites[req["suite"]] = {c.id: c for c in load_suite(req["suite"])}
-        case = suites[req["suite"]][req["case"]]
-        arrays = inputs(case, {t["dtype"] for t in req["tasks"]})  # one request holds every task of its case
-        for task in req["tasks"]:
+        req = Request.from_json(json.loads(line))
+        if req.suite not in suites:
+            suites[req.suite] = {c.id: c for c in load_suite(req.suite)}
+        case = suites[req.suite][req.case]
+        arrays = inputs(case, {t.dtype for t in req.tasks})  # one request holds every task of its case
+        for task in req.tasks:
             if any(fnmatchcase(case.id, g) for g in fatal_cases):
                 out = dict.fromkeys(OUTPUTS, SimulatedFatalError("CUDA error: device-side assert triggered "
                                                                   "(simulated: XENT_TEST_FATAL_CASES)"))
             else:
-                out = _run_task(adapter, apis[task["api"]], case, arrays, task)
+                out = _run_task(adapter, apis[task.api], case, arrays, task)
             fatal = any(isinstance(v, SimulatedFatalError) or isinstance(v, BaseException) and adapter.is_fatal(v)
                         for v in out.values())
-            encoded = {o: _encode(out[o]) for o in OUTPUTS}
-            reply({"outputs": {o: header for o, (header, _) in encoded.items()}, "fatal": fatal},
-                  [data for _, data in encoded.values()])
+            answer = Reply({o: _encode(out[o]) for o in OUTPUTS}, fatal)
+            reply(answer.to_json(), [answer.outputs[o].data for o in OUTPUTS])
             if fatal:
                 return
 
 
-def _run_task(adapter, api, case, arrays, task: dict) -> dict:
+def _run_task(adapter, api, case, arrays, task) -> dict:
     reason = unsupported_reason(api, case)
     if reason:
-        return {o: {"status": "unsupported", "message": reason} for o in OUTPUTS}
+        return dict.fromkeys(OUTPUTS, Output("unsupported", message=reason))
     try:
-        inputs = prepare(api, case, arrays, task["dtype"])
-        out = adapter.execute(api, inputs, task["device"])
+        inputs = prepare(api, case, arrays, task.dtype)
+        out = adapter.execute(api, inputs, task.device, task.mode)
         return {o: v if isinstance(v, BaseException) else restore(api, case, o, v) for o, v in out.items()}
     except Exception as e:  # a bug of ours, not the framework's: say so plainly
         traceback.print_exc()
@@ -177,7 +173,7 @@ def _protocol():
     return protocol, reply
 
 
-def main(framework: str, suites: dict | None = None, described: dict | None = None) -> None:
+def main(framework: str, suites: dict | None = None, described: Hello | None = None) -> None:
     serve(framework, _protocol()[1], suites, described)
 
 
@@ -214,7 +210,7 @@ def fork_server(framework: str) -> None:
                 os.close(replies)
                 sys.stdin = os.fdopen(0, "r")  # not the fork server's buffered stdin
                 # a spare's hello is brief: the runner keeps its first worker's
-                main(framework, loaded, {"framework": framework} if pipes.get("spare") else described)
+                main(framework, loaded, Hello(framework) if pipes.get("spare") else described)
             except BaseException:
                 traceback.print_exc()
                 code = 1

@@ -64,7 +64,7 @@ def test_run_on_a_small_case_file(tmp_path):
     html = (out / "report.html").read_text()
     assert "torch.nn.CrossEntropyLoss" in html and "Conformance matrix" in html
     # the counts that matter, per framework, and where the report is; no table of every API
-    assert re.search(r"torch \S+ \(local\): \d+ outputs conform, \d+ known divergences, \d+ unexpected", done.stdout)
+    assert re.search(r"torch \S+ \(local, eager\): \d+ outputs conform, \d+ known divergences, \d+ unexpected", done.stdout)
     assert str(out / "report.html") in done.stdout and "torch.nn.CrossEntropyLoss" not in done.stdout
 
     rebuilt = xent("report", str(out / "results.parquet"), "--out", str(tmp_path / "again.html"))

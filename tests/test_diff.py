@@ -36,7 +36,7 @@ def test_each_class():
     got, d = classes(BASE, new)
     assert got == {"a/loss": "regression", "b/loss": "regression", "c/loss": "fix", "d/loss": "changed",
                    "e/loss": "new"}
-    assert d.counts() == {"regression": 2, "fix": 1, "changed": 1, "drift": 0, "new": 1, "missing": 0}
+    assert d.counts() == {"regression": 2, "fix": 1, "raises": 0, "changed": 1, "drift": 0, "new": 1, "missing": 0}
     assert diff.failed(d, ("regression", "missing")) and not diff.failed(d, ("missing",))
 
 

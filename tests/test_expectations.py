@@ -36,7 +36,7 @@ def row(**kw):
                 suite="default", case_sha256="0" * 64,
                 case_id="onnx-sce-weight-ii", features="op:cross_entropy,weight,ignore_index",
                 params=json.dumps({"target_kind": "index", "reduction": "mean", "weighted": True}),
-                dtype="float32", device="cpu", device_name="some CPU", output="loss", verdict="variant",
+                dtype="float32", device="cpu", device_name="some CPU", mode="eager", output="loss", verdict="variant",
                 detail="mean_by_count", variants="mean_by_count")
     base.update(kw)
     return base

@@ -12,7 +12,7 @@ from .conftest import ROOT
 
 def row(**kw):
     base = dict(suite="default", suite_hash="s" * 64, case_id="c1", case_sha256="0" * 64, op="cross_entropy", features="op:cross_entropy,weight", tags="",
-                params="{}", framework="torch", framework_version="2.13", versions="{}", runtime="local",
+                params="{}", framework="torch", framework_version="2.13", versions="{}", runtime="local", mode="eager",
                 api="torch.f", device="cpu", device_name="a CPU", dtype="float32", output="loss",
                 verdict="conforms", detail="within tolerance", variants="", expected_kind="finite",
                 observed_kind="finite", max_ulp=0.5, max_abs_err=1e-8, max_tol_ratio=0.25, median_ulp=0.25,
@@ -68,8 +68,8 @@ def test_counts_per_framework_and_runtime():
     assert counts.loc["torch-2.5", ["unexpected", "known", "conforming", "unsupported"]].tolist() == [1, 1, 0, 0]
     page = report.render_html(df)
     counts_table = page[page.index('<table class="counts'):page.index("</table>")]
-    assert "torch <span class=\"rt\">(local)</span>" in counts_table and "(torch-2.5)" in counts_table
-    assert 'href="#u-torch-torch-2-5">1</a>' in counts_table  # the unexpected count links to its groups
+    assert "torch <span class=\"rt\">(local, eager)</span>" in counts_table and "(torch-2.5, eager)" in counts_table
+    assert 'href="#u-torch-torch-2-5-eager">1</a>' in counts_table  # the unexpected count links to its groups
 
 
 def test_unexpected_groups_first_one_line_per_cause():

@@ -91,9 +91,10 @@ def test_a_reproducer_is_valid_python_whatever_its_texts_hold(tmp_path):
     from conformance.results import ResultRow
 
     case = next(c for c in load_suite(SUITES["default"][1]) if c.id == "ls-one-class")
-    recipe = {"setup": "def tensor(b, d, s): return None\ndef integers(v, d, s): return None\n"
-                       "def bits_of(t): return None\n", "run": "loss = {call}\ngrad = None\n", "call": "x",
-              "helpers": ""}
+    from conformance.protocol import Recipe
+
+    recipe = Recipe("def tensor(b, d, s): return None\ndef integers(v, d, s): return None\n"
+                    "def bits_of(t): return None\n", "loss = {call}\ngrad = None\n", "x", "")
     blank = {f: "" for f in ResultRow.__dataclass_fields__ if f not in ("max_ulp", "max_abs_err", "max_tol_ratio",
                                                                         "median_ulp", "observed_bits")}
     row = ResultRow(**{**blank, "output": "loss", "verdict": "variant", "detail": 'a """ quote \\ and a \\n',

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conformance import verdicts
+from conformance import report, verdicts
 from conformance.expectations import Matcher, load_expectations
 from conformance.results import observed_from_columns
 from conformance.verdicts import (CONFORMS, CRASHED, INACCURATE, NO_ERROR, RAISED, SHAPE_MISMATCH, SPECIAL_MISMATCH,
@@ -204,7 +204,7 @@ def test_the_default_suite_classifies_as_before_near_its_own_values():
 def test_the_matcher_finds_what_it_found_before_on_a_stored_run():
     """Every row of the baseline run, matched by the indexed Matcher and by the old loop over
     every entry: the same explaining entry for each row, the same entries in scope."""
-    df = pd.read_parquet(ROOT / "baselines" / "default-cpu.parquet")
+    df = report.read_results(ROOT / "baselines" / "default-cpu.parquet")
     expectations = load_expectations()
     for (framework, versions), rows in df.groupby(["framework", "versions"]):
         matcher = Matcher.build(expectations, framework, json.loads(versions))

@@ -11,6 +11,7 @@ import numpy as np
 
 from conformance import runner, worker
 from conformance.adapters.base import Api, prepare
+from conformance.protocol import Output, Reply
 from reference.casefile import parse_cases
 from reference.golden import OUTPUTS, generate, load_suite
 
@@ -35,21 +36,21 @@ def test_replies_carry_raw_bits_that_the_runner_reads_back(tmp_path):
             stream.write(chunk)
 
     reply({"hello": {"framework": "f"}})
-    unsupported = {"status": "unsupported", "message": "no"}
+    unsupported = Output("unsupported", message="no")
     for out in ({"loss": values[0, 0], "grad": values}, {"loss": ValueError("bad\nline"), "grad": unsupported}):
-        encoded = {o: worker._encode(np.asarray(out[o]) if isinstance(out[o], float) else out[o]) for o in OUTPUTS}
-        reply({"outputs": {o: h for o, (h, _) in encoded.items()}, "fatal": False}, [d for _, d in encoded.values()])
+        answer = Reply({o: worker._encode(np.asarray(out[o]) if isinstance(out[o], float) else out[o]) for o in OUTPUTS})
+        reply(answer.to_json(), [answer.outputs[o].data for o in OUTPUTS])
     stream.seek(0)
     replies = queue.Queue()
     runner.Worker._read(stream, replies)
     assert replies.get()["hello"] == {"framework": "f"}
     first = replies.get()
-    loss, grad = (runner._observed(first["outputs"][o], False) for o in OUTPUTS)
+    loss, grad = (runner._observed(first.outputs[o], False) for o in OUTPUTS)
     assert loss.status == grad.status == "ok" and grad.dtype == "float64"
     assert grad.bits.tobytes() == values.tobytes() and grad.bits.shape == (2, 2) and loss.bits.shape == ()
     second = replies.get()
-    assert runner._observed(second["outputs"]["loss"], False).error_type == "ValueError"
-    assert runner._observed(second["outputs"]["grad"], False).status == "unsupported"
+    assert runner._observed(second.outputs["loss"], False).error_type == "ValueError"
+    assert runner._observed(second.outputs["grad"], False).status == "unsupported"
     assert replies.get() is None  # the end of the stream: the worker is gone
 
 

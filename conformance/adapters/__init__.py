@@ -23,12 +23,15 @@ class AdapterEntry:
     # starts no thread and touches no device (a worker killed by a fatal error is then replaced in
     # milliseconds: conformance.runner.ForkServer)
     forks: bool = False
+    # the execution mode it runs unless asked for another: its adapter's first (Adapter.modes); a
+    # results file without a `mode` column ran in it
+    default_mode: str = "eager"
 
 
 BUILTIN = (
     AdapterEntry("torch", "conformance.adapters.torch", ("torch",), forks=True),
     AdapterEntry("tensorflow", "conformance.adapters.tensorflow", ("tensorflow", "keras")),
-    AdapterEntry("jax", "conformance.adapters.jax", ("jax", "optax")),
+    AdapterEntry("jax", "conformance.adapters.jax", ("jax", "optax"), default_mode="jit"),
 )
 
 
@@ -42,6 +45,11 @@ def registry() -> dict[str, AdapterEntry]:
 
 
 FRAMEWORKS: tuple[str, ...] = tuple(registry())
+
+
+def default_mode(framework: str) -> str:
+    entry = registry().get(framework)
+    return entry.default_mode if entry else "eager"
 
 
 def missing_module(framework: str) -> str | None:

@@ -9,15 +9,17 @@ conformance/adapters/__init__.py.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import sys
 import textwrap
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ml_dtypes
 import numpy as np
@@ -71,12 +73,36 @@ class Device:
 
 
 INPUT_NAMES = tuple(f.name for f in fields(Inputs))
+ARRAY_NAMES = ("x", "target", "weight", "pos_weight", "mask")  # what a program takes; the rest is static
+
+
+def _same(program):
+    return program
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way users run a framework's loss (eager, compiled, traced): what it does to the
+    adapter's program (`wrap`), and the same as Python source over the name `program` (`repro`),
+    which a reproducer runs. An adapter's first mode is its default."""
+
+    name: str
+    about: str  # one line: how the mode runs the API
+    wrap: Callable[[Callable], Callable] = _same
+    repro: str = "program"
+    # what besides the device decides the mode's numbers (compiler, vector ISA, threads): "" or a
+    # short text the results record with the device
+    settings: Callable[[], str] = str
 
 
 class Adapter(ABC):
-    """One framework. Subclasses set `apis` and `domain_errors` and implement the methods."""
+    """One framework. Subclasses set `apis`, `modes` and `domain_errors` and implement the
+    methods; `execute` is the same for all: the API's loss as a function of the arrays, the
+    framework's gradient idiom around it (`program`), the mode's wrapper around that, one per
+    graph, run on the device (`run`)."""
 
     apis: tuple[Api, ...] = ()
+    modes: tuple[Mode, ...] = (Mode("eager", "each op runs as it is called"),)
     # the exception types (class names) by which the framework rejects inputs outside an
     # op's domain; only these count as the expected error of a domain-error case
     domain_errors: tuple[str, ...] = ()
@@ -90,14 +116,68 @@ class Adapter(ABC):
     def devices(self) -> list[Device]: ...
 
     @abstractmethod
-    def execute(self, api: Api, inputs: "Inputs", device: str) -> dict[str, Any]:
+    def array(self, values: np.ndarray, device: str):
+        """A framework array on the device holding exactly these values."""
+
+    @abstractmethod
+    def program(self, loss: Callable) -> Callable:
+        """What a mode wraps: the loss itself, or the loss and its gradient (the framework's
+        idiom for the gradient of sum(loss) with respect to x), as a function of ARRAY_NAMES."""
+
+    @abstractmethod
+    def run(self, program: Callable, arrays: dict) -> tuple:
+        """(loss, grad) of the mode's program on the arrays; raises the framework's own error."""
+
+    @abstractmethod
+    def numpy(self, value) -> np.ndarray: ...
+
+    def on(self, device: str):
+        """The context every step of a task runs in (a framework's device scope)."""
+        return contextlib.nullcontext()
+
+    PROGRAMS_KEPT = 256  # a mode's programs (a compiled graph each), the most recently used
+
+    def execute(self, api: Api, inputs: "Inputs", device: str, mode: str | None = None) -> dict[str, Any]:
         """{"loss": array or exception, "grad": array or exception}; an exception is the
-        framework's own, raised by its API."""
+        framework's own, raised by its API. One program per graph (the API, the static
+        parameters, the arrays' shapes and dtypes, the device): a compiler never recompiles
+        one, so no recompile limit sends a task back to eager."""
+        chosen = self.mode(mode)
+        shapes = tuple(None if getattr(inputs, n) is None else (getattr(inputs, n).shape, str(getattr(inputs, n).dtype))
+                       for n in ARRAY_NAMES)
+        key = (api.code, chosen.name, inputs.ignore_index, inputs.label_smoothing, inputs.reduction, inputs.dtype,
+               device, shapes)
+        programs = self.__dict__.setdefault("_programs", OrderedDict())
+        if key in programs:
+            programs.move_to_end(key)
+        else:
+            programs[key] = chosen.wrap(self.program(self.loss(api, inputs)))
+            if len(programs) > self.PROGRAMS_KEPT:
+                programs.popitem(last=False)
+        with self.on(device):
+            try:
+                arrays = {n: None if getattr(inputs, n) is None else self.array(getattr(inputs, n), device)
+                          for n in ARRAY_NAMES}
+                loss, grad = self.run(programs[key], arrays)
+                # on a GPU an error surfaces at the first synchronisation: the copy to the host
+                return {"loss": self.numpy(loss), "grad": self.numpy(grad)}
+            except Exception as e:  # the framework's own error is the observation
+                return {"loss": e, "grad": e}
+
+    def mode(self, name: str | None) -> Mode:
+        """The mode of that name; None: the default (the first)."""
+        if name is None:
+            return self.modes[0]
+        found = next((m for m in self.modes if m.name == name), None)
+        if found is None:
+            raise ValueError(f"no mode {name!r} (modes: {', '.join(m.name for m in self.modes)})")
+        return found
 
     # a reproducer's framework parts (conformance/repro.py): `repro_setup` imports the framework
     # and defines tensor(bits, dtype, shape), integers(values, dtype, shape) and bits_of(tensor);
-    # `repro_run` computes `loss` and `grad` the way execute() does, with {call} standing for
-    # the API's code
+    # `repro_run` defines `program` (the source of `program()` above, with {call} standing for
+    # the API's code), then `program = {mode}` (a mode's `repro`), then computes `loss` and
+    # `grad` the way run() does
     repro_setup: str = ""
     repro_run: str = ""
 
@@ -108,17 +188,17 @@ class Adapter(ABC):
     def _namespace(self) -> dict:
         return vars(sys.modules[type(self).__module__])
 
-    def call(self, api: Api, inputs: "Inputs"):
-        """The API's loss on the inputs: its code, compiled once in the adapter module's namespace."""
-        compiled = self.__dict__.setdefault("_compiled", {})
-        if api.code not in compiled:
-            compiled[api.code] = eval(f"lambda {', '.join(INPUT_NAMES)}: {api.code}", self._namespace())
-        return compiled[api.code](**{name: getattr(inputs, name) for name in INPUT_NAMES})
+    def loss(self, api: Api, inputs: "Inputs") -> Callable:
+        """The API's loss as a function of the arrays (ARRAY_NAMES), the static parameters
+        bound: its code, made a new function each time (a compiler's caches go by code object)."""
+        static = [n for n in INPUT_NAMES if n not in ARRAY_NAMES]
+        outer = eval(f"lambda {', '.join(static)}: lambda {', '.join(ARRAY_NAMES)}: {api.code}", self._namespace())
+        return outer(**{n: getattr(inputs, n) for n in static})
 
     def recipe(self, api: Api) -> dict:
         """What a reproducer of this API needs, as text: the framework setup, the run, the call
-        and the adapter-module helpers and constants the call uses (found by name)."""
-        namespace, found, order = self._namespace(), {}, [api.code]
+        and the adapter-module helpers and constants the call and the modes use (found by name)."""
+        namespace, found, order = self._namespace(), {}, [api.code, *(m.repro for m in self.modes)]
         while order:
             for name in re.findall(r"\b[A-Za-z_]\w*\b", order.pop()):
                 value = namespace.get(name)

@@ -3,13 +3,10 @@ optax returns per-position losses: a reduction is jnp.mean / jnp.sum over them, 
 ignore_index is optax's documented `where` mask, used by the mean too."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import jax
 
 jax.config.update("jax_enable_x64", True)  # otherwise float64 inputs silently become float32
 
-import functools  # noqa: E402
 import inspect  # noqa: E402
 import os  # noqa: E402
 
@@ -18,7 +15,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from packaging.version import Version  # noqa: E402
 
-from .base import Adapter, Api, Device, Inputs, cpu_model  # noqa: E402
+from .base import Adapter, Api, Device, Mode, cpu_model  # noqa: E402
 
 
 def reduce(loss, reduction: str, mask):
@@ -82,15 +79,37 @@ def bits_of(t):
     return np.asarray(jax.lax.bitcast_convert_type(t, {8: jnp.uint64, 4: jnp.uint32, 2: jnp.uint16}[t.dtype.itemsize]))
 """
 
-# as execute() does: one jitted program gives the loss and the gradient of its sum
+# as execute() does: one program gives the loss and the gradient of its sum (what a mode jits)
 REPRO_RUN = """\
 def total(x, target, weight, pos_weight, mask):
     loss = {call}
     return jnp.sum(loss), loss
 
 
-(_, loss), grad = jax.jit(jax.value_and_grad(total, has_aux=True))(x, target, weight, pos_weight, mask)
+def program(x, target, weight, pos_weight, mask):
+    (_, loss), grad = jax.value_and_grad(total, has_aux=True)(x, target, weight, pos_weight, mask)
+    return loss, grad
+
+
+program = {mode}
+loss, grad = program(x, target, weight, pos_weight, mask)
 """
+
+
+def without_jit(program):
+    """The program op by op: jax.disable_jit, which also runs the jitted functions it calls eagerly."""
+    def run(*args, **kwargs):
+        with jax.disable_jit():
+            return program(*args, **kwargs)
+    return run
+
+
+MODES = (
+    Mode("jit", "jax.jit: the loss and gradient compiled by XLA as one program, as JAX programs run in practice",
+         jax.jit, "jax.jit(program)"),
+    Mode("eager", "jax.disable_jit(): op by op, each primitive dispatched on its own", without_jit,
+         "without_jit(program)"),
+)
 
 
 def _all_devices() -> dict[str, object]:
@@ -114,35 +133,29 @@ class JaxAdapter(Adapter):
         return [Device(key, "cpu" if d.platform == "cpu" else key, cpu_model() if d.platform == "cpu" else d.device_kind)
                 for key, d in _all_devices().items()]
 
-    def execute(self, api: Api, c: Inputs, device: str) -> dict:
-        """Loss and gradient of sum(loss) from one program compiled with jax.jit, as JAX
-        programs run in practice; compiled once per (API, static parameters) and reused by
-        every task of the same shapes and dtypes (jit's own cache)."""
-        dev = _all_devices()[device]
-        arrays = {name: None if getattr(c, name) is None else jax.device_put(getattr(c, name), dev)
-                  for name in ("x", "target", "weight", "pos_weight", "mask")}
-        program = _program(self, api, c.ignore_index, c.label_smoothing, c.reduction, c.dtype)
-        try:
-            loss, grad = program(**arrays)
-            loss.block_until_ready()
-        except Exception as e:  # the framework's own error is the observation
-            return {"loss": e, "grad": e}
-        return {"loss": np.asarray(loss), "grad": np.asarray(grad)}
+    modes = MODES
 
+    def array(self, values, device):
+        return jax.device_put(values, _all_devices()[device])
 
-@functools.lru_cache(maxsize=None)
-def _program(adapter: "JaxAdapter", api: Api, ignore_index: int, label_smoothing: float, reduction: str, dtype: str):
-    def loss_and_grad(x, target, weight, pos_weight, mask):
-        c = Inputs(x, target, weight, pos_weight, mask, ignore_index, label_smoothing, reduction, dtype)
+    def program(self, loss):
+        def total(x, target, weight, pos_weight, mask):
+            value = loss(x, target, weight, pos_weight, mask)
+            return jnp.sum(value), value
 
-        def total(xv):
-            loss = adapter.call(api, replace(c, x=xv))
-            return jnp.sum(loss), loss
+        def loss_and_grad(x, target, weight, pos_weight, mask):
+            (_, value), grad = jax.value_and_grad(total, has_aux=True)(x, target, weight, pos_weight, mask)
+            return value, grad
 
-        (_, loss), grad = jax.value_and_grad(total, has_aux=True)(x)
+        return loss_and_grad
+
+    def run(self, program, arrays):
+        loss, grad = program(**arrays)
+        loss.block_until_ready()
         return loss, grad
 
-    return jax.jit(loss_and_grad)
+    def numpy(self, value):
+        return np.asarray(value)
 
 
 def _persistent_cache() -> None:

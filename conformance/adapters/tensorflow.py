@@ -4,7 +4,6 @@ a reduction is the documented tf.reduce_mean / tf.reduce_sum over them."""
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -13,7 +12,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .base import Adapter, Api, Device, Inputs, cpu_model  # noqa: E402
+from .base import Adapter, Api, Device, Mode, cpu_model  # noqa: E402
 
 KERAS_REDUCTION = {"none": None, "mean": "sum_over_batch_size", "sum": "sum"}
 
@@ -102,15 +101,31 @@ def bits_of(t):
     return tf.bitcast(t, {8: tf.uint64, 4: tf.uint32, 2: tf.uint16}[t.dtype.size]).numpy()
 """
 
-# as execute() does: the loss under a GradientTape, then the gradient of its sum
+# as execute() does: the loss under a GradientTape and the gradient of its sum, in one
+# function (what a mode traces or compiles)
 REPRO_RUN = """\
-with tf.device(DEVICE):
+def program(x, target, weight, pos_weight, mask):
     with tf.GradientTape() as tape:
         tape.watch(x)
         loss = {call}
         total = tf.reduce_sum(loss)
-    grad = tape.gradient(total, x)
+    return loss, tape.gradient(total, x)
+
+
+program = {mode}
+with tf.device(DEVICE):
+    loss, grad = program(x, target, weight, pos_weight, mask)
 """
+
+
+MODES = (
+    Mode("eager", "each op runs as it is called (TensorFlow 2's default)"),
+    Mode("function", "tf.function: the loss and gradient traced into one graph, which Grappler optimises",
+         tf.function, "tf.function(program)"),
+    Mode("xla", "tf.function(jit_compile=True): the graph compiled by XLA (Keras' jit_compile='auto' does not on "
+         "a CPU-only TensorFlow, so it is asked for)",
+         lambda program: tf.function(program, jit_compile=True), "tf.function(program, jit_compile=True)"),
+)
 
 
 class TensorFlowAdapter(Adapter):
@@ -131,25 +146,32 @@ class TensorFlowAdapter(Adapter):
             found.append(Device(f"/GPU:{i}", f"gpu:{i}", details.get("device_name", gpu.name)))
         return found
 
-    def execute(self, api: Api, c: Inputs, device: str) -> dict:
-        with tf.device(device):
-            x = tf.constant(c.x)
-            call = replace(c, x=x, **{name: None if getattr(c, name) is None else tf.constant(getattr(c, name))
-                                      for name in ("target", "weight", "pos_weight")})
-            try:
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    loss = self.call(api, call)
-                    total = tf.reduce_sum(loss)
-            except Exception as e:  # the framework's own error is the observation
-                return {"loss": e, "grad": e}
-            out = {"loss": np.asarray(loss.numpy())}
-            try:
-                grad = tape.gradient(total, x)
-                out["grad"] = np.asarray(grad.numpy()) if grad is not None else RuntimeError("no gradient")
-            except Exception as e:
-                out["grad"] = e
-        return out
+    modes = MODES
+
+    def on(self, device):
+        return tf.device(device)
+
+    def array(self, values, device):
+        return tf.constant(values)
+
+    def program(self, loss):
+        def loss_and_grad(x, target, weight, pos_weight, mask):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                value = loss(x, target, weight, pos_weight, mask)
+                total = tf.reduce_sum(value)
+            return value, tape.gradient(total, x)
+
+        return loss_and_grad
+
+    def run(self, program, arrays):
+        loss, grad = program(**arrays)
+        if grad is None:
+            raise RuntimeError("no gradient")
+        return loss, grad
+
+    def numpy(self, value):
+        return np.asarray(value.numpy())
 
 
 ADAPTER = TensorFlowAdapter()

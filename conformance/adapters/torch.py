@@ -1,13 +1,11 @@
 """PyTorch: the functional and module forms of each loss, and torch.log_softmax."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: F401 (the calls' source names it)
 
-from .base import VIEW_DTYPES, Adapter, Api, Device, Inputs, cpu_model, dtype_name
+from .base import VIEW_DTYPES, Adapter, Api, Device, Mode, cpu_model, dtype_name
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32,
                 "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -83,12 +81,54 @@ def bits_of(t):
     return signed.view(signed.dtype.str.replace("i", "u"))
 """
 
-# as execute() does: the loss, then the gradient of its sum
+# as execute() does: the loss (what a mode compiles), then the gradient of its sum
 REPRO_RUN = """\
+def program(x, target, weight, pos_weight, mask):
+    return {call}
+
+
+program = {mode}
 x.requires_grad_(True)
-loss = {call}
+loss = program(x, target, weight, pos_weight, mask)
 (grad,) = torch.autograd.grad(loss.sum(), x)
 """
+
+
+class NotCompiled(RuntimeError):
+    """torch.compile ran the function without compiling a graph (it fell back to eager)."""
+
+
+def compiled(program):
+    """torch.compile with Inductor, the whole function one graph (fullgraph: a graph break is an
+    error, not a silent return to eager), static shapes; its first call must compile a graph."""
+    from torch._dynamo.utils import counters
+    function, first = torch.compile(program, backend="inductor", fullgraph=True, dynamic=False), [True]
+
+    def run(*args, **kwargs):
+        graphs = counters["stats"]["unique_graphs"]
+        out = function(*args, **kwargs)
+        if first.pop() if first else False:
+            if counters["stats"]["unique_graphs"] == graphs:
+                raise NotCompiled("torch.compile compiled no graph: the call ran eagerly")
+        return out
+
+    return run
+
+
+def inductor_settings() -> str:
+    """What decides compiled code's numbers besides the device: Inductor's vector ISA and threads."""
+    from torch._inductor import config
+    from torch._inductor.cpu_vec_isa import pick_vec_isa
+    return f"inductor {str(pick_vec_isa()) or 'scalar'}, {torch.get_num_threads()} threads" + (
+        ", cpp wrapper" if config.cpp_wrapper else "")
+
+
+MODES = (
+    Mode("eager", "each op runs as it is called"),
+    Mode("compile", "torch.compile(backend='inductor', fullgraph=True, dynamic=False): one graph per shape, "
+         "forward and backward compiled to C++ (CPU) or Triton (GPU)",
+         compiled, "torch.compile(program, backend='inductor', fullgraph=True, dynamic=False)", inductor_settings),
+)
 
 
 class TorchAdapter(Adapter):
@@ -107,22 +147,22 @@ class TorchAdapter(Adapter):
             found.append(Device(f"cuda:{i}", f"cuda:{i}", torch.cuda.get_device_name(i)))
         return found
 
-    def execute(self, api: Api, c: Inputs, device: str) -> dict:
-        x = _tensor(c.x, device).requires_grad_(True)
-        call = replace(c, x=x, **{name: None if getattr(c, name) is None else _tensor(getattr(c, name), device)
-                                  for name in ("target", "weight", "pos_weight")})
-        try:  # on CUDA an error surfaces at the first synchronisation: the copy to the host
-            loss = self.call(api, call)
-            out = {"loss": _numpy(loss)}
-        except Exception as e:  # the framework's own error is the observation
-            return {"loss": e, "grad": e}
-        try:
-            (grad,) = torch.autograd.grad(loss.sum(), x)
-            out["grad"] = _numpy(grad)
-        except Exception as e:
-            out["grad"] = e
-        return out
+    def array(self, values, device):
+        return _tensor(values, device)
 
+    def program(self, loss):
+        return loss  # a mode compiles the loss; autograd runs its (compiled) backward
+
+    def run(self, program, arrays):
+        x = arrays["x"].requires_grad_(True)
+        loss = program(**arrays)
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        return loss, grad
+
+    def numpy(self, value):
+        return _numpy(value)
+
+    modes = MODES
     repro_setup = REPRO_SETUP
     repro_run = REPRO_RUN
 
