@@ -182,7 +182,7 @@ def _state(verdict, known, variants, error_type) -> str:
     text = verdict
     if variants:
         text += f" ({variants})"
-    elif error_type and verdict in ("raised", "crashed"):
+    elif error_type and error_type != "unsupported":  # a conforming row may be an expected error
         text += f" ({error_type})"
     return text + (f" [known: {known}]" if known else "")
 

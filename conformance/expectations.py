@@ -224,10 +224,19 @@ def witnesses_from(rows, source: str = "") -> Witnesses:
 
 def witnesses_for(baseline: str | Path | None = None) -> Witnesses:
     """The witnesses of the given baseline (a results file or run folder), else of the stored
-    default baseline; without either, none (no entry is judged stale)."""
+    baselines (the default modes' and every mode's); without any, none (no entry is judged stale)."""
     from .suites import BASELINES_DIR, results_path
-    path = results_path(baseline) if baseline else BASELINES_DIR / "default-cpu.parquet"
-    return read_witnesses(path) if path.exists() else NO_WITNESSES
+    if baseline:
+        path = results_path(baseline)
+        return read_witnesses(path) if path.exists() else NO_WITNESSES
+    found: dict[str, dict[tuple, tuple[str, ...]]] = {}
+    paths = sorted(BASELINES_DIR.glob("*.parquet"))
+    for path in paths:
+        for framework, keys in read_witnesses(path).by_framework.items():
+            mine = found.setdefault(framework, {})
+            for key, ids in keys.items():
+                mine[key] = tuple(dict.fromkeys(mine.get(key, ()) + ids))
+    return Witnesses(found, ", ".join(map(str, paths))) if paths else NO_WITNESSES
 
 
 def read_witnesses(path: str | Path) -> Witnesses:

@@ -118,6 +118,8 @@ class Matrix:
                 repro.write_files(df, out)
                 report.write_report(df, out / "report.html")
         found = self.runs[label]
+        if found.available_modes and not found.modes:  # a typo must not skip every test quietly
+            pytest.fail(f"--xent-modes: {found.skipped}", pytrace=False)
         if found.skipped:
             pytest.skip(f"{label} did not run: {found.skipped}")
         return found

@@ -193,7 +193,9 @@ def _forks(framework: str) -> bool:
 def _popen(runtime: "RuntimeSpec", args: list[str], log_path: Path, extra_env: dict | None = None) -> subprocess.Popen:
     """A worker's (or fork server's) interpreter, with its environment and log."""
     path = os.pathsep.join(filter(None, [str(code_path(runtime)), os.environ.get("PYTHONPATH")]))
-    env = {**WORKER_ENV, "XENT_JAX_CACHE": str(cache_dir() / "jax"), **os.environ,
+    # compilers' caches in the user cache folder (a value the user set wins): a second run compiles nothing
+    env = {**WORKER_ENV, "XENT_JAX_CACHE": str(cache_dir() / "jax"), "TORCHINDUCTOR_CACHE_DIR": str(cache_dir() / "inductor"),
+           **os.environ,
            "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **(extra_env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
