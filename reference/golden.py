@@ -161,6 +161,9 @@ def value_features(entry: dict, arrays: dict, dtype: str) -> list[str]:
         labels = np.asarray(arrays["target"], dtype=np.float64)
         if (to_float64(fast.round_to_format(labels, fmt), fmt) != labels).any():
             found.add("labels_inexact")  # a label cast to the dtype names another class (or inf)
+        counted = labels[labels != params.get("ignore_index", -100)]
+        if classes and ((counted < 0) | (counted >= classes)).any():
+            found.add("labels_out_of_range")  # a class index outside [0, C) that is not ignored
     if params.get("target_kind") == "probs" and f"target.{dtype}" in arrays and arrays[f"target.{dtype}"].size:
         t = to_float64(arrays[f"target.{dtype}"], fmt)
         rows = np.moveaxis(t, 0 if t.ndim == 1 else 1, -1).reshape(-1, t.shape[0 if t.ndim == 1 else 1])

@@ -40,6 +40,18 @@ def test_labels_the_dtype_cannot_hold():
                                             ignore_index=-100)  # -100 is exact in every dtype
 
 
+def test_labels_outside_the_classes_that_are_not_ignored():
+    rows = [[0.0, 1.0, 2.0], [0.5, 0.25, 0.0]]
+    assert "labels_out_of_range" not in features("float32", op="cross_entropy", input=rows, target=[0, 2])
+    assert "labels_out_of_range" in features("float32", op="cross_entropy", input=rows, target=[0, 3])
+    assert "labels_out_of_range" in features("float32", op="cross_entropy", input=rows, target=[-1, 0])
+    assert "labels_out_of_range" not in features("float32", op="cross_entropy", input=rows, target=[-100, 0],
+                                                 ignore_index=-100)  # ignored, not out of range
+    # probabilities outside [0, 1] are another domain error: not a label's
+    assert "labels_out_of_range" not in features("float32", op="cross_entropy_from_probs", input=[[1.5, -0.5]],
+                                                 target=[0])
+
+
 def test_class_counts_beyond_the_dtypes_integers():
     assert "class_count_inexact" not in features("bfloat16", op="log_softmax", input=[[0.0] * 256])
     found = features("bfloat16", op="log_softmax", input=[[0.0] * 257])
