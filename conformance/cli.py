@@ -22,7 +22,7 @@ from .adapters import FRAMEWORKS
 from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR, results_path  # a checkout's folders, or the package data and a user cache
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of, witnesses_for
 from .gates import DIFF_CLASSES, RUN_FINDINGS, parse_names
-from .results import IDENTITY
+from .results import IDENTITY, Run, RunInfo
 
 
 
@@ -109,13 +109,13 @@ def _clear_outputs(out: Path) -> None:
     shutil.rmtree(out / repro.FOLDER, ignore_errors=True)
 
 
-def _finish(df, out: Path, since=None) -> None:
+def _finish(run: Run, out: Path, since=None) -> None:
     from . import report
-    report.write_results(df, out / "results.parquet")
+    report.write_results(run, out / "results.parquet")
     # the reproducer files (a thousand small writes, waiting on the disk) while the report renders
     with ThreadPoolExecutor(1) as pool:
-        files = pool.submit(repro.write_files, df, out)
-        report.write_report(df, out / "report.html", since)
+        files = pool.submit(repro.write_files, run.rows, out)
+        report.write_report(run.rows, out / "report.html", since, run.info)
         files.result()
     shutil.rmtree(out / journal.PARTIAL, ignore_errors=True)
 
@@ -229,18 +229,16 @@ def cmd_run(args) -> int:
     importer.join()  # one thread imports at a time
     from . import diff, report
     df = report.results_frame([row for r in runs for row in r.rows])
-    df.attrs["expectations"] = {f"{r.framework} ({r.runtime})": {"used": r.used, "witnessed": r.witnessed}
-                                for r in runs if not r.skipped}
-    if witnesses.source:
-        df.attrs["witnesses"] = witnesses.source
-    # a shard sees only some cases: whether an expectation is stale is decided over all shards (xent merge)
-    df.attrs["stale"] = {} if shard != (1, 1) else {f"{r.framework} ({r.runtime})": r.stale for r in runs if r.stale}
-    if shard != (1, 1):
-        df.attrs["shard"] = list(shard)
+    sharded = shard != (1, 1)
     not_run = sum(r.planned - r.done for r in runs if not r.skipped)
-    if received or not_run:
-        df.attrs["incomplete"] = {"tasks_not_run": int(not_run),
-                                  "why": f"signal {received[0]}" if received else "a framework stopped early"}
+    why = f"signal {received[0]}" if received else "a framework stopped early"
+    info = RunInfo(
+        expectations={f"{r.framework} ({r.runtime})": {"used": r.used, "witnessed": r.witnessed}
+                      for r in runs if not r.skipped},
+        # a shard sees only some cases: whether an expectation is stale is decided over all shards (xent merge)
+        stale={} if sharded else {f"{r.framework} ({r.runtime})": r.stale for r in runs if r.stale},
+        witnesses=witnesses.source or "", shard=list(shard) if sharded else None,
+        incomplete={"tasks_not_run": int(not_run), "why": why} if received or not_run else None)
     for r in runs:
         if r.skipped:
             print(f"skipped {r.framework} ({r.runtime}): {r.skipped}")
@@ -252,7 +250,7 @@ def cmd_run(args) -> int:
             print(f"stopped {r.framework} ({r.runtime}) early, its rows kept: {r.error}", file=sys.stderr)
     for message in runs[0].golden_errors if runs else []:
         print(f"xent: left out: {message} (regenerate it with xent generate)", file=sys.stderr)
-    _print_stale(df.attrs["stale"])
+    _print_stale(info.stale)
     offered = {m for r in runs for m in r.available_modes}
     unknown_modes = [m for m in modes or () if m != runner.ALL_MODES and m not in offered]
     if unknown_modes and offered:  # a typo must not pass for a gate that ran nothing
@@ -267,25 +265,25 @@ def cmd_run(args) -> int:
                                  {(r.framework, m) for r in runs for m in r.modes})
     since = diff.compare(baseline, df, drift=args.drift, old_label=str(args.baseline), new_label=str(out)) \
         if baseline is not None else None
-    _finish(df, out, since)
+    run = Run(df, info)
+    _finish(run, out, since)
     differences = report.differences(df)
     unexpected = differences[differences["known"] == ""] if not differences.empty else differences
     _print_counts(df, args.expectations, out / "report.html", out / "results.parquet", out / repro.FOLDER)
-    if "incomplete" in df.attrs:
-        print(f"INCOMPLETE: {df.attrs['incomplete']['tasks_not_run']} tasks not run "
-              f"({df.attrs['incomplete']['why']})", file=sys.stderr)
+    if info.incomplete:
+        print(f"INCOMPLETE: {info.incomplete['tasks_not_run']} tasks not run ({info.incomplete['why']})", file=sys.stderr)
     if since is not None:
         print(diff.summary_text(since))
-    failed = bool(("unexpected" in fail_on and len(unexpected)) or ("stale" in fail_on and df.attrs["stale"])
+    failed = bool(("unexpected" in fail_on and len(unexpected)) or ("stale" in fail_on and info.stale)
                   or (since is not None and diff.failed(since, tuple(fail_on))))
     if args.json:
-        _write_summary(Path(args.json), df, since, failed)
+        _write_summary(Path(args.json), run, since, failed)
     if received:
         return 128 + received[0]
     return 1 if failed else 0
 
 
-def _write_summary(path: Path, df, since, failed: bool) -> None:
+def _write_summary(path: Path, run: Run, since, failed: bool) -> None:
     """What a CI system acts on, for machines: counts per framework and runtime (README)."""
     from . import report
     per = {}
@@ -294,10 +292,10 @@ def _write_summary(path: Path, df, since, failed: bool) -> None:
         return {"verdicts": rows["verdict"].value_counts().to_dict(), "differences": int(len(diverging)),
                 "unexpected": int((diverging["known"] == "").sum())}
 
-    for (framework, runtime), rows in df.groupby(["framework", "runtime"]):
+    for (framework, runtime), rows in run.rows.groupby(["framework", "runtime"]):
         per[f"{framework} ({runtime})"] = {"version": rows["framework_version"].iloc[0], **counts(rows),
                                           "modes": {mode: counts(m) for mode, m in rows.groupby("mode")}}
-    summary = {"frameworks": per, "stale": df.attrs.get("stale", {}), "incomplete": df.attrs.get("incomplete"),
+    summary = {"frameworks": per, "stale": run.info.stale, "incomplete": run.info.incomplete,
                "baseline": since.counts() if since is not None else None, "failed": failed}
     report.atomic_write_bytes(path, (json.dumps(summary, indent=1, default=int) + "\n").encode())
 
@@ -315,31 +313,31 @@ def cmd_merge(args) -> int:
     """Results of several runs (the shards of one, or the jobs of a CI matrix) as one."""
     from . import diff, report
     import pandas as pd
-    frames = [report.read_results(diff.results_path(p)) for p in args.runs]
-    merged = pd.concat(frames, ignore_index=True)
+    runs = [report.read_run(diff.results_path(p)) for p in args.runs]
+    merged = pd.concat([r.rows for r in runs], ignore_index=True)
     key = IDENTITY
     dup = merged.duplicated(key)
     if dup.any():
         first = merged[dup].iloc[0]
         raise ValueError(f"the runs overlap: {', '.join(f'{k}={first[k]}' for k in key)} is in more than one")
     scopes: dict[str, dict[str, set]] = {}
-    for frame in frames:
-        for who, seen in frame.attrs.get("expectations", {}).items():
+    for run in runs:
+        for who, seen in run.info.expectations.items():
             entry = scopes.setdefault(who, {"used": set(), "witnessed": set()})
             entry["used"] |= set(seen["used"])
             entry["witnessed"] |= set(seen.get("witnessed", ()))  # runs before witnesses judge nothing stale
-    merged.attrs["expectations"] = {who: {k: sorted(v) for k, v in s.items()} for who, s in scopes.items()}
-    merged.attrs["stale"] = {who: stale for who, s in scopes.items() if (stale := stale_of(s["witnessed"], s["used"]))}
-    incomplete = [f.attrs["incomplete"] for f in frames if "incomplete" in f.attrs]
-    if incomplete:
-        merged.attrs["incomplete"] = {"tasks_not_run": sum(max(i["tasks_not_run"], 0) for i in incomplete),
-                                      "why": "a merged run was incomplete"}
+    incomplete = [r.info.incomplete for r in runs if r.info.incomplete]
+    info = RunInfo(
+        expectations={who: {k: sorted(v) for k, v in s.items()} for who, s in scopes.items()},
+        stale={who: stale for who, s in scopes.items() if (stale := stale_of(s["witnessed"], s["used"]))},
+        incomplete={"tasks_not_run": sum(max(i["tasks_not_run"], 0) for i in incomplete),
+                    "why": "a merged run was incomplete"} if incomplete else None)
     out = Path(args.out)
     _writable_folder(out)
     _clear_outputs(out)
-    _finish(merged, out)
-    _print_stale(merged.attrs["stale"])
-    print(f"{len(merged)} rows from {len(frames)} runs\nresults: {out / 'results.parquet'}\nreport:  {out / 'report.html'}")
+    _finish(Run(merged, info), out)
+    _print_stale(info.stale)
+    print(f"{len(merged)} rows from {len(runs)} runs\nresults: {out / 'results.parquet'}\nreport:  {out / 'report.html'}")
     return 0
 
 
@@ -350,34 +348,34 @@ def cmd_report(args) -> int:
     partial = Path(args.results) / journal.PARTIAL
     if Path(args.results).is_dir() and not path.exists() and partial.is_dir():
         df = report.results_frame(journal.read_partial(args.results))  # an interrupted or killed run
-        df.attrs["incomplete"] = {"tasks_not_run": -1, "why": "the run was stopped before it finished"}
-        _finish(df, path.parent)
+        stopped = RunInfo(incomplete={"tasks_not_run": -1, "why": "the run was stopped before it finished"})
+        _finish(Run(df, stopped), path.parent)
         print(f"INCOMPLETE: assembled {len(df)} rows from {partial}", file=sys.stderr)
     if not path.exists():
         raise ValueError(f"{args.results}: no results.parquet (nor an interrupted run's partial/) there")
-    df = report.read_results(path)
+    run = report.read_run(path)
     results = path
     if args.reclassify:
-        df = reclassify(df, _suite_dirs(path), load_expectations(args.expectations, FRAMEWORKS), witnesses_for())
+        run = reclassify(run.rows, _suite_dirs(path), load_expectations(args.expectations, FRAMEWORKS), witnesses_for())
         results = path.with_name("results-reclassified.parquet")
-        report.write_results(df, results)
-        _print_stale(df.attrs.get("stale", {}))
+        report.write_results(run, results)
+        _print_stale(run.info.stale)
     out = Path(args.out) if args.out else path.with_name("report.html")
     _writable_folder(out.parent, "--out")
-    report.write_report(df, out)
-    repro.write_files(df, out.parent, source=path.parent)
-    _print_counts(df, args.expectations if args.reclassify else "as recorded", out, results, out.parent / repro.FOLDER)
+    report.write_report(run.rows, out, info=run.info)
+    repro.write_files(run.rows, out.parent, source=path.parent)
+    _print_counts(run.rows, args.expectations if args.reclassify else "as recorded", out, results, out.parent / repro.FOLDER)
     return 0
 
 
-def _load_side(spec: str, args, expectations):
+def _load_side(spec: str, args, expectations) -> Run:
     from . import diff, report
     from .reclassify import reclassify
     path = diff.results_path(spec)
-    df = report.read_results(path)
+    run = report.read_run(path)
     if args.reclassify:
-        df = reclassify(df, _suite_dirs(path), expectations, witnesses_for())
-    return df
+        run = reclassify(run.rows, _suite_dirs(path), expectations, witnesses_for())
+    return run
 
 
 def _select(df, column: str, value: str, source: str):
@@ -399,8 +397,9 @@ def cmd_diff(args) -> int:
     if not args.new and not (args.runtimes or args.devices or args.modes):
         raise ValueError("xent diff OLD NEW: give two results files or run folders "
                          "(or one run with --runtimes A B, --devices A B or --modes A B)")
-    old = _load_side(old_spec, args, expectations)
-    new = old if new_spec == old_spec else _load_side(new_spec, args, expectations)
+    old_run = _load_side(old_spec, args, expectations)
+    new_run = old_run if new_spec == old_spec else _load_side(new_spec, args, expectations)
+    old, new = old_run.rows, new_run.rows
     labels = [old_spec, new_spec]
     for column, pair in (("runtime", args.runtimes), ("device", args.devices), ("mode", args.modes)):
         if pair:
@@ -418,7 +417,7 @@ def cmd_diff(args) -> int:
         old, new = old[old["framework"].isin(frameworks)], new[new["framework"].isin(frameworks)]
     d = diff.compare(old, new, drift=args.drift, old_label=labels[0], new_label=labels[1], across_modes=bool(args.modes))
     print(diff.summary_text(d))
-    _print_stale(new.attrs.get("stale", {}))
+    _print_stale(new_run.info.stale)
     html_path = Path(args.html) if args.html else diff.results_path(new_spec).parent / "diff.html"
     diff.write_html(d, html_path)
     print(f"diff: {html_path}")
@@ -448,9 +447,10 @@ def cmd_baseline(args) -> int:
     source = diff.results_path(args.source)
     # a baseline is for diffing: the reproducer scripts (four fifths of a run's file) stay with
     # the run they came from
-    df = report.read_results(source).drop(columns=["reproducer"])
+    run = report.read_run(source)
+    df = run.rows.drop(columns=["reproducer"])
     target = BASELINES_DIR / f"{args.name}.parquet"
-    report.write_results(df, target)
+    report.write_results(Run(df, run.info), target)
     print(f"baseline {args.name}: {len(df)} rows from {source} -> {target}")
     return 0
 

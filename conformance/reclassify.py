@@ -12,13 +12,13 @@ from reference.golden import OUTPUTS, load_suite
 
 from .expectations import NO_WITNESSES, Expectation, Matcher, Witnesses
 from .report import results_frame
-from .results import TASK, Runtime, Task, describe_inputs, observed_from_columns, rows_for, suite_hash
+from .results import TASK, Run, RunInfo, Runtime, Task, describe_inputs, observed_from_columns, rows_for, suite_hash
 
 
 def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list[Expectation],
-               witnesses: Witnesses = NO_WITNESSES) -> pd.DataFrame:
+               witnesses: Witnesses = NO_WITNESSES) -> Run:
     """suite_dirs: suite name (the results' `suite` column) -> its golden folder. Rows of a
-    case the golden files no longer have are dropped, and named in the frame's attrs."""
+    case the golden files no longer have are dropped, and named in the run's info."""
     suites = {name: load_suite(d) for name, d in suite_dirs.items() if (Path(d) / "manifest.json").exists()}
     hashes = {name: suite_hash(cases) for name, cases in suites.items()}
     cases = {(name, c.id): c for name, suite in suites.items() for c in suite}
@@ -47,7 +47,5 @@ def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list
         observed = {o: observed_from_columns(by_output[o]) for o in OUTPUTS}
         rows += rows_for(task, arrays, describe_inputs(case, arrays, dtype), observed, rt,
                          matchers[(framework, runtime)])
-    out = results_frame(rows)
-    out.attrs["missing_cases"] = sorted(missing)
-    out.attrs["stale"] = {f"{fw} ({rt})": m.stale() for (fw, rt), m in matchers.items() if m.stale()}
-    return out
+    stale = {f"{fw} ({rt})": m.stale() for (fw, rt), m in matchers.items() if m.stale()}
+    return Run(results_frame(rows), RunInfo(stale=stale, missing_cases=[list(m) for m in sorted(missing)]))

@@ -10,6 +10,7 @@ script sorts and filters; without it the page reads the same. Nothing is fetched
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import pandas as pd
 from reference.golden import atomic_write_bytes
 
 from . import repro
-from .results import COLUMNS, FLOAT_COLUMNS, ResultRow, with_added_columns
+from .results import COLUMNS, FLOAT_COLUMNS, ResultRow, Run, RunInfo, with_added_columns
 from .verdicts import CONFORMS, UNSUPPORTED, VERDICTS
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -41,20 +42,38 @@ def results_frame_from_dicts(rows: list[dict]) -> pd.DataFrame:
     return results_frame([ResultRow(**r) for r in rows])
 
 
-def write_results(df: pd.DataFrame, path: Path) -> None:
+# the parquet schema metadata key that holds a run's RunInfo, as JSON
+RUN_KEY = b"xent.run"
+PANDAS_ATTRS = b"PANDAS_ATTRS"  # pandas' key for a frame's attrs (DataFrame.to_parquet, read_parquet)
+
+
+def write_results(run: Run | pd.DataFrame, path: Path) -> None:
+    """The rows as parquet, the run's info (a bare frame: none) in the file's metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    if isinstance(run, pd.DataFrame):
+        run = Run(run)
+    table = pa.Table.from_pandas(run.rows, preserve_index=False)
+    # the info also under pandas' key for a frame's attrs, where versions before RUN_KEY read it
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), RUN_KEY: run.info.to_json().encode(),
+                                           PANDAS_ATTRS: json.dumps(run.info.as_attrs()).encode()})
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
+    pq.write_table(table, buf)
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def read_results(path: Path) -> pd.DataFrame:
+def read_run(path: Path) -> Run:
     """A results file, checked: one clear error naming the file and what is wrong with it."""
+    import pyarrow.parquet as pq
     try:
         df = pd.read_parquet(path)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such results file") from None
     except Exception as e:  # pyarrow's errors for a file that is not parquet
         raise ValueError(f"{path}: not a results file ({type(e).__name__}: {str(e)[:120]})") from None
+    # a file written before RUN_KEY kept the info in pandas' attrs; cleared, as pandas copies
+    # attrs deeply on every step
+    attrs, df.attrs = df.attrs, {}
     df = with_added_columns(df)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -62,7 +81,13 @@ def read_results(path: Path) -> pd.DataFrame:
     unknown = sorted(set(df["verdict"]) - set(VERDICTS))
     if unknown:
         raise ValueError(f"{path}: column 'verdict': unknown verdict {str(unknown[0])[:40]!r}")
-    return df
+    stored = pq.read_schema(path).metadata or {}
+    return Run(df, RunInfo.from_json(stored[RUN_KEY]) if RUN_KEY in stored else RunInfo.from_dict(attrs))
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """A results file's rows, checked (read_run)."""
+    return read_run(path).rows
 
 
 # --- tables -------------------------------------------------------------------------
@@ -582,27 +607,27 @@ def _since(since) -> dict | None:
                 open=bool(counts.get("regression") or counts.get("missing")))
 
 
-def render_html(df: pd.DataFrame, title: str = "xent-conformance report", since=None) -> str:
-    """The page: a pure function of the results frame (and of a baseline diff)."""
+def render_html(df: pd.DataFrame, title: str = "xent-conformance report", since=None,
+                info: RunInfo | None = None) -> str:
+    """The page: a pure function of the results frame and the run's info (and of a baseline diff)."""
     from markupsafe import Markup
 
-    attrs = df.attrs
+    info = info or RunInfo()
     df = with_added_columns(df)
-    df.attrs = {}  # pandas copies attrs deeply on every step: they are read once, here
     sections = _sections(df)
     groups, where = _groups(df, sections)
     grids, cell_lists = _matrix(df, sections, where)
-    info = attrs.get("incomplete")
     incomplete = None
-    if info:
-        missing = "an unknown number of" if info.get("tasks_not_run", -1) < 0 else str(info["tasks_not_run"])
-        incomplete = dict(missing=missing, why=info.get("why", ""))
+    if info.incomplete:
+        stopped = info.incomplete
+        missing = "an unknown number of" if stopped.get("tasks_not_run", -1) < 0 else str(stopped["tasks_not_run"])
+        incomplete = dict(missing=missing, why=stopped.get("why", ""))
     unsup = unsupported(df)
     page = _environment().get_template("report.html.j2").render(
         title=title, sections=sections, groups=groups, grids=grids, cell_lists=cell_lists,
         unexpected=[g for g in groups if not g.known], known=[g for g in groups if g.known],
         outputs=len(df), cases=df["case_id"].nunique(),
-        incomplete=incomplete, stale={k: v for k, v in attrs.get("stale", {}).items() if v},
+        incomplete=incomplete, stale={k: v for k, v in info.stale.items() if v},
         since=_since(since), growth=Markup(error_growth_svg(df)),
         unsupported=[] if unsup.empty else list(unsup.itertuples(index=False)),
         devices=df.loc[df["device"] != "-", "device"].nunique(),
@@ -611,5 +636,5 @@ def render_html(df: pd.DataFrame, title: str = "xent-conformance report", since=
     return page
 
 
-def write_report(df: pd.DataFrame, path: Path, since=None) -> None:
-    atomic_write_bytes(Path(path), render_html(df, since=since).encode("utf-8"))
+def write_report(df: pd.DataFrame, path: Path, since=None, info: RunInfo | None = None) -> None:
+    atomic_write_bytes(Path(path), render_html(df, since=since, info=info).encode("utf-8"))

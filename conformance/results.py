@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from reference.ops import OPS
 
 from . import verdicts
 from .expectations import Matcher
+
+if TYPE_CHECKING:  # pandas loads only where frames are made (half a second)
+    import pandas as pd
 
 NO_API = "(no API)"
 
@@ -78,6 +82,44 @@ TASK = [k for k in IDENTITY if k != "output"]
 # columns later versions added: a stored file without them reads with these values
 ADDED_COLUMNS = {"reproducer": ""}
 FLOAT_COLUMNS = [f.name for f in fields(ResultRow) if f.type == "float"]
+
+
+@dataclass
+class RunInfo:
+    """What a run knows beside its rows; a results file keeps it as JSON in its metadata."""
+
+    # "<framework> (<runtime>)" -> {"used": [ids], "witnessed": [ids]}: what xent merge judges staleness over
+    expectations: dict = field(default_factory=dict)
+    stale: dict = field(default_factory=dict)  # "<framework> (<runtime>)" -> ids of stale expectations
+    witnesses: str = ""  # the source of the witnesses (a baseline), "" for none
+    shard: list | None = None  # [k, n] of a shard's run
+    incomplete: dict | None = None  # {"tasks_not_run": int (-1: unknown), "why": str}
+    missing_cases: list = field(default_factory=list)  # [suite, case_id] a reclassified run dropped
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))  # keys in insertion order, as pandas kept attrs
+
+    def as_attrs(self) -> dict:
+        """The info as a frame's attrs held it before RunInfo: an unset field absent."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunInfo:
+        """Keys this version does not know (a later one's) are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunInfo:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class Run:
+    """A run's result: its rows (a results frame, columns COLUMNS) and its info."""
+
+    rows: pd.DataFrame
+    info: RunInfo = field(default_factory=RunInfo)
 
 
 @dataclass(frozen=True)

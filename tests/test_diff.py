@@ -5,10 +5,10 @@ import subprocess
 import sys
 import time
 
-import pandas as pd
 import pytest
 
 from conformance import diff, report
+from conformance.results import Run, RunInfo
 
 from .test_report import row
 
@@ -100,10 +100,8 @@ def test_cli_diff_exit_codes_json_and_speed(tmp_path):
 
 
 def test_stored_frames_keep_the_stale_expectations(tmp_path):
-    df = frame(*BASE)
-    df.attrs["stale"] = {"torch (local)": ["some-cause"]}
-    report.write_results(df, tmp_path / "r.parquet")
-    assert pd.read_parquet(tmp_path / "r.parquet").attrs["stale"] == {"torch (local)": ["some-cause"]}
+    report.write_results(Run(frame(*BASE), RunInfo(stale={"torch (local)": ["some-cause"]})), tmp_path / "r.parquet")
+    assert report.read_run(tmp_path / "r.parquet").info.stale == {"torch (local)": ["some-cause"]}
 
 
 def _moved(r, **kw):

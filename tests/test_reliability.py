@@ -7,10 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from conformance import runner
+from conformance import report, runner
 from reference.casefile import parse_cases
 from reference.golden import generate
 
@@ -47,8 +46,9 @@ def test_an_interrupt_mid_run_keeps_every_finished_task(tmp_path, sig):
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, stderr
-    df = pd.read_parquet(out / "results.parquet")
-    assert 0 < len(df) < 2 * 2 * 414 * 4 and df.attrs["incomplete"]["tasks_not_run"] > 0
+    run = report.read_run(out / "results.parquet")
+    df = run.rows
+    assert 0 < len(df) < 2 * 2 * 414 * 4 and run.info.incomplete["tasks_not_run"] > 0
     assert "INCOMPLETE" in (out / "report.html").read_text() and "INCOMPLETE" in stderr
     assert not (out / "partial").exists() and df["verdict"].ne("crashed").all()  # stopped, not crashed
 
@@ -71,8 +71,8 @@ def test_a_killed_main_process_leaves_no_worker_and_its_rows_readable(tmp_path):
     assert not (out / "results.parquet").exists()
     done = subprocess.run([sys.executable, "-m", "conformance.cli", "report", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    df = pd.read_parquet(out / "results.parquet")
-    assert len(df) > 0 and "incomplete" in df.attrs and "INCOMPLETE" in (out / "report.html").read_text()
+    run = report.read_run(out / "results.parquet")
+    assert len(run.rows) > 0 and run.info.incomplete and "INCOMPLETE" in (out / "report.html").read_text()
 
 
 def test_a_corrupt_golden_file_is_named_and_the_other_cases_run(tmp_path):

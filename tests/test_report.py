@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from conformance import diff, report, repro
-from conformance.results import COLUMNS, ResultRow
+from conformance.results import COLUMNS, ResultRow, RunInfo
 
 from .conftest import ROOT
 
@@ -159,10 +159,8 @@ def test_header_leaves_out_unsupported_rows_devices():
 
 
 def test_incomplete_banner_and_baseline_changes_come_first():
-    df = frame()
-    df.attrs["incomplete"] = {"tasks_not_run": 7, "why": "signal 2"}
     since = diff.compare(frame(), report.results_frame([row(verdict="inaccurate", detail="off")]))
-    page = report.render_html(df, since=since)
+    page = report.render_html(frame(), since=since, info=RunInfo(incomplete={"tasks_not_run": 7, "why": "signal 2"}))
     banner, counts, changes = (page.index(s) for s in ("<b>INCOMPLETE</b>: 7 tasks", 'id="counts"', 'id="since"'))
     assert banner < counts < changes < page.index('<section id="unexpected">')
     assert "1 regression" in page
@@ -174,6 +172,25 @@ def test_results_round_trip_atomically(tmp_path):
     back = report.read_results(path)
     assert len(back) == 5 and list(back.columns) == COLUMNS
     assert [p.name for p in tmp_path.iterdir()] == ["results.parquet"]  # no temporary left behind
+
+
+def test_run_info_reads_both_ways_across_versions(tmp_path):
+    """Files written before RunInfo kept the run's info in the frame's attrs (pandas stores them
+    in the parquet metadata): they read the same; and files written now keep it there too."""
+    df = frame()
+    stale, incomplete = {"torch (local)": ["some-cause"]}, {"tasks_not_run": 7, "why": "signal 2"}
+    df.attrs.update(stale=stale, incomplete=incomplete, shard=[1, 3])
+    df.to_parquet(tmp_path / "old.parquet", index=False)
+    run = report.read_run(tmp_path / "old.parquet")
+    assert (run.info.stale, run.info.incomplete, run.info.shard) == (stale, incomplete, [1, 3])
+    assert len(run.rows) == 5 and not run.rows.attrs
+    report.write_results(run, tmp_path / "new.parquet")
+    assert report.read_run(tmp_path / "new.parquet").info == run.info
+    # and a file written now reads the same in a version before RunInfo (pandas' attrs)
+    attrs = pd.read_parquet(tmp_path / "new.parquet").attrs
+    assert (attrs["stale"], attrs["incomplete"], attrs["shard"]) == (stale, incomplete, [1, 3])
+    report.write_results(frame(), tmp_path / "bare.parquet")  # an unset field absent, as older versions expect
+    assert "incomplete" not in pd.read_parquet(tmp_path / "bare.parquet").attrs
 
 
 def test_read_results_rejects_other_files(tmp_path):

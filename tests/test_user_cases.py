@@ -127,13 +127,14 @@ def user_run(tmp_path_factory):
     elapsed = time.monotonic() - start
     print(f"\nxent run over {len(files)} user case files: {elapsed:.1f} s, exit code {proc.returncode}")
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    df = None
+    df = info = None
     if (out / "results.parquet").exists():
-        import pandas as pd
-        df = pd.read_parquet(out / "results.parquet")
+        from conformance import report
+        run = report.read_run(out / "results.parquet")
+        df, info = run.rows, run.info
     from conformance import repro
     specs = load_case_files(files)
-    return {"proc": proc, "out": out, "summary": summary, "df": df, "elapsed": elapsed,
+    return {"proc": proc, "out": out, "summary": summary, "df": df, "info": info, "elapsed": elapsed,
             "case_ids": {spec.id for spec in specs},
             # cases whose reproducers keep their arrays in a data file beside the script
             "large": {spec.id for spec in specs if spec.input.size > repro.MAX_ELEMENTS}}
@@ -168,8 +169,9 @@ def test_user_run_exits_zero_and_runs_every_case(user_run):
 
 @pytest.mark.slow
 def test_user_run_reports_no_stale_expectation(user_run):
-    df = _results(user_run)
-    assert df.attrs.get("stale", {}) == {}, f"results.parquet: stale expectations: {df.attrs['stale']}"
+    _results(user_run)
+    stale = user_run["info"].stale
+    assert stale == {}, f"results.parquet: stale expectations: {stale}"
     summary = user_run["summary"]
     assert summary is not None, f"no --json summary written\n{_tail(user_run['proc'])}"
     assert summary["stale"] == {}, f"stale expectations on user case files: {summary['stale']}"
@@ -221,7 +223,7 @@ def test_a_dtype_subset_with_the_default_suite_is_judged_without_false_alarms(tm
     (rows of the stored baseline) ran in float32 are judged, the others are not; none is stale,
     nothing is unexpected. (An earlier rule called every entry whose scope a subset touched and
     that explained nothing 'stale'.)"""
-    import pandas as pd
+    from conformance import report
     files = _prepare_cases(tmp_path / "cases")
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", *map(str, files),
@@ -229,8 +231,9 @@ def test_a_dtype_subset_with_the_default_suite_is_judged_without_false_alarms(tm
                            "--out", str(out), "--fail-on", "unexpected,stale"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, _tail(proc)
-    df = pd.read_parquet(out / "results.parquet")
-    assert set(df["dtype"]) == {"float32"} and df.attrs["stale"] == {}
+    run = report.read_run(out / "results.parquet")
+    df, info = run.rows, run.info
+    assert set(df["dtype"]) == {"float32"} and info.stale == {}
     assert "no longer matches" not in proc.stdout
-    judged = {who: set(seen["witnessed"]) for who, seen in df.attrs["expectations"].items()}
+    judged = {who: set(seen["witnessed"]) for who, seen in info.expectations.items()}
     assert any(judged.values())  # staleness was judged where it could be, not switched off

@@ -98,21 +98,24 @@ class NotCompiled(RuntimeError):
     """torch.compile ran the function without compiling a graph (it fell back to eager)."""
 
 
-def compiled(program):
-    """torch.compile with Inductor, the whole function one graph (fullgraph: a graph break is an
-    error, not a silent return to eager), static shapes; its first call must compile a graph."""
-    from torch._dynamo.utils import counters
-    function, first = torch.compile(program, backend="inductor", fullgraph=True, dynamic=False), [True]
+def compiled(backend: str):
+    """torch.compile with this backend, the whole function one graph (fullgraph: a graph break is
+    an error, not a silent return to eager), static shapes; its first call must compile a graph."""
+    def wrap(program):
+        from torch._dynamo.utils import counters
+        function, first = torch.compile(program, backend=backend, fullgraph=True, dynamic=False), [True]
 
-    def run(*args, **kwargs):
-        graphs = counters["stats"]["unique_graphs"]
-        out = function(*args, **kwargs)
-        if first.pop() if first else False:
-            if counters["stats"]["unique_graphs"] == graphs:
-                raise NotCompiled("torch.compile compiled no graph: the call ran eagerly")
-        return out
+        def run(*args, **kwargs):
+            graphs = counters["stats"]["unique_graphs"]
+            out = function(*args, **kwargs)
+            if first.pop() if first else False:
+                if counters["stats"]["unique_graphs"] == graphs:
+                    raise NotCompiled("torch.compile compiled no graph: the call ran eagerly")
+            return out
 
-    return run
+        return run
+
+    return wrap
 
 
 def inductor_settings() -> str:
@@ -127,7 +130,14 @@ MODES = (
     Mode("eager", "each op runs as it is called"),
     Mode("compile", "torch.compile(backend='inductor', fullgraph=True, dynamic=False): one graph per shape, "
          "forward and backward compiled to C++ (CPU) or Triton (GPU)",
-         compiled, "torch.compile(program, backend='inductor', fullgraph=True, dynamic=False)", inductor_settings),
+         compiled("inductor"), "torch.compile(program, backend='inductor', fullgraph=True, dynamic=False)",
+         inductor_settings),
+    # what compile does short of code generation: a difference here is a decomposition's, one only in
+    # `compile` is Inductor's code generation
+    Mode("decomp", "torch.compile(backend='aot_eager_decomp_partition'): compile's decompositions and "
+         "forward/backward partition, each op then run eagerly",
+         compiled("aot_eager_decomp_partition"),
+         "torch.compile(program, backend='aot_eager_decomp_partition', fullgraph=True, dynamic=False)"),
 )
 
 
