@@ -8,7 +8,7 @@ report) of the same cases; prints seconds and ratios, and the load average (the 
 shared).
 
   python benchmarks/bench_modes.py                      # the default suite, every framework
-  python benchmarks/bench_modes.py --shard 1/10 --frameworks torch
+  python benchmarks/bench_modes.py --shard 1/10 --frameworks torch --modes decomp
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = {"torch": ["compile"], "tensorflow": ["function", "xla"], "jax": ["jit"]}
+MODES = {"torch": ["compile", "decomp"], "tensorflow": ["function", "xla"], "jax": ["jit"]}
 
 
 def timed(args: list[str], cache: Path, out: Path) -> float:
@@ -38,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frameworks", default=",".join(MODES))
     parser.add_argument("--shard", help="K/N: a part of the default suite (xent run --shard)")
+    parser.add_argument("--modes", help="only these modes (comma-separated), besides eager")
     args = parser.parse_args()
     sample = ["--shard", args.shard] if args.shard else []
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; cases: "
@@ -52,7 +53,7 @@ def main() -> None:
             eager = timed([*base, "--modes", "eager"], cache, Path(tmp) / "out")
             print(f"{framework:<11} {'eager':<9} {eager_cold:>8.1f} {eager:>8.1f} {eager_cold / eager:>10.2f}x "
                   f"{1:>10.2f}x", flush=True)
-            for mode in MODES[framework]:
+            for mode in (m for m in MODES[framework] if not args.modes or m in args.modes.split(",")):
                 fresh = Path(tmp) / f"{framework}-{mode}"
                 cold = timed([*base, "--modes", mode], fresh, Path(tmp) / "out")
                 warm = timed([*base, "--modes", mode], fresh, Path(tmp) / "out")
