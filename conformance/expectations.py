@@ -253,8 +253,7 @@ def read_witnesses(path: str | Path) -> Witnesses:
                                 f"{str(e)[:120]})") from None
     rows = table.to_pylist()
     if "mode" not in present:  # a file from before modes: each framework ran in its default mode
-        modes = {f: default_mode(f) for f in {r["framework"] for r in rows}}
-        rows = [{**r, "mode": modes[r["framework"]]} for r in rows]
+        rows = [{**r, "mode": default_mode(r["framework"])} for r in rows]
     return witnesses_from(rows, str(path))
 
 

@@ -269,5 +269,5 @@ def with_added_columns(df):
     from .adapters import default_mode
     df = df.assign(**{c: v for c, v in ADDED_COLUMNS.items() if c not in df.columns})
     if "mode" not in df.columns and "framework" in df.columns:
-        df = df.assign(mode=df["framework"].map({f: default_mode(f) for f in df["framework"].unique()}))
+        df = df.assign(mode=df["framework"].map(default_mode))
     return df

@@ -34,6 +34,7 @@ import os
 import signal
 import sys
 import traceback
+from dataclasses import replace
 from fnmatch import fnmatchcase
 from importlib import metadata
 
@@ -116,7 +117,7 @@ def serve(framework: str, reply, suites: dict | None = None, described: Hello | 
         # the devices and the modes' settings are the worker's own business: a fork server
         # never touches a device, nor initialises a compiler
         hello.devices = [DeviceInfo(d.id, d.label, d.name) for d in adapter.devices()]
-        hello.modes = [ModeInfo(m.name, m.about, m.repro, m.settings()) for m in adapter.modes] if hello.modes else []
+        hello.modes = [replace(m, settings=adapter.mode(m.name).settings()) for m in hello.modes]
     except Exception as e:  # not installed, or broken: the runner skips this framework
         reply({"hello": None, "message": _describe(e)})
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import entry_points
 
 from .base import Adapter
@@ -35,6 +36,7 @@ BUILTIN = (
 )
 
 
+@cache  # the installed entry points do not change while a process runs; reading them is slow
 def registry() -> dict[str, AdapterEntry]:
     found = {entry.name: entry for entry in BUILTIN}
     for point in entry_points(group=ENTRY_POINT_GROUP):

@@ -103,14 +103,16 @@ def compiled(backend: str):
     an error, not a silent return to eager), static shapes; its first call must compile a graph."""
     def wrap(program):
         from torch._dynamo.utils import counters
-        function, first = torch.compile(program, backend=backend, fullgraph=True, dynamic=False), [True]
+        function = torch.compile(program, backend=backend, fullgraph=True, dynamic=False)
+        checked = False
 
         def run(*args, **kwargs):
+            nonlocal checked
             graphs = counters["stats"]["unique_graphs"]
             out = function(*args, **kwargs)
-            if first.pop() if first else False:
-                if counters["stats"]["unique_graphs"] == graphs:
-                    raise NotCompiled("torch.compile compiled no graph: the call ran eagerly")
+            if not checked and counters["stats"]["unique_graphs"] == graphs:
+                raise NotCompiled("torch.compile compiled no graph: the call ran eagerly")
+            checked = True
             return out
 
         return run
