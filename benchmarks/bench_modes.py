@@ -9,6 +9,8 @@ shared).
 
   python benchmarks/bench_modes.py                      # the default suite, every framework
   python benchmarks/bench_modes.py --shard 1/10 --frameworks torch --modes decomp
+  python benchmarks/bench_modes.py --frameworks torch --modes compile --cache ~/.cache/xent-conformance
+      # the whole suite's warm runs, on caches a run filled (a cold one takes an hour)
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ def main() -> None:
     parser.add_argument("--frameworks", default=",".join(MODES))
     parser.add_argument("--shard", help="K/N: a part of the default suite (xent run --shard)")
     parser.add_argument("--modes", help="only these modes (comma-separated), besides eager")
+    parser.add_argument("--cache", type=Path, help="the compiler caches in this folder (inductor/, jax/), not in "
+                                                   "fresh ones: a 'cold' run is then only as cold as it")
     args = parser.parse_args()
     sample = ["--shard", args.shard] if args.shard else []
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; cases: "
@@ -47,14 +51,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for framework in args.frameworks.split(","):
             base = ["--frameworks", framework, *sample]
-            cache = Path(tmp) / framework
+            cache = args.cache or Path(tmp) / framework
             # the eager run twice too: its second run is the one the modes' warm runs compare with
             eager_cold = timed([*base, "--modes", "eager"], cache, Path(tmp) / "out")
             eager = timed([*base, "--modes", "eager"], cache, Path(tmp) / "out")
             print(f"{framework:<11} {'eager':<9} {eager_cold:>8.1f} {eager:>8.1f} {eager_cold / eager:>10.2f}x "
                   f"{1:>10.2f}x", flush=True)
             for mode in (m for m in MODES[framework] if not args.modes or m in args.modes.split(",")):
-                fresh = Path(tmp) / f"{framework}-{mode}"
+                fresh = args.cache or Path(tmp) / f"{framework}-{mode}"
                 cold = timed([*base, "--modes", mode], fresh, Path(tmp) / "out")
                 warm = timed([*base, "--modes", mode], fresh, Path(tmp) / "out")
                 print(f"{framework:<11} {mode:<9} {cold:>8.1f} {warm:>8.1f} {cold / eager:>10.2f}x {warm / eager:>10.2f}x",

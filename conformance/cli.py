@@ -18,7 +18,7 @@ from reference.golden import GoldenFileError, generate
 from reference.locations import CHECKOUT
 
 from . import envs, journal, repro, runner
-from .adapters import FRAMEWORKS
+from .adapters import FRAMEWORKS, default_mode
 from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR, results_path  # a checkout's folders, or the package data and a user cache
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of, witnesses_for
 from .gates import DIFF_CLASSES, RUN_FINDINGS, parse_names
@@ -239,6 +239,9 @@ def cmd_run(args) -> int:
         stale={} if sharded else {f"{r.framework} ({r.runtime})": r.stale for r in runs if r.stale},
         witnesses=witnesses.source or "", shard=list(shard) if sharded else None,
         incomplete={"tasks_not_run": int(not_run), "why": why} if received or not_run else None)
+    from .adapters import not_loadable
+    for name, why in not_loadable().items():
+        print(f"skipped plugin {name}: not loadable: {why}")
     for r in runs:
         if r.skipped:
             print(f"skipped {r.framework} ({r.runtime}): {r.skipped}")
@@ -394,20 +397,29 @@ def cmd_diff(args) -> int:
         raise ValueError(f"--frameworks {args.frameworks!r}: name at least one framework")
     expectations = load_expectations(args.expectations, FRAMEWORKS) if args.reclassify else []
     old_spec, new_spec = args.old, args.new or args.old
-    if not args.new and not (args.runtimes or args.devices or args.modes):
+    paired = args.runtimes or args.devices or args.modes or args.backends
+    if not args.new and not paired:
         raise ValueError("xent diff OLD NEW: give two results files or run folders "
-                         "(or one run with --runtimes A B, --devices A B or --modes A B)")
+                         "(or one run with --runtimes A B, --devices A B, --modes A B or --backends A B)")
     old_run = _load_side(old_spec, args, expectations)
     new_run = old_run if new_spec == old_spec else _load_side(new_spec, args, expectations)
     old, new = old_run.rows, new_run.rows
     labels = [old_spec, new_spec]
-    for column, pair in (("runtime", args.runtimes), ("device", args.devices), ("mode", args.modes)):
+    modes = args.modes
+    if args.backends:  # each backend's rows, in its default mode unless --modes says
+        modes = modes or [default_mode(f) for f in args.backends]
+        old = old[(old["framework"] == args.backends[0]) & (old["mode"] == modes[0])]
+        new = new[(new["framework"] == args.backends[1]) & (new["mode"] == modes[1])]
+    for column, pair in (("runtime", args.runtimes), ("device", args.devices), ("mode", modes),
+                         ("framework", args.backends)):
         if pair:
             a, b = pair
             old, new = _select(old, column, a, old_spec), _select(new, column, b, new_spec)
             labels = [f"{old_spec} {column} {a}", f"{new_spec} {column} {b}"]
+    if args.backends:
+        labels = [f"{old_spec} {f} ({m})" for f, m in zip(args.backends, modes)]
     shared = set(old["framework"]) & set(new["framework"])
-    if args.runtimes or args.devices or args.modes:  # a runtime, device or mode holds only some frameworks: compare those
+    if paired:  # a runtime, device or mode holds only some frameworks: compare those
         old, new = old[old["framework"].isin(shared)], new[new["framework"].isin(shared)]
     if frameworks:
         present = set(old["framework"]) | set(new["framework"])
@@ -415,7 +427,7 @@ def cmd_diff(args) -> int:
         if absent:
             raise ValueError(f"--frameworks: no rows of {absent[0]!r} in either run (there: {', '.join(sorted(present))})")
         old, new = old[old["framework"].isin(frameworks)], new[new["framework"].isin(frameworks)]
-    d = diff.compare(old, new, drift=args.drift, old_label=labels[0], new_label=labels[1], across_modes=bool(args.modes))
+    d = diff.compare(old, new, drift=args.drift, old_label=labels[0], new_label=labels[1], across=bool(args.modes or args.backends))
     print(diff.summary_text(d))
     _print_stale(new_run.info.stale)
     html_path = Path(args.html) if args.html else diff.results_path(new_spec).parent / "diff.html"
@@ -520,6 +532,10 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--modes", nargs=2, metavar=("A", "B"),
                    help="mode A of OLD against mode B of NEW (or of OLD alone), e.g. eager compile; a row that raises "
                         "in one and returns a value in the other is 'raises'")
+    d.add_argument("--backends", nargs=2, metavar=("A", "B"),
+                   help="framework A of OLD against framework B of NEW (or of OLD alone) on the same API table, "
+                        "e.g. keras-jax keras-torch, each in its default mode unless --modes is given; a row that "
+                        "raises on one and returns a value on the other is 'raises'")
     d.add_argument("--drift", type=float, default=0.25,
                    help="on the same machine kind, a move of an output beyond this share of the tolerance is "
                         "'changed', not 'drift' (default 0.25)")

@@ -4,9 +4,10 @@ Rows pair on their identity (results.IDENTITY: suite, case_id, framework, mode, 
 dtype, output), the runtime aside where each side ran a framework under one runtime only: two
 runs of one framework under different runtimes therefore pair by framework: that is the
 version check. A mode diff (`xent diff RUN --modes eager compile`) pairs the rows of two modes
-the same way. Each pair falls in one class:
+the same way, and a backend diff (`xent diff RUN --backends keras-jax keras-torch`) the rows of two
+frameworks that share an API table (each in its default mode, unless --modes says which). Each pair falls in one class:
 
-- raises (mode diffs only): raises in one mode, returns a value in the other;
+- raises (mode and backend diffs only): raises in one mode (or backend), returns a value in the other;
 - regression: conformed before and not now (any other verdict, crashed included), or a known
   divergence became an unknown one;
 - fix: the reverse (did not conform, conforms now; or an unknown divergence is now known);
@@ -111,9 +112,10 @@ def share_moved(old: pd.Series, new: pd.Series) -> pd.Series:
 
 
 def compare(old: pd.DataFrame, new: pd.DataFrame, *, drift: float = DEFAULT_DRIFT, old_label="OLD",
-            new_label="NEW", across_modes: bool = False) -> Diff:
-    """`across_modes`: the two sides are two modes of one run (or two): a pair that raises on one
-    side and returns a value on the other is `raises`, whatever else it is."""
+            new_label="NEW", across: bool = False) -> Diff:
+    """`across`: the two sides are two ways of running one call (two modes, or two backends of one
+    API table): a pair that raises on one side and returns a value on the other is `raises`,
+    whatever else it is."""
     notices = []
     shared = set(zip(old["suite"], old["case_id"])) & set(zip(new["suite"], new["case_id"]))
     if len(old) and len(new) and not shared:
@@ -164,7 +166,7 @@ def compare(old: pd.DataFrame, new: pd.DataFrame, *, drift: float = DEFAULT_DRIF
     conditions = [
         pairs["_merge"] == "left_only",
         pairs["_merge"] == "right_only",
-        across_modes & both & ((raised_old & returned_new) | (returned_old & raised_new)),
+        across & both & ((raised_old & returned_new) | (returned_old & raised_new)),
         (o_conf & ~n_conf) | (o_div & o_known & n_div & ~n_known),
         (~o_conf & n_conf) | (o_div & ~o_known & n_div & n_known),
         differs | (same_machine & far),

@@ -109,9 +109,15 @@ def load_expectations(path: str | Path = DEFAULT_PATH, frameworks=None) -> list[
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # TOMLDecodeError is a ValueError
         raise ExpectationsError(f"{path}: cannot read the expectations file: {e}") from None
-    unknown_tables = sorted(set(doc) - {"cause"})
+    unknown_tables = sorted(set(doc) - {"cause", "plugins"})
     if unknown_tables:
         raise ExpectationsError(f"{path}: unknown top-level key {unknown_tables[0]!r}; causes go in [[cause]] tables")
+    # frameworks installed separately (plugins) that entries may name where they are not installed
+    plugins = doc.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise ExpectationsError(f"{path}: field 'plugins': a list of framework names")
+    if frameworks is not None:
+        frameworks = [*frameworks, *(p for p in plugins if p not in frameworks)]
     if "cause" not in doc:  # most likely a mistake (every divergence would turn unexpected): say so
         raise ExpectationsError(f"{path}: no [[cause]] tables; write `cause = []` to run with no expectations")
     raw_entries = doc["cause"]

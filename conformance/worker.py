@@ -41,7 +41,7 @@ from importlib import metadata
 from reference.golden import OUTPUTS, load_suite
 
 from . import adapters
-from .adapters.base import prepare, restore, to_bits, unsupported_reason
+from .adapters.base import prepare, restore, to_bits, unsupported_output, unsupported_reason
 from .protocol import ApiInfo, DeviceInfo, Hello, ModeInfo, Output, Recipe, Reply, Request
 
 
@@ -149,10 +149,14 @@ def _run_task(adapter, api, case, arrays, task) -> dict:
     reason = unsupported_reason(api, case)
     if reason:
         return dict.fromkeys(OUTPUTS, Output("unsupported", message=reason))
+    lacking = {o: unsupported_output(adapter, api, task.dtype, o) for o in OUTPUTS}
+    if all(lacking.values()):
+        return {o: Output("unsupported", message=lacking[o]) for o in OUTPUTS}
     try:
         inputs = prepare(api, case, arrays, task.dtype)
         out = adapter.execute(api, inputs, task.device, task.mode)
-        return {o: v if isinstance(v, BaseException) else restore(api, case, o, v) for o, v in out.items()}
+        return {o: Output("unsupported", message=lacking[o]) if lacking[o]
+                else v if isinstance(v, BaseException) else restore(api, case, o, v) for o, v in out.items()}
     except Exception as e:  # a bug of ours, not the framework's: say so plainly
         traceback.print_exc()
         return {o: AdapterError(f"adapter error: {_describe(e)}") for o in OUTPUTS}

@@ -75,3 +75,47 @@ def test_to_bits_keeps_bit_patterns_and_refuses_other_dtypes():
     assert name == "bfloat16" and bits.dtype == np.uint16 and bits.tolist() == [0x3FC0, 0x8000, 0x7F80]
     with pytest.raises(TypeError):
         to_bits(np.array([1], dtype=np.int32))
+
+
+def _distribution(folder, name: str, entry_points: str) -> None:
+    """An installed distribution (its .dist-info, as pip writes it) on a folder of sys.path."""
+    info = folder / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[xent_conformance.adapters]\n{entry_points}\n")
+
+
+def test_a_plugin_that_does_not_load_is_reported_and_the_rest_are_listed(tmp_path):
+    import os
+    import subprocess
+    import sys
+    _distribution(tmp_path, "broken_plugin", "broken = no_such_module_here:ENTRY")
+    (tmp_path / "not_an_entry.py").write_text("ENTRY = 42\n")
+    _distribution(tmp_path, "wrong_plugin", "wrong = not_an_entry:ENTRY")
+    code = ("from conformance.adapters import registry, not_loadable\n"
+            "print(sorted(registry()))\nfor name, why in sorted(not_loadable().items()): print(name, '|', why)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    listed, *broken = done.stdout.splitlines()
+    assert set(FRAMEWORKS) <= set(eval(listed)) and "broken" not in listed and "wrong" not in listed
+    assert broken[0].startswith("broken | no_such_module_here:ENTRY: ModuleNotFoundError")
+    assert broken[1] == "wrong | not_an_entry:ENTRY is a int, not a conformance.adapters.AdapterEntry"
+
+
+def test_keras_on_another_backend_needs_a_process_of_its_own():
+    import subprocess
+    import sys
+    code = ("import os\nos.environ['KERAS_BACKEND'] = 'numpy'\nimport keras\n"
+            "import conformance.adapters.keras_torch\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    if "No module named" in done.stderr:
+        pytest.skip(done.stderr.strip().splitlines()[-1])
+    assert done.returncode != 0 and "keras runs on 'numpy' in this process, not 'torch'" in done.stderr, done.stderr
+
+
+def test_keras_backends_share_one_api_table():
+    from conformance.adapters import keras_losses
+    names = [a.name for a in keras_losses.KERAS_APIS]
+    assert len(names) == len(set(names)) and all(n.startswith("keras.losses.") for n in names)
+    assert {"keras-jax", "keras-torch"} <= set(registry())

@@ -196,3 +196,23 @@ def test_what_is_returned_where_an_error_was_expected_is_not_measured():
               max_tol_ratio=float("nan"))
     got, d = classes([old], [_moved(old)])
     assert got == {"o/loss": "drift"} and not diff.failed(d, diff.BASELINE_FAILS)
+
+
+def test_a_backend_diff_pairs_two_frameworks_of_one_api_table_in_their_default_modes(tmp_path):
+    keras = dict(api="keras.losses.X", device_name="a CPU")
+    rows = [row(case_id="a", framework="keras-jax", mode="jit", verdict="no_error", **keras),
+            row(case_id="a", framework="keras-torch", mode="eager", verdict="conforms", observed_dtype="",
+                observed_bits=b"", error_type="IndexError", **keras),
+            row(case_id="b", framework="keras-jax", mode="jit", **keras),
+            row(case_id="b", framework="keras-jax", mode="eager", verdict="inaccurate", **keras),  # not its default
+            row(case_id="b", framework="keras-torch", mode="eager", verdict="inaccurate", detail="off", **keras),
+            row(case_id="a", framework="torch", api="torch.f")]
+    path = tmp_path / "run.parquet"
+    report.write_results(frame(*rows), path)
+    done = subprocess.run([sys.executable, "-m", "conformance.cli", "diff", str(path), "--backends", "keras-jax",
+                           "keras-torch", "--json", str(tmp_path / "d.json")], capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout + done.stderr  # b regressed
+    assert "keras-jax (jit)" in done.stdout and "keras-torch (eager)" in done.stdout
+    data = json.loads((tmp_path / "d.json").read_text())
+    assert data["counts"]["raises"] == 1 and data["counts"]["regression"] == 1
+    assert sum(data["counts"].values()) == 2  # torch's rows and keras-jax's eager row are not in it

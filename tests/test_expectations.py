@@ -181,3 +181,20 @@ def test_the_large_suites_causes_recognise_a_users_case_by_its_features(framewor
 
 def test_no_cause_is_keyed_by_case_names():
     assert all(e.cases == ("*",) for e in load_expectations(DEFAULT_PATH, FRAMEWORKS))
+
+
+def test_plugins_named_in_the_file_may_be_named_where_they_are_not_installed(tmp_path):
+    path = tmp_path / "e.toml"
+    entry = ('[[cause]]\nid = "x"\nframeworks = ["onnxruntime"]\nverdicts = ["raised"]\nreason = "r"\n'
+             'evidence = "https://example.org"\n')
+    path.write_text(entry)
+    with pytest.raises(ExpectationsError, match="unknown framework 'onnxruntime'"):
+        load_expectations(path, ["torch"])
+    path.write_text('plugins = ["onnxruntime"]\n' + entry)
+    assert load_expectations(path, ["torch"])[0].frameworks == ("onnxruntime",)
+    path.write_text('plugins = ["onnxruntime"]\n' + entry.replace('"onnxruntime"]', '"onnxruntim"]'))
+    with pytest.raises(ExpectationsError, match="unknown framework 'onnxruntim'"):  # a typo is still an error
+        load_expectations(path, ["torch"])
+    path.write_text('plugins = "onnxruntime"\n' + entry)
+    with pytest.raises(ExpectationsError, match="'plugins'"):
+        load_expectations(path, ["torch"])

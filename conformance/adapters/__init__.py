@@ -33,17 +33,38 @@ BUILTIN = (
     AdapterEntry("torch", "conformance.adapters.torch", ("torch",), forks=True),
     AdapterEntry("tensorflow", "conformance.adapters.tensorflow", ("tensorflow", "keras")),
     AdapterEntry("jax", "conformance.adapters.jax", ("jax", "optax"), default_mode="jit"),
+    # Keras' losses on its other backends (on TensorFlow they are the tensorflow framework's rows)
+    AdapterEntry("keras-jax", "conformance.adapters.keras_jax", ("keras", "jax", "optax"), default_mode="jit"),
+    AdapterEntry("keras-torch", "conformance.adapters.keras_torch", ("keras", "torch")),
+    AdapterEntry("mlx", "conformance.adapters.mlx", ("mlx",)),
+    AdapterEntry("paddle", "conformance.adapters.paddle", ("paddle",)),
 )
 
 
 @cache  # the installed entry points do not change while a process runs; reading them is slow
-def registry() -> dict[str, AdapterEntry]:
-    found = {entry.name: entry for entry in BUILTIN}
+def _entries() -> tuple[dict[str, AdapterEntry], dict[str, str]]:
+    found, broken = {entry.name: entry for entry in BUILTIN}, {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
-        entry = point.load()
-        if isinstance(entry, AdapterEntry) and entry.name not in found:
+        try:
+            entry = point.load()
+        except Exception as e:  # noqa: BLE001 (a broken plugin is reported; it never stops the others)
+            broken[point.name] = f"{point.value}: {type(e).__name__}: {e}"
+            continue
+        if not isinstance(entry, AdapterEntry):
+            broken[point.name] = f"{point.value} is a {type(entry).__name__}, not a conformance.adapters.AdapterEntry"
+        elif entry.name not in found:
             found[entry.name] = entry
-    return found
+    return found, broken
+
+
+def registry() -> dict[str, AdapterEntry]:
+    """Every framework that can be asked for: the built-in ones and the plugins that load."""
+    return _entries()[0]
+
+
+def not_loadable() -> dict[str, str]:
+    """Installed plugins whose entry point fails to load, and why (the rest run without them)."""
+    return _entries()[1]
 
 
 FRAMEWORKS: tuple[str, ...] = tuple(registry())

@@ -48,6 +48,7 @@ class Api:
     weight_as: str = "weight"  # "weight": a class-weight vector; "sample_weight": w[y] per position
     # parameters the installed version lacks, with the reason: those cases are `unsupported`
     absent: tuple[tuple[str, str], ...] = ()
+    outputs: tuple[str, ...] = ("loss", "grad")  # a loss-only API (no gradient) gives ("loss",)
 
 
 @dataclass
@@ -108,6 +109,9 @@ class Adapter(ABC):
     domain_errors: tuple[str, ...] = ()
     # the distributions whose versions expectations may be scoped by (`requires`)
     distributions: tuple[str, ...] = ()
+    # the dtypes the framework computes these losses in (the others' tasks are `unsupported`), and why not the rest
+    dtypes: tuple[str, ...] = tuple(VIEW_DTYPES)
+    dtypes_missing: str = ""
 
     @abstractmethod
     def version(self) -> str: ...
@@ -158,9 +162,9 @@ class Adapter(ABC):
             try:
                 arrays = {n: None if getattr(inputs, n) is None else self.array(getattr(inputs, n), device)
                           for n in ARRAY_NAMES}
-                loss, grad = self.run(programs[key], arrays)
+                loss, grad = self.run(programs[key], arrays)  # grad: None for a loss-only API
                 # on a GPU an error surfaces at the first synchronisation: the copy to the host
-                return {"loss": self.numpy(loss), "grad": self.numpy(grad)}
+                return {"loss": self.numpy(loss), "grad": None if grad is None else self.numpy(grad)}
             except Exception as e:  # the framework's own error is the observation
                 return {"loss": e, "grad": e}
 
@@ -180,6 +184,8 @@ class Adapter(ABC):
     # `grad` the way run() does
     repro_setup: str = ""
     repro_run: str = ""
+    # modules besides the adapter's whose functions a reproducer copies when the call names them
+    helper_modules: tuple[str, ...] = ()
 
     def is_fatal(self, error: BaseException) -> bool:
         """True when the error leaves the process unusable (a CUDA device-side assert)."""
@@ -193,7 +199,10 @@ class Adapter(ABC):
         bound: its code, made a new function each time (a compiler's caches go by code object)."""
         static = [n for n in INPUT_NAMES if n not in ARRAY_NAMES]
         outer = eval(f"lambda {', '.join(static)}: lambda {', '.join(ARRAY_NAMES)}: {api.code}", self._namespace())
-        return outer(**{n: getattr(inputs, n) for n in static})
+        function = outer(**{n: getattr(inputs, n) for n in static})
+        # what names the function in any process (a mode that keeps compiled code on disk keys it by this)
+        function.source = f"{api.code} with " + ", ".join(f"{n}={getattr(inputs, n)!r}" for n in static)
+        return function
 
     def recipe(self, api: Api) -> dict:
         """What a reproducer of this API needs, as text: the framework setup, the run, the call
@@ -204,7 +213,7 @@ class Adapter(ABC):
                 value = namespace.get(name)
                 if name in found or name in INPUT_NAMES or value is None:
                     continue
-                if inspect.isfunction(value) and value.__module__ == type(self).__module__:
+                if inspect.isfunction(value) and value.__module__ in (type(self).__module__, *self.helper_modules):
                     found[name] = textwrap.dedent(inspect.getsource(value))
                     order.append(found[name])
                 elif isinstance(value, (bool, int, float, str, dict, tuple)) and name.isupper():
@@ -224,6 +233,16 @@ def cpu_model() -> str:
         pass
     import platform
     return platform.processor() or platform.machine()
+
+
+def unsupported_output(adapter: Adapter, api: Api, dtype: str, output: str) -> str | None:
+    """Why an output of a dtype cannot be asked of this API (a dtype the framework lacks, a
+    loss-only API's gradient), or None."""
+    if dtype not in adapter.dtypes:
+        return f"{api.name} takes no {dtype}" + (f": {adapter.dtypes_missing}" if adapter.dtypes_missing else "")
+    if output not in api.outputs:
+        return f"{api.name} gives no {'gradient' if output == 'grad' else output} (it computes {', '.join(api.outputs)})"
+    return None
 
 
 def unsupported_reason(api: Api, case: GoldenCase) -> str | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 
+from .keras_losses import KERAS_APIS, KERAS_REDUCTION, check_backend, choose_backend  # noqa: F401 (the calls name it)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+choose_backend("tensorflow")  # this framework's Keras rows are Keras on TensorFlow, whatever the user's default
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -14,7 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 from .base import Adapter, Api, Device, Mode, cpu_model  # noqa: E402
 
-KERAS_REDUCTION = {"none": None, "mean": "sum_over_batch_size", "sum": "sum"}
+check_backend(keras, "tensorflow")
 
 
 def reduce(loss, reduction: str):
@@ -24,28 +26,6 @@ def reduce(loss, reduction: str):
     if reduction == "sum":
         return tf.reduce_sum(loss)
     return loss
-
-
-# a Keras loss in the case's dtype (Keras' default would be float32) and reduction
-KERAS = "reduction=KERAS_REDUCTION[reduction], dtype=dtype"
-SPARSE = dict(targets=("index",), params=frozenset({"weight", "ignore_index"}), class_axis="last",
-              unbatched=False, weight_as="sample_weight")  # class weights as sample_weight=w[y] (Keras' class_weight idiom)
-CATEGORICAL = dict(targets=("probs",), class_axis="last", unbatched=False)
-
-
-def _keras_sparse(from_logits: bool) -> str:
-    return (f"keras.losses.SparseCategoricalCrossentropy(from_logits={from_logits}, ignore_class=ignore_index, "
-            f"{KERAS})(target, x, sample_weight=weight)")
-
-
-def _keras_categorical(from_logits: bool) -> str:
-    return (f"keras.losses.CategoricalCrossentropy(from_logits={from_logits}, label_smoothing=label_smoothing, "
-            f"{KERAS})(target, x)")
-
-
-def _keras_binary(from_logits: bool) -> str:
-    return (f"keras.losses.BinaryCrossentropy(from_logits={from_logits}, label_smoothing=label_smoothing, "
-            f"{KERAS})(target, x)")
 
 
 APIS = (
@@ -62,27 +42,14 @@ APIS = (
         "reduce(tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=x, pos_weight=tf.constant(1.0, "
         "dtype=x.dtype) if pos_weight is None else pos_weight), reduction)",
         targets=("binary",), params=frozenset({"pos_weight"})),
-    Api("keras.losses.SparseCategoricalCrossentropy", "cross_entropy", _keras_sparse(True), **SPARSE),
-    Api("keras.losses.CategoricalCrossentropy", "cross_entropy", _keras_categorical(True),
-        params=frozenset({"label_smoothing"}), **CATEGORICAL),
-    Api("keras.losses.SparseCategoricalCrossentropy(from_logits=False)", "cross_entropy_from_probs",
-        _keras_sparse(False), **SPARSE),
-    Api("keras.losses.CategoricalCrossentropy(from_logits=False)", "cross_entropy_from_probs",
-        _keras_categorical(False), **CATEGORICAL),
-    Api("keras.losses.BinaryCrossentropy(from_logits=False)", "binary_cross_entropy", _keras_binary(False),
-        targets=("binary",), params=frozenset({"label_smoothing"})),
-    Api("keras.losses.BinaryCrossentropy", "binary_cross_entropy_with_logits", _keras_binary(True),
-        targets=("binary",), params=frozenset({"label_smoothing"})),
-    # BinaryCrossentropy(from_logits=True) averages over the last axis: Keras' documented equivalent
-    Api("keras.losses.BinaryCrossentropy (multi-label)", "multilabel_soft_margin_loss", _keras_binary(True),
-        targets=("binary",)),
+    *KERAS_APIS,
 )
 
 REPRO_SETUP = """\
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ["KERAS_BACKEND"] = "tensorflow"
 import keras
 import tensorflow as tf
 

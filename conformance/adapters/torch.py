@@ -98,12 +98,19 @@ class NotCompiled(RuntimeError):
     """torch.compile ran the function without compiling a graph (it fell back to eager)."""
 
 
-def compiled(backend: str):
+def compiled(backend: str, saved: bool = False):
     """torch.compile with this backend, the whole function one graph (fullgraph: a graph break is
-    an error, not a silent return to eager), static shapes; its first call must compile a graph."""
+    an error, not a silent return to eager), static shapes; its first call must compile a graph.
+    `saved`: the compiled function is kept on disk and loaded by later runs (`precompiled`)."""
     def wrap(program):
         from torch._dynamo.utils import counters
-        function = torch.compile(program, backend=backend, fullgraph=True, dynamic=False)
+
+        def function():
+            return torch.compile(program, backend=backend, fullgraph=True, dynamic=False)
+
+        if saved and not torch._inductor.config.force_disable_caches:
+            return precompiled(function, program)
+        function = function()
         checked = False
 
         def run(*args, **kwargs):
@@ -120,6 +127,55 @@ def compiled(backend: str):
     return wrap
 
 
+def precompiled(function, program):
+    """The compiled function of one graph (`function()`: its torch.compile, made only when the
+    graph is not saved), from torch.compile's own `aot_compile` (the same Dynamo
+    trace, AOTAutograd and Inductor code as the call's first compile; fullgraph: a graph, or an
+    error), saved in Inductor's cache folder and loaded there by later processes. A warm run then
+    skips the tracing a cached torch.compile still does (here about 57 ms a graph against 13 ms to
+    load one: benchmarks/bench_modes.py)."""
+    loaded = None
+
+    def run(**arrays):
+        nonlocal loaded
+        if loaded is None:
+            loaded = _load_or_compile(function, program, arrays)
+        return loaded(**arrays)
+
+    return run
+
+
+def _load_or_compile(function, program, arrays: dict):
+    import hashlib
+    import json
+    import sys
+    import warnings
+    from pathlib import Path
+
+    from torch._dynamo.aot_compile import AOTCompiledFunction
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+    # everything the compiled code depends on: the function (its call and static parameters), the
+    # arrays' layout, the compiler and what it compiles for
+    graph = [torch.__version__, sys.version, inductor_settings(), program.source,
+             {n: None if a is None else [a.shape, a.stride(), str(a.dtype), str(a.device), a.requires_grad]
+              for n, a in arrays.items()}]
+    path = Path(cache_dir()) / "xent-precompiled" / f"{hashlib.sha256(json.dumps(graph).encode()).hexdigest()}.bin"
+    if path.exists():
+        try:
+            loaded = AOTCompiledFunction.deserialize(path.read_bytes(), f_globals=program.__globals__)
+            if loaded.guard_check(**arrays):
+                return loaded
+        except Exception:  # noqa: BLE001 (a file from another build, or cut short: compiled again below)
+            pass
+    compiled = function().aot_compile(((), arrays))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        compiled.save_compiled_function(str(path))  # atomic: a temporary file, then os.replace
+    except Exception as e:  # noqa: BLE001 (the result stands; only the next run's shortcut is lost)
+        warnings.warn(f"the compiled graph was not saved ({e}): the next run compiles it again", stacklevel=2)
+    return compiled
+
+
 def inductor_settings() -> str:
     """What decides compiled code's numbers besides the device: Inductor's vector ISA and threads."""
     from torch._inductor import config
@@ -132,7 +188,8 @@ MODES = (
     Mode("eager", "each op runs as it is called"),
     Mode("compile", "torch.compile(backend='inductor', fullgraph=True, dynamic=False): one graph per shape, "
          "forward and backward compiled to C++ (CPU) or Triton (GPU)",
-         compiled("inductor"), "torch.compile(program, backend='inductor', fullgraph=True, dynamic=False)",
+         compiled("inductor", saved=True),
+         "torch.compile(program, backend='inductor', fullgraph=True, dynamic=False)",
          inductor_settings),
     # what compile does short of code generation: a difference here is a decomposition's, one only in
     # `compile` is Inductor's code generation
