@@ -179,6 +179,8 @@ def cmd_run(args) -> int:
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise ValueError(f"--timeout {args.timeout}: a number of seconds above 0")
     _nonnegative(args.drift, "--drift")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: at least 1")
     fail_on = set(parse_names(args.fail_on, "--fail-on", RUN_FINDINGS + DIFF_CLASSES))
     shard = _shard(args.shard)
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
@@ -220,7 +222,8 @@ def cmd_run(args) -> int:
         runs = runner.run(suite_dirs, frameworks, out_dir=out, timeout=args.timeout, expectations=expectations,
                           progress=progress, dtypes=set(args.dtypes) if args.dtypes else None, runtimes=runtimes,
                           devices=tuple(args.devices) if args.devices else None, control=control, shard=shard,
-                          witnesses=witnesses, modes=modes)
+                          witnesses=witnesses, modes=modes,
+                          lanes=args.workers or runner.lanes_for(frameworks, len(frameworks) * len(runtimes or [None])))
     finally:
         bar.close()
         log.close()
@@ -512,6 +515,10 @@ def parser() -> argparse.ArgumentParser:
                         "jax jit,eager (default: each framework's first, today's mode)")
     r.add_argument("--json", metavar="FILE", help="a summary for machines: counts per framework, stale, baseline")
     r.add_argument("--shard", metavar="K/N", help="run only shard K of N (split by case); `xent merge` joins them")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="workers per framework, side by side, each taking the next case (default: the CPUs shared "
+                        "among the frameworks run, for frameworks whose workers fork from a fork server: torch alone "
+                        "on 2 cores gets 2; the others 1)")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="rebuild report.html from a results file")

@@ -515,10 +515,11 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
                   devices: tuple[str, ...] | None = None, control: Control | None = None,
                   result: FrameworkRun | None = None, suite_hashes: dict[str, str] | None = None,
                   worker: Worker | None = None, witnesses: Witnesses = NO_WITNESSES,
-                  use_spares: bool = True, modes: tuple[str, ...] | None = None) -> FrameworkRun:
+                  use_spares: bool = True, modes: tuple[str, ...] | None = None, lanes: int = 1) -> FrameworkRun:
     """One framework's tasks through its worker (`worker`: one already launched by run());
     `use_spares`: replace a worker killed by a fatal error with a started spare (Spares);
-    `modes`: the execution modes (chosen_modes)."""
+    `modes`: the execution modes (chosen_modes); `lanes`: workers side by side, each taking the
+    next case."""
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
     control = control or Control()
     result = result or FrameworkRun(framework, runtime.name)
@@ -529,7 +530,7 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
     try:
         _run_tasks(worker, framework, suites, result, timeout=timeout, expectations=expectations, progress=progress,
                    dtypes=dtypes, runtime=runtime, devices=devices, control=control, suite_hashes=suite_hashes,
-                   witnesses=witnesses, out_dir=out_dir, spares=spares, modes=modes)
+                   witnesses=witnesses, out_dir=out_dir, spares=spares, modes=modes, lanes=lanes)
     finally:
         if spares is not None:
             spares.close()
@@ -563,7 +564,7 @@ def device_name(name: str, settings: str) -> str:
 
 
 def _run_tasks(worker, framework, suites, result, *, timeout, expectations, progress, dtypes, runtime, devices,
-               control, suite_hashes, witnesses, out_dir, spares=None, modes=None) -> None:
+               control, suite_hashes, witnesses, out_dir, spares=None, modes=None, lanes: int = 1) -> None:
     if worker.proc is None:
         worker.launch()
     for case in (c for _, cases in suites for c in cases) if control.cases.enabled else ():
@@ -607,13 +608,17 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
     suite_dir = {Path(suite).name: suite for suite, _ in suites}
     if progress:
         progress(0, len(tasks))
-    loaded = {"key": None, "data": None}
+    recording = threading.Lock()  # lanes record side by side: one at a time
 
-    def record(task: Task, observed: dict) -> None:
+    def record(task: Task, observed: dict, loaded: dict) -> None:
         """Classify one task's observation (while the worker computes the next) and keep its rows."""
+        with recording:
+            _record(task, observed, loaded)
+
+    def _record(task: Task, observed: dict, loaded: dict) -> None:
         case = task.case
         try:
-            if loaded["key"] != (task.suite, case.id):  # tasks come case by case: take each case once
+            if loaded.get("key") != (task.suite, case.id):  # tasks come case by case: take each case once
                 loaded.update(key=(task.suite, case.id), data=control.cases.take(case))
             data = loaded["data"]
             inputs, prepared, features = data.for_dtype(task.dtype)
@@ -637,9 +642,21 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         if progress:
             progress(1, 0)
 
-    for case_tasks in _by_case(tasks):
+    groups, taking = iter(list(_by_case(tasks))), threading.Lock()
+
+    def lane(worker: Worker, spares: "Spares | None") -> None:
+        """Cases one after another through one worker, taking the next case left to run."""
+        loaded: dict = {}
+        while not control.stop.is_set():
+            with taking:
+                case_tasks = next(groups, None)
+            if case_tasks is None:
+                return
+            _run_case(worker, spares, case_tasks, loaded)
+
+    def _run_case(worker: Worker, spares: "Spares | None", case_tasks: list[Task], loaded: dict) -> None:
         for task in (t for t in case_tasks if t.api == NO_API):
-            record(task, _all(verdicts.UNSUPPORTED, f"{framework} has no API for {task.case.op}"))
+            record(task, _all(verdicts.UNSUPPORTED, f"{framework} has no API for {task.case.op}"), loaded)
         # the case's tasks go to the worker in one request; it answers task by task, so each
         # answer is classified here while the worker computes the next
         pending = [t for t in case_tasks if t.api != NO_API]
@@ -650,7 +667,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                     result.spares_used += 1
                 elif not worker.start():
                     for task in pending:
-                        record(task, _all(verdicts.CRASHED, worker.message))
+                        record(task, _all(verdicts.CRASHED, worker.message), loaded)
                     break
             case = pending[0].case
             worker.send(Request(suite_dir[pending[0].suite], case.id,
@@ -661,16 +678,47 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                     reply = worker.receive(timeout)
                 except WorkerGone as e:
                     if not control.stop.is_set():  # interrupted is not crashed: that task did not run
-                        record(task, _all(verdicts.CRASHED, str(e)))
+                        record(task, _all(verdicts.CRASHED, str(e)), loaded)
                         pending = sent[i + 1:]  # a new worker takes the rest
                     break
-                record(task, {o: _observed(reply.outputs[o], reply.fatal) for o in OUTPUTS})
+                record(task, {o: _observed(reply.outputs[o], reply.fatal) for o in OUTPUTS}, loaded)
                 if reply.fatal:  # the worker is exiting: the rest go to a started spare, or a new one
                     worker.stop()
                     pending = sent[i + 1:]
                     break
+
+    # more lanes: more workers of the framework, each taking the next case (a compiled mode's
+    # cost is in the worker, per graph); their answers are classified here one at a time
+    extra = [Worker(framework, worker.log_path, runtime, forks=False) for _ in range(lanes - 1)]
+    threads = [threading.Thread(target=_extra_lane, args=(w, worker.server, lane, control), daemon=True)
+               for w in extra]
+    for t in threads:
+        t.start()
+    lane(worker, spares)
+    for t in threads:
+        t.join()
     result.stale = matcher.stale() if not control.stop.is_set() else []
     result.used, result.witnessed = sorted(matcher.used), sorted(matcher.witnessed)
+
+
+def _extra_lane(worker: Worker, server, lane, control: "Control") -> None:
+    """A lane beside the first: its own worker, forked from the first's fork server (milliseconds)
+    where it has one, else a new interpreter; closed when the cases run out."""
+    with control.lock:
+        control.workers.add(worker)
+    try:
+        if server is not None and server.proc.poll() is None:
+            worker.adopt(server.fork(spare=True))
+        else:
+            worker.launch()
+        if worker.ready():
+            lane(worker, None)
+    except Exception:  # noqa: BLE001 (the first lane runs whatever this one leaves)
+        pass
+    finally:
+        worker.close()
+        with control.lock:
+            control.workers.discard(worker)
 
 
 def _by_case(tasks: list[Task]):
@@ -698,12 +746,14 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
         runtimes: list[RuntimeSpec] | None = None, devices: tuple[str, ...] | None = None,
         control: Control | None = None, shard: tuple[int, int] = (1, 1),
         case_ids: set[str] | None = None, witnesses: Witnesses = NO_WITNESSES,
-        use_spares: bool = True, modes: tuple[str, ...] | None = None) -> list[FrameworkRun]:
+        use_spares: bool = True, modes: tuple[str, ...] | None = None,
+        lanes: int | dict[str, int] = 1) -> list[FrameworkRun]:
     """Every framework under every runtime side by side, each in its own thread driving its
     own worker. Golden files that fail their checksum are left out, named in `golden_errors`
     of the first result; an error in a framework's thread ends only that framework.
     `case_ids` runs only those cases (a pytest selection); `witnesses` decide which expectations
-    can be judged stale (expectations.Witnesses)."""
+    can be judged stale (expectations.Witnesses); `lanes`: workers per framework (or a framework's
+    number), side by side."""
     control = control or Control()
     runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
     jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
@@ -738,7 +788,8 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
             run_framework(fw, suites, out_dir=out_dir, timeout=timeout, expectations=expectations,
                           progress=locked_progress, dtypes=dtypes, runtime=rt, devices=devices, control=control,
                           result=result, suite_hashes=hashes, worker=workers[(rt.name, fw)], witnesses=witnesses,
-                          use_spares=use_spares, modes=modes)
+                          use_spares=use_spares, modes=modes,
+                          lanes=lanes.get(fw, 1) if isinstance(lanes, dict) else lanes)
         except Exception as e:  # keep what it measured; say why it stopped
             result.error = f"{type(e).__name__}: {e}"
 
@@ -771,3 +822,12 @@ def _checked_suites(suite_dirs, shard, case_ids):
         golden_errors += bad.values()
         suites.append((str(Path(d).resolve()), [c for c in chosen if c.id not in bad]))
     return suites, golden_errors, hashes
+
+
+def lanes_for(frameworks: list[str], jobs: int, cpus: int | None = None) -> dict[str, int]:
+    """Workers per framework when none is asked for: the CPUs shared among the frameworks run (one
+    framework on two cores: two workers; seven: one each), for frameworks whose workers are forked
+    from a fork server (a lane costs milliseconds); one for the others (a lane would cost another
+    import of the framework, seconds)."""
+    share = max(1, (cpus or os.cpu_count() or 1) // max(1, jobs))
+    return {f: share if _forks(f) else 1 for f in frameworks}
