@@ -131,6 +131,8 @@ def show(name, value, expected):
     if got_bits.shape != tuple(expected[1]) or got_dtype != DTYPE:
         print(f"  {FRAMEWORK}: {got_dtype} of shape {got_bits.shape}; reference: {DTYPE} of shape {tuple(expected[1])}")
         if got.size != want.size:
+            values = ", ".join(f"{float(v)!r} ({v.hex()})" for v in got[:24])
+            print(f"  {FRAMEWORK} returned {values}{', ...' if got.size > 24 else ''}")
             return "a different shape"
     differs = (got != want) & ~(np.isnan(got) & np.isnan(want))
     shown = range(got.size) if got.size <= 24 else np.flatnonzero(differs)[:12]

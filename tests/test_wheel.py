@@ -109,14 +109,20 @@ def _uv() -> str:
     return uv.find_uv_bin()
 
 
-@pytest.mark.slow
-def test_a_wheel_runs_outside_the_checkout(tmp_path):
+def built_wheel(tmp_path: Path) -> tuple[Path, Path]:
+    """The files a clone holds (`_tree`) and the wheel built from them."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs the git checkout to know which files a clone holds")
     source = _tree(tmp_path / "src")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "-w", str(tmp_path / "dist"), str(source)], check=True)
     (wheel,) = (tmp_path / "dist").glob("xent_conformance-*.whl")
+    return source, wheel
+
+
+@pytest.mark.slow
+def test_a_wheel_runs_outside_the_checkout(tmp_path):
+    _, wheel = built_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         manifest = json.loads(z.read("reference/_cases/golden/default/manifest.json"))

@@ -207,7 +207,9 @@ class Adapter(ABC):
     def recipe(self, api: Api) -> dict:
         """What a reproducer of this API needs, as text: the framework setup, the run, the call
         and the adapter-module helpers and constants the call and the modes use (found by name)."""
-        namespace, found, order = self._namespace(), {}, [api.code, *(m.repro for m in self.modes)]
+        namespace = {**{k: v for m in self.helper_modules for k, v in vars(sys.modules[m]).items()},
+                     **self._namespace()}
+        found, order = {}, [api.code, *(m.repro for m in self.modes)]
         while order:
             for name in re.findall(r"\b[A-Za-z_]\w*\b", order.pop()):
                 value = namespace.get(name)

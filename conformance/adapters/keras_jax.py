@@ -17,6 +17,7 @@ class KerasJaxAdapter(on_jax.JaxAdapter):
     domain_errors = ("ValueError",)  # Keras' argument checks; the JAX ops raise on no value
     distributions = ("keras", "jax", "jaxlib")
     repro_setup = repro_prelude("jax") + on_jax.REPRO_SETUP
+    helper_modules = (on_jax.__name__,)  # its modes' helpers (without_jit)
 
     def version(self) -> str:
         return f"{keras.__version__} (jax {on_jax.jax.__version__})"
