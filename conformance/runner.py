@@ -690,31 +690,38 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
     # more lanes: more workers of the framework, each taking the next case (a compiled mode's
     # cost is in the worker, per graph); their answers are classified here one at a time
     extra = [Worker(framework, worker.log_path, runtime, forks=False) for _ in range(lanes - 1)]
-    threads = [threading.Thread(target=_extra_lane, args=(w, worker.server, lane, control), daemon=True)
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_extra_lane, args=(w, worker.server, lane, control, errors), daemon=True)
                for w in extra]
     for t in threads:
         t.start()
     lane(worker, spares)
     for t in threads:
         t.join()
+    if errors:  # an error of ours in another lane: its case's rows are missing, and the run says why
+        raise errors[0]
     result.stale = matcher.stale() if not control.stop.is_set() else []
     result.used, result.witnessed = sorted(matcher.used), sorted(matcher.witnessed)
 
 
-def _extra_lane(worker: Worker, server, lane, control: "Control") -> None:
+def _extra_lane(worker: Worker, server, lane, control: "Control", errors: list) -> None:
     """A lane beside the first: its own worker, forked from the first's fork server (milliseconds)
-    where it has one, else a new interpreter; closed when the cases run out."""
+    where it has one, else a new interpreter; closed when the cases run out. A worker that does
+    not start takes no case: the other lanes run them all."""
     with control.lock:
         control.workers.add(worker)
     try:
-        if server is not None and server.proc.poll() is None:
-            worker.adopt(server.fork(spare=True))
-        else:
-            worker.launch()
+        try:
+            if server is not None and server.proc.poll() is None:
+                worker.adopt(server.fork(spare=True))
+            else:
+                worker.launch()
+        except OSError:
+            return
         if worker.ready():
             lane(worker, None)
-    except Exception:  # noqa: BLE001 (the first lane runs whatever this one leaves)
-        pass
+    except Exception as e:  # noqa: BLE001 (re-raised by the first lane, which the run reports)
+        errors.append(e)
     finally:
         worker.close()
         with control.lock:

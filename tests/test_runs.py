@@ -7,6 +7,7 @@ from conformance import runner
 from conformance.adapters import FRAMEWORKS, missing_module
 from conformance.expectations import load_expectations
 from conformance.reclassify import reclassify
+from conformance.suites import SUITES
 from conformance.report import read_run, results_frame
 from reference.casefile import parse_cases
 from reference.golden import generate
@@ -127,3 +128,23 @@ def test_jax_programs_are_kept_in_the_user_cache_that_xent_cache_names(tmp_path,
     (run,) = runner.run([golden], ["jax"], out_dir=tmp_path / "o")
     assert run.rows and not run.skipped
     assert list((tmp_path / "cache" / "jax").iterdir())  # the compiled program, for the next run
+
+
+def test_workers_per_framework_share_the_cpus_where_a_lane_is_a_fork():
+    assert runner.lanes_for(["torch"], 1, cpus=2) == {"torch": 2}
+    assert runner.lanes_for(["torch", "jax"], 2, cpus=2) == {"torch": 1, "jax": 1}
+    assert runner.lanes_for(["jax"], 1, cpus=8) == {"jax": 1}  # a second JAX worker would import JAX again
+
+
+@pytest.mark.slow
+def test_two_workers_of_a_framework_give_the_rows_one_gives(tmp_path):
+    if missing_module("torch"):
+        pytest.skip("torch is not installed")
+    rows = {}
+    for lanes in (1, 2):
+        (run,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=tmp_path / str(lanes), shard=(1, 8),
+                            expectations=load_expectations(), lanes=lanes)
+        assert not run.skipped and not run.error and run.done == run.planned
+        rows[lanes] = sorted((r.case_id, r.api, r.dtype, r.output, r.verdict, r.known, bytes(r.observed_bits or b""))
+                             for r in run.rows)
+    assert rows[1] == rows[2] and rows[1]
