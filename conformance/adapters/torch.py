@@ -132,7 +132,7 @@ def precompiled(function, program):
     graph is not saved), from torch.compile's own `aot_compile` (the same Dynamo
     trace, AOTAutograd and Inductor code as the call's first compile; fullgraph: a graph, or an
     error), saved in Inductor's cache folder and loaded there by later processes. A warm run then
-    skips the tracing a cached torch.compile still does (here about 57 ms a graph against 13 ms to
+    skips the tracing a cached torch.compile still does (here about 57 ms a graph against 17 ms to
     load one: benchmarks/bench_modes.py)."""
     loaded = None
 
