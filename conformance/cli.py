@@ -408,11 +408,8 @@ def cmd_diff(args) -> int:
     new_run = old_run if new_spec == old_spec else _load_side(new_spec, args, expectations)
     old, new = old_run.rows, new_run.rows
     labels = [old_spec, new_spec]
-    modes = args.modes
-    if args.backends:  # each backend's rows, in its default mode unless --modes says
-        modes = modes or [default_mode(f) for f in args.backends]
-        old = old[(old["framework"] == args.backends[0]) & (old["mode"] == modes[0])]
-        new = new[(new["framework"] == args.backends[1]) & (new["mode"] == modes[1])]
+    # a backend diff pairs each backend in its default mode unless --modes says
+    modes = args.modes or (args.backends and [default_mode(f) for f in args.backends])
     for column, pair in (("runtime", args.runtimes), ("device", args.devices), ("mode", modes),
                          ("framework", args.backends)):
         if pair:

@@ -20,14 +20,14 @@ def elementwise(weight, x):
     return None if weight is None else mx.broadcast_to(weight, x.shape)
 
 
-SPARSE = dict(targets=("index",), class_axis="last", weight_as="sample_weight")
 APIS = (
     Api("mlx.nn.log_softmax", "log_softmax", "nn.log_softmax(x, axis=-1)", class_axis="last"),
     Api("mlx.nn.losses.cross_entropy", "cross_entropy",
         "nn.losses.cross_entropy(x, target, weights=weight, label_smoothing=label_smoothing, reduction=reduction)",
         targets=("index", "probs"), params=frozenset({"weight", "label_smoothing"}), class_axis="last",
         weight_as="sample_weight"),
-    Api("mlx.nn.losses.nll_loss", "nll_loss", "nn.losses.nll_loss(x, target, reduction=reduction)", **SPARSE),
+    Api("mlx.nn.losses.nll_loss", "nll_loss", "nn.losses.nll_loss(x, target, reduction=reduction)",
+        targets=("index",), class_axis="last"),
     Api("mlx.nn.losses.binary_cross_entropy", "binary_cross_entropy_with_logits",
         "nn.losses.binary_cross_entropy(x, target, weights=elementwise(weight, x), reduction=reduction)",
         targets=("binary",), params=frozenset({"weight"})),
@@ -120,8 +120,7 @@ class MlxAdapter(Adapter):
         name = next((n for n, d in MX_DTYPES.items() if value.dtype == d), None)
         if name is None:
             return np.array(value)
-        numpy_bits, mx_bits = BITS[name]
-        return np.array(mx.view(value, mx_bits)).view(VIEW_DTYPES[name])
+        return np.array(mx.view(value, BITS[name][1])).view(VIEW_DTYPES[name])
 
 
 ADAPTER = MlxAdapter()

@@ -1,6 +1,12 @@
 """PyTorch: the functional and module forms of each loss, and torch.log_softmax."""
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
+import warnings
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: F401 (the calls' source names it)
@@ -146,12 +152,6 @@ def precompiled(function, program):
 
 
 def _load_or_compile(function, program, arrays: dict):
-    import hashlib
-    import json
-    import sys
-    import warnings
-    from pathlib import Path
-
     from torch._dynamo.aot_compile import AOTCompiledFunction
     from torch._inductor.runtime.cache_dir_utils import cache_dir
     # everything the compiled code depends on: the function (its call and static parameters), the
