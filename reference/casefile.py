@@ -411,3 +411,157 @@ def load_case_files(paths) -> list[CaseSpec]:
             origin[case.id] = path
             cases.append(case)
     return cases
+
+
+# -- writing: the inverse of the loader (parse(write(case)) == case; tests/test_casefile.py) --
+
+NPY_FROM = 4096  # elements from which a writer stores an input beside the file as .npy
+
+
+def number_text(value) -> str:
+    """One written value as a TOML token that reads back as exactly it: an integer, a special,
+    an edge name, a C99 hex float (dyadic values: every value of a binary format) or an exact
+    decimal (a written decimal such as 0.1, whose denominator is 2^a 5^b)."""
+    if isinstance(value, tuple):  # ("edge", sign, name)
+        return f'"{"-" if value[1] < 0 else ""}{value[2]}"'
+    if isinstance(value, str):  # NAN, POS_INF, NEG_INF, NEG_ZERO
+        return {NEG_ZERO: '"-0x0p+0"', "nan": "nan", "+inf": "inf", "-inf": "-inf"}[value]
+    if isinstance(value, float):  # a stored array's float64
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        if value == 0 and math.copysign(1, value) < 0:
+            return '"-0x0p+0"'
+        value = Fraction(value)
+    value = Fraction(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    den = value.denominator
+    if den & (den - 1) == 0:  # a power of two: exact in hex
+        sign, mag = ("-" if value < 0 else ""), abs(value)
+        exp = mag.numerator.bit_length() - den.bit_length()
+        if Fraction(2) ** exp > mag:
+            exp -= 1
+        mant = mag / Fraction(2) ** exp  # in [1, 2)
+        bits = 0
+        while mant.denominator != 1:
+            mant *= 16
+            bits += 1
+        whole, frac = divmod(mant.numerator, 16 ** bits)
+        digits = f"{frac:0{bits}x}".rstrip("0")
+        return f'"{sign}0x{whole}{"." + digits if digits else ""}p{exp:+d}"'
+    twos = fives = 0
+    while den % 2 == 0:
+        den //= 2
+        twos += 1
+    while den % 5 == 0:
+        den //= 5
+        fives += 1
+    if den != 1:
+        raise ValueError(f"{value} has no exact decimal or hex form")
+    k = max(twos, fives)
+    scaled = value * 10 ** k
+    sign, digits = ("-" if scaled < 0 else ""), str(abs(scaled.numerator)).rjust(k + 1, "0")
+    return f'"{sign}{digits[:-k]}.{digits[-k:]}"'
+
+
+def _array_text(values: np.ndarray, token, indent: str = "") -> str:
+    """Nested TOML arrays; a large one with each row on its own line."""
+    if values.ndim == 0:
+        return token(values.item() if values.dtype != object else values[()])
+    if values.ndim == 1:
+        return "[" + ", ".join(token(v.item() if isinstance(v, np.generic) else v) for v in values) + "]"
+    if values.size <= 40:
+        return "[" + ", ".join(_array_text(row, token) for row in values) + "]"
+    inner = indent + "  "
+    return "[\n" + "".join(f"{inner}{_array_text(row, token, inner)},\n" for row in values) + indent + "]"
+
+
+def _index_text(v) -> str:
+    return str(int(v))
+
+
+def case_text(spec: CaseSpec, npy_dir: Path | None = None, npy_from: int = NPY_FROM) -> str:
+    """One [[case]] table: every field the case sets, each value exact. An input of `npy_from`
+    elements or more goes to `<id>.input.npy` in npy_dir (float64, exact) when one is given."""
+    lines = ["[[case]]", f'id = "{spec.id}"', f'op = "{spec.op}"',
+             "dtypes = [" + ", ".join(f'"{d}"' for d in spec.dtypes) + "]"]
+    if 0 in spec.input.shape:
+        lines.append(f"shape = [{', '.join(map(str, spec.input.shape))}]")
+    if spec.target is not None:
+        lines.append(f'target_kind = "{spec.target_kind}"')
+        token = _index_text if spec.target_kind == "index" else number_text
+        lines.append(f"target = {_array_text(spec.target, token)}")
+    if spec.weight is not None:
+        lines.append(f"weight = {_array_text(spec.weight, number_text)}")
+    if spec.pos_weight is not None:
+        lines.append(f"pos_weight = {_array_text(spec.pos_weight, number_text)}")
+    fields = OPS[spec.op].fields
+    if fields.ignore_index and spec.ignore_index != -100:
+        lines.append(f"ignore_index = {spec.ignore_index}")
+    if fields.label_smoothing and spec.label_smoothing:
+        lines.append(f"label_smoothing = {number_text(spec.label_smoothing)}")
+    if fields.reduction:
+        lines.append(f'reduction = "{spec.reduction}"')
+    if spec.tags:
+        lines.append("tags = [" + ", ".join(f'"{t}"' for t in spec.tags) + "]")
+    if npy_dir is not None and spec.input.size >= npy_from:
+        name = f"{spec.id}.input.npy"
+        np.save(npy_dir / name, np.vectorize(_as_float64, otypes=[np.float64])(spec.input), allow_pickle=False)
+        lines.append(f'input = {{ npy = "{name}" }}')
+    else:
+        lines.append(f"input = {_array_text(spec.input, number_text)}")
+    return "\n".join(lines) + "\n"
+
+
+def _as_float64(value) -> float:
+    """A written value as float64, for a .npy beside the file (exact for values of a binary format)."""
+    if isinstance(value, tuple):
+        raise ValueError("an edge name has no float64 value of its own; write the case as text")
+    if isinstance(value, str):
+        return {NEG_ZERO: -0.0, "nan": math.nan, "+inf": math.inf, "-inf": -math.inf}[value]
+    exact = float(value)
+    if Fraction(exact) != Fraction(value):
+        raise ValueError(f"{value} is not a float64 value; write the case as text")
+    return exact
+
+
+def _comment(text: str) -> str:
+    return "".join(f"# {line}".rstrip() + "\n" for line in text.splitlines())
+
+
+def write_case_file(specs: list[CaseSpec], path: str | Path, header: str = "",
+                    comments: dict[str, str] | None = None, npy_from: int | None = NPY_FROM) -> Path:
+    """A case file of `specs` (docs/cases.md), `header` as its leading comments and `comments`
+    (by case id) above each case; written atomically, inputs of `npy_from` elements or more
+    beside it as .npy (None: all as text)."""
+    from .golden import atomic_write_bytes  # golden imports this module
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    comments = comments or {}
+    text = _comment(header) + "\n".join(_comment(comments.get(s.id, "")) + case_text(s, path.parent if npy_from else None, npy_from or 0)
+                                      for s in specs)
+    atomic_write_bytes(path, text.encode())
+    return path
+
+
+def same_case(a: CaseSpec, b: CaseSpec) -> bool:
+    """Whether two cases are the same definition (values compared exactly; `source` aside)."""
+    def same(x, y):
+        if x is None or y is None:
+            return x is None and y is None
+        if x.shape != y.shape:
+            return False
+        return all(_same_value(p, q) for p, q in zip(x.reshape(-1).tolist(), y.reshape(-1).tolist()))
+
+    return (a.id, a.op, a.dtypes, a.target_kind, a.ignore_index, a.label_smoothing, a.reduction, a.tags) == \
+           (b.id, b.op, b.dtypes, b.target_kind, b.ignore_index, b.label_smoothing, b.reduction, b.tags) and \
+        all(same(getattr(a, f), getattr(b, f)) for f in ("input", "target", "weight", "pos_weight"))
+
+
+def _same_value(p, q) -> bool:
+    if isinstance(p, float) or isinstance(q, float):  # a stored array against written values
+        p, q = (_as_float64(v) if not isinstance(v, float) else v for v in (p, q))
+        return (math.isnan(p) and math.isnan(q)) or (p == q and math.copysign(1, p) == math.copysign(1, q))
+    return p == q and type(p) is type(q) if isinstance(p, (str, tuple)) or isinstance(q, (str, tuple)) else p == q

@@ -279,3 +279,47 @@ def test_float_npy_class_indices(tmp_path):
     np.save(tmp_path / "labels.npy", np.full((2, 3), 0.5))  # probabilities are written out
     with pytest.raises(CaseFileError, match="a .npy target holds class indices"):
         load_case_files([npy_case(tmp_path, 'target = { npy = "labels.npy" }')])
+
+
+# -- the writer: parse(write(case)) == case --
+
+def test_writer_round_trips_every_default_case(tmp_path):
+    from reference.casefile import same_case, write_case_file
+    from reference.catalog import default_specs
+    specs = default_specs()
+    back = load_case_file(write_case_file(specs, tmp_path / "all.toml", "every default case"))
+    assert [c.id for c in back] == [c.id for c in specs]
+    assert [c.id for c, b in zip(specs, back) if not same_case(c, b)] == []
+
+
+def test_writer_round_trips_the_peer_file_and_stored_inputs(tmp_path):
+    """The ONNX-derived file (hex floats, K-dim) as text; its large inputs as .npy beside it."""
+    from reference.casefile import NPY_FROM, same_case, write_case_file
+    specs = load_case_file(ROOT / "cases" / "peer" / "onnx_softmax_cross_entropy.toml")
+    for npy_from, name in ((None, "text.toml"), (NPY_FROM, "npy.toml")):
+        back = load_case_file(write_case_file(specs, tmp_path / name, npy_from=npy_from))
+        assert all(same_case(a, b) for a, b in zip(specs, back)) and len(back) == len(specs)
+    assert sorted(p.name for p in tmp_path.glob("*.npy")) == sorted(
+        f"{c.id}.input.npy" for c in specs if c.input.size >= NPY_FROM)
+
+
+def test_writer_detects_a_changed_value(tmp_path):
+    """same_case is not vacuous: one value off by one ulp of float64 is another case."""
+    from reference.casefile import same_case, write_case_file
+    (case,) = load_case_file(write(tmp_path, GOOD))
+    back, = load_case_file(write_case_file([case], tmp_path / "w.toml"))
+    assert same_case(case, back)
+    case.input[0, 1] += Fraction(1, 2**60)
+    assert not same_case(case, back)
+
+
+def test_number_text_is_exact():
+    from reference.casefile import _parse_number, number_text
+    from reference.formats import NEG_ZERO
+    for value in (Fraction(1, 10), Fraction(-3, 16), Fraction(2**-1074), Fraction(7), Fraction(-1, 3 * 2**0 * 5) * 3,
+                  ("edge", -1, "min_subnormal"), "nan", "+inf", "-inf", NEG_ZERO, Fraction(123456789, 1024)):
+        text = number_text(value)
+        raw = int(text) if text.lstrip("-").isdigit() else text.strip('"') if text.startswith('"') else text
+        assert _parse_number(raw) == value, (value, text)
+    with pytest.raises(ValueError):
+        number_text(Fraction(1, 3))

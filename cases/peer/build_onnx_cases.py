@@ -18,14 +18,20 @@ made by the test harness, not by these files). The *_log_prob tests are kept: th
 loss output are those of their twin without the suffix; the second output (log_prob) has no
 counterpart here and is dropped.
 
-Usage: python cases/peer/build_onnx_cases.py [--out PATH]   (stdlib + numpy only)
+Usage: python cases/peer/build_onnx_cases.py [--out PATH]   (from a checkout: the package's case
+loader checks every case and its writer prints them, reference/casefile.py)
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import sys
+
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's packages
+from reference.casefile import parse_cases, write_case_file  # noqa: E402
 
 ONNX_TAG = "v1.22.0"
 ONNX_COMMIT = "2bb50465112feca9003e1ed654d77f01ff1415ca"
@@ -101,80 +107,67 @@ def onnx_inputs(shape, weight, edit):
     return x, labels, w
 
 
-def hexf(v: np.float32) -> str:
-    """The float32 value exactly, as a short C99 hex float."""
-    text = float(v).hex()  # e.g. 0x1.1904b40000000p-1
-    mant, exp = text.split("p")
-    if "." in mant:
-        mant = mant.rstrip("0").rstrip(".")
-    return f'"{mant}p{exp}"'
-
-
-def toml_array(a: np.ndarray, fmt, indent: str = "  ") -> str:
-    """Nested TOML array; innermost rows one per line."""
-    if a.ndim == 1:
-        return "[" + ", ".join(fmt(v) for v in a) + "]"
-    if a.ndim == 2 and a.size <= 40:
-        return "[" + ", ".join(toml_array(r, fmt) for r in a) + "]"
-    inner = indent + "  "
-    return "[\n" + "".join(f"{inner}{toml_array(r, fmt, inner)},\n" for r in a) + indent + "]"
-
-
-def case_block(name, op, shape, reduction, weight, ignore_index, edit, source, twin_of=None) -> str:
+def case_table(name, op, shape, reduction, weight, ignore_index, edit, twin_of=None) -> dict:
+    """The case as a table of the case format; float32 values exactly (the package's writer
+    prints them as C99 hex floats)."""
     x, labels, w = onnx_inputs(shape, weight, edit)
-    lines = ["[[case]]",
-             f'id = "onnx-{name.replace("_", "-")}"',
-             f'op = "{op}"',
-             'dtypes = ["float32", "float64"]',
-             f'reduction = "{reduction}"']
+    table = {"id": f'onnx-{name.replace("_", "-")}', "op": op, "dtypes": ["float32", "float64"],
+             "reduction": reduction, "tags": ["onnx", op] + (["onnx-log-prob-twin"] if twin_of else []),
+             "target": labels.tolist(), "input": [float(v).hex() for v in x.reshape(-1)]}
+    table["input"] = np.array(table["input"], dtype=object).reshape(x.shape).tolist()
     if ignore_index is not None:
-        lines.append(f"ignore_index = {ignore_index}")
-    tags = ["onnx", op] + (["onnx-log-prob-twin"] if twin_of else [])
-    lines.append("tags = [" + ", ".join(f'"{t}"' for t in tags) + "]")
+        table["ignore_index"] = ignore_index
     if w is not None:
-        lines.append("weight = " + toml_array(w, hexf))
-    lines.append("target = " + toml_array(labels, lambda v: str(int(v))))
-    lines.append("input = " + toml_array(x, hexf))
-    head = f"# {name}: {source}, shape {shape}, reduction {reduction}"
+        table["weight"] = [float(v).hex() for v in w]
+    return table
+
+
+def comment(name, shape, reduction, weight, ignore_index, edit, source, twin_of=None) -> str:
+    head = f"{name}: {source}, shape {shape}, reduction {reduction}"
     if weight is not None:
         head += ", weight " + ("np.random.rand(C)" if weight == RAND else str(weight))
     if ignore_index is not None:
         head += f", ignore_index {ignore_index} (labels{list(edit[0])} = {edit[1]})"
     if twin_of:
-        head += f"\n# same inputs and loss as {twin_of}; ONNX's log_prob output is not checked here"
-    return head + "\n" + "\n".join(lines) + "\n"
+        head += f"\nsame inputs and loss as {twin_of}; ONNX's log_prob output is not checked here"
+    return head
 
 
-def build() -> tuple[str, int]:
-    parts = [
-        "# Cases rebuilt from ONNX's backend node tests (a peer's suite), by build_onnx_cases.py.\n"
-        f"# ONNX sources: {SCE_FILE} and {NLL_FILE}\n"
-        f"# at onnx/onnx {ONNX_TAG} (commit {ONNX_COMMIT}); unchanged on main at\n"
-        f"# {ONNX_MAIN_COMMIT} (first file renamed softmax_cross_entropy_loss.py there).\n"
-        "# Inputs reproduced with ONNX's own np.random.seed(0) / rand / randint calls and label edits;\n"
-        "# every float32 value is written exactly as a C99 hex float. SoftmaxCrossEntropyLoss ->\n"
-        "# cross_entropy (logits), NegativeLogLikelihoodLoss -> nll_loss (ONNX feeds uniform [0, 1)\n"
-        "# values as the log-probabilities). Do not edit by hand: rerun the script.\n"
-    ]
-    count = 0
+HEADER = (
+    "Cases rebuilt from ONNX's backend node tests (a peer's suite), by build_onnx_cases.py.\n"
+    f"ONNX sources: {SCE_FILE} and {NLL_FILE}\n"
+    f"at onnx/onnx {ONNX_TAG} (commit {ONNX_COMMIT}); unchanged on main at\n"
+    f"{ONNX_MAIN_COMMIT} (first file renamed softmax_cross_entropy_loss.py there).\n"
+    "Inputs reproduced with ONNX's own np.random.seed(0) / rand / randint calls and label edits;\n"
+    "every float32 value is written exactly as a C99 hex float. SoftmaxCrossEntropyLoss ->\n"
+    "cross_entropy (logits), NegativeLogLikelihoodLoss -> nll_loss (ONNX feeds uniform [0, 1)\n"
+    "values as the log-probabilities). Do not edit by hand: rerun the script.\n")
+
+
+def build() -> tuple[list, dict]:
+    """The cases, validated by the package's loader, and a comment per case."""
+    tables, comments = [], {}
     for name, shape, reduction, weight, ii, edit in SCE:
         for suffix in ("", "_log_prob"):
-            parts.append(case_block(name + suffix, "cross_entropy", shape, reduction, weight, ii, edit,
-                                    "SoftmaxCrossEntropyLoss", twin_of=name if suffix else None))
-            count += 1
+            twin = name if suffix else None
+            table = case_table(name + suffix, "cross_entropy", shape, reduction, weight, ii, edit, twin)
+            tables.append(table)
+            comments[table["id"]] = comment(name + suffix, shape, reduction, weight, ii, edit,
+                                            "SoftmaxCrossEntropyLoss", twin)
     for name, shape, reduction, weight, ii, edit in NLL:
-        parts.append(case_block(name, "nll_loss", shape, reduction, weight, ii, edit, "NegativeLogLikelihoodLoss"))
-        count += 1
-    return "\n".join(parts), count
+        table = case_table(name, "nll_loss", shape, reduction, weight, ii, edit)
+        tables.append(table)
+        comments[table["id"]] = comment(name, shape, reduction, weight, ii, edit, "NegativeLogLikelihoodLoss")
+    return parse_cases(tables, "build_onnx_cases.py"), comments
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(Path(__file__).with_name("onnx_softmax_cross_entropy.toml")))
     args = p.parse_args()
-    text, count = build()
-    Path(args.out).write_text(text)
-    print(f"{count} cases -> {args.out}")
+    specs, comments = build()
+    write_case_file(specs, args.out, HEADER, comments, npy_from=None)  # text, as ONNX wrote them
+    print(f"{len(specs)} cases -> {args.out}")
     return 0
 
 
