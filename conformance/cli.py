@@ -14,6 +14,7 @@ from pathlib import Path
 
 from reference.casefile import CaseFileError, load_case_files
 from reference import large
+from reference.ops import OPS
 from reference.golden import GoldenFileError, generate
 from reference.locations import CHECKOUT
 
@@ -306,6 +307,77 @@ def _write_summary(path: Path, run: Run, since, failed: bool) -> None:
     report.atomic_write_bytes(path, (json.dumps(summary, indent=1, default=int) + "\n").encode())
 
 
+def cmd_discover(args) -> int:
+    """A search that finds divergences no case anticipated (conformance/discover, docs/discover.md)."""
+    from . import discover
+    frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    unknown = [f for f in frameworks if f not in FRAMEWORKS]
+    if unknown or not frameworks:
+        raise ValueError(f"--frameworks {args.frameworks!r}: "
+                         + (f"unknown framework {unknown[0]!r}; " if unknown else "") + f"choose from {', '.join(FRAMEWORKS)}")
+    ops = tuple(o.strip() for o in args.ops.split(",") if o.strip()) if args.ops else tuple(OPS)
+    if not ops or any(o not in OPS for o in ops):
+        raise ValueError(f"--ops {args.ops!r}: choose from {', '.join(OPS)}")
+    if args.examples is not None and args.examples < 1:
+        raise ValueError(f"--examples {args.examples}: at least 1")
+    if args.examples is None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise ValueError(f"--seconds {args.seconds}: a number of seconds above 0")
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if not modes:
+        raise ValueError(f"--modes {args.modes!r}: name at least one mode, or 'all'")
+    out = Path(args.out)
+    _writable_folder(out)
+    for name in (discover.CASES_FILE, discover.FINDINGS_FILE, discover.SUMMARY_FILE):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "replay", ignore_errors=True)
+    shutil.rmtree(out / "golden", ignore_errors=True)
+    opts = discover.Options(
+        frameworks, out, seconds=args.seconds, examples=args.examples, seed=args.seed, modes=modes,
+        dtypes=tuple(args.dtypes), ops=ops, shard=_shard(args.shard), relations=not args.no_relations,
+        expectations=load_expectations(args.expectations, FRAMEWORKS),
+        catalog=discover.catalog_keys(sorted(BASELINES_DIR.glob("default-*.parquet"))))
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    from tqdm import tqdm
+    bar = tqdm(total=100, desc="xent discover: search", unit="%", bar_format="{desc} {bar} {elapsed}")
+    offsets = {"search": 0, "shrink": 50, "prove": 70}
+    widths = {"search": 50, "shrink": 20, "prove": 30}
+
+    def progress(phase: str, fraction: float) -> None:
+        at = int(offsets[phase] + widths[phase] * fraction)
+        if at != bar.n or not bar.desc.endswith(phase):
+            bar.set_description(f"xent discover: {phase}", refresh=False)
+            bar.n = at
+            bar.refresh()
+
+    try:
+        outcome = discover.discover(opts, progress, stop)
+    finally:
+        bar.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for framework, why in outcome.skipped.items():
+        print(f"skipped {framework}: {why}")
+    new = [f for f in outcome.findings if not f.in_catalog]
+    unexplained = [f for f in new if not f.signature.cause]
+    disproved = [f for f in new if discover.disproved(f)]
+    unproven = [f for f in new if not discover.stable(f) and not discover.disproved(f)]
+    print(f"examples: {', '.join(f'{k} {v}' for k, v in outcome.examples.items())}; "
+          f"the reference could not decide {outcome.undecided}")
+    print(f"signatures: {len(outcome.findings)}; new (the default suite does not produce them): {len(new)}, "
+          f"of which {len(unexplained)} not explained by the expectations")
+    print(f"proof: {len(new) - len(disproved) - len(unproven)} stable on replay (1 and 2 threads, fresh workers); "
+          f"{len(disproved)} not reproduced (false alarms); {len(unproven)} not replayed within the budget")
+    print(f"cases:    {out / discover.CASES_FILE}")
+    print(f"findings: {out / discover.SUMMARY_FILE}")
+    if (out / "replay").is_dir():
+        print(f"replay:   {out / 'replay'} (results.parquet, report.html, repro/)")
+    if outcome.interrupted:
+        print("INTERRUPTED: what was found so far is written", file=sys.stderr)
+        return 130
+    return 0
+
+
 def _shard(text: str | None) -> tuple[int, int]:
     if not text:
         return (1, 1)
@@ -554,6 +626,22 @@ def parser() -> argparse.ArgumentParser:
                    help="classify both runs again under today's golden files, tolerance and expectations")
     d.add_argument("--expectations", default=str(DEFAULT_PATH))
     d.set_defaults(func=cmd_diff)
+
+    dis = sub.add_parser("discover", help="search for divergences no case anticipated; write them as cases")
+    dis.add_argument("--frameworks", default="torch,tensorflow,jax", help="comma-separated (default: torch,tensorflow,jax)")
+    dis.add_argument("--seconds", type=float, default=600.0, help="the whole budget: search, shrink, proof (default 600)")
+    dis.add_argument("--examples", type=int, metavar="N",
+                     help="N examples per (framework, op) instead of a time budget: with --seed, a repeatable run")
+    dis.add_argument("--seed", type=int, default=0)
+    dis.add_argument("--modes", default="all", help="execution modes, comma-separated, or 'all' (default)")
+    dis.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
+                     choices=["float64", "float32", "float16", "bfloat16"])
+    dis.add_argument("--ops", help="only these ops, comma-separated (default: every op)")
+    dis.add_argument("--shard", metavar="K/N", help="search only shard K of N (split by framework and op)")
+    dis.add_argument("--no-relations", action="store_true", help="skip the metamorphic relations")
+    dis.add_argument("--out", default="reports/discover", help="where the cases, findings and replay go")
+    dis.add_argument("--expectations", default=str(DEFAULT_PATH), help="the known-divergences file")
+    dis.set_defaults(func=cmd_discover)
 
     m = sub.add_parser("merge", help="join the results of several runs (shards, CI jobs) into one")
     m.add_argument("runs", nargs="+", help="results files or run folders")

@@ -55,6 +55,7 @@ class RuntimeSpec:
 
     name: str
     python: str
+    env: tuple[tuple[str, str], ...] = ()  # variables its workers get besides the caller's (threads)
 
 
 def code_path(runtime: RuntimeSpec) -> Path:
@@ -118,6 +119,8 @@ class Worker:
         self.proc, self.message, self.replies = spare.proc, spare.message, spare.replies
 
     def ready(self) -> bool:
+        if self.hello is not None and self.proc is not None and self.proc.poll() is None:
+            return True  # started before, and alive: a caller that keeps a worker across runs
         try:
             if self.forks and (self.proc is None or self.proc.poll() is not None):
                 self.adopt(self.server.fork())
@@ -196,7 +199,7 @@ def _popen(runtime: "RuntimeSpec", args: list[str], log_path: Path, extra_env: d
     # compilers' caches in the user cache folder (a value the user set wins): a second run compiles nothing
     env = {**WORKER_ENV, "XENT_JAX_CACHE": str(cache_dir() / "jax"), "TORCHINDUCTOR_CACHE_DIR": str(cache_dir() / "inductor"),
            **os.environ,
-           "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **(extra_env or {})}
+           "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **dict(runtime.env), **(extra_env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
         return subprocess.Popen([runtime.python, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
@@ -515,11 +518,13 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
                   devices: tuple[str, ...] | None = None, control: Control | None = None,
                   result: FrameworkRun | None = None, suite_hashes: dict[str, str] | None = None,
                   worker: Worker | None = None, witnesses: Witnesses = NO_WITNESSES,
-                  use_spares: bool = True, modes: tuple[str, ...] | None = None, lanes: int = 1) -> FrameworkRun:
+                  use_spares: bool = True, modes: tuple[str, ...] | None = None, lanes: int = 1,
+                  apis: set[str] | None = None, keep_worker: bool = False) -> FrameworkRun:
     """One framework's tasks through its worker (`worker`: one already launched by run());
     `use_spares`: replace a worker killed by a fatal error with a started spare (Spares);
     `modes`: the execution modes (chosen_modes); `lanes`: workers side by side, each taking the
-    next case."""
+    next case; `apis`: only these of its APIs; `keep_worker`: leave the worker running for the
+    caller's next run (a search's many small runs)."""
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
     control = control or Control()
     result = result or FrameworkRun(framework, runtime.name)
@@ -530,13 +535,14 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
     try:
         _run_tasks(worker, framework, suites, result, timeout=timeout, expectations=expectations, progress=progress,
                    dtypes=dtypes, runtime=runtime, devices=devices, control=control, suite_hashes=suite_hashes,
-                   witnesses=witnesses, out_dir=out_dir, spares=spares, modes=modes, lanes=lanes)
+                   witnesses=witnesses, out_dir=out_dir, spares=spares, modes=modes, lanes=lanes, apis=apis)
     finally:
         if spares is not None:
             spares.close()
-        worker.close()
-        with control.lock:
-            control.workers.discard(worker)
+        if not keep_worker:
+            worker.close()
+            with control.lock:
+                control.workers.discard(worker)
     return result
 
 
@@ -564,7 +570,8 @@ def device_name(name: str, settings: str) -> str:
 
 
 def _run_tasks(worker, framework, suites, result, *, timeout, expectations, progress, dtypes, runtime, devices,
-               control, suite_hashes, witnesses, out_dir, spares=None, modes=None, lanes: int = 1) -> None:
+               control, suite_hashes, witnesses, out_dir, spares=None, modes=None, lanes: int = 1,
+               apis: set[str] | None = None) -> None:
     if worker.proc is None:
         worker.launch()
     for case in (c for _, cases in suites for c in cases) if control.cases.enabled else ():
@@ -587,7 +594,8 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
     rt = Runtime(framework, hello.version, hello.versions, runtime.name, tuple(hello.domain_errors))
     apis_for: dict[str, list[str]] = {}
     for api in hello.apis:
-        apis_for.setdefault(api.op, []).append(api.name)
+        if apis is None or api.name in apis:
+            apis_for.setdefault(api.op, []).append(api.name)
     # each API's layout and reproducer recipe, as the worker described them
     layouts = {a.name: a.layout() for a in hello.apis}
     recipes = {a.name: a.recipe for a in hello.apis if a.recipe}

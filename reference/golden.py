@@ -236,7 +236,7 @@ def _fast_path_applies(spec: CaseSpec) -> bool:
     return _fast_path_inputs(spec) is not None
 
 
-def _fast_path_inputs(spec: CaseSpec) -> FastInputs | None:
+def _fast_path_inputs(spec: CaseSpec, min_elements: int | None = None) -> FastInputs | None:
     """Cases the proven fast path decides (reference/fast.py: every output, variant and
     condition scale as the exact path gives them, bit for bit): log_softmax, class-index
     cross-entropy without label smoothing and nll_loss, under any reduction, class weights and
@@ -253,7 +253,7 @@ def _fast_path_inputs(spec: CaseSpec) -> FastInputs | None:
     op = OPS[spec.op]
     if spec.op not in FAST_OPS or op.input_kind != FAST_OPS[spec.op] or x.size == 0 or x.ndim == 0:
         return None
-    if x.dtype != np.float64 and x.size < FAST_PATH_MIN_ELEMENTS:
+    if x.dtype != np.float64 and x.size < (FAST_PATH_MIN_ELEMENTS if min_elements is None else min_elements):
         return None
     classes = x.shape[0 if x.ndim == 1 else 1]
     if classes >= fast.fast_float64.MAX_CLASSES:
@@ -325,6 +325,24 @@ def _build_fast(spec: CaseSpec, inputs: FastInputs | None = None) -> tuple[dict[
     return arrays, entry
 
 
+PATH_RECORDS = ("precision_bits", "fallback_rows")  # what each path records of its own work
+
+
+def paths_agree(spec: CaseSpec) -> bool | None:
+    """Whether the fast and the exact path give a case the same golden file (arrays and
+    manifest entry, byte for byte), whatever its size; None where the fast path does not
+    decide the case."""
+    inputs = _fast_path_inputs(spec, min_elements=0)
+    fast_built = _build_fast(spec, inputs) if inputs is not None else None
+    if fast_built is None:
+        return None
+    exact_arrays, exact_entry = build_case(spec, fast_path=False)
+    fast_arrays, fast_entry = fast_built
+    return npz_bytes(fast_arrays) == npz_bytes(exact_arrays) and \
+        {k: v for k, v in fast_entry.items() if k not in PATH_RECORDS} == \
+        {k: v for k, v in exact_entry.items() if k not in PATH_RECORDS}
+
+
 def _exact_values(values: np.ndarray) -> np.ndarray:
     """Stored float64 values as the exact values the reference takes."""
     specials = {np.inf: POS_INF, -np.inf: NEG_INF}
@@ -333,9 +351,10 @@ def _exact_values(values: np.ndarray) -> np.ndarray:
     return out.reshape(values.shape)
 
 
-def build_case(spec: CaseSpec) -> tuple[dict[str, np.ndarray], dict]:
-    """Arrays and manifest fields of one case, every dtype and semantics evaluated."""
-    if (inputs := _fast_path_inputs(spec)) is not None and (built := _build_fast(spec, inputs)) is not None:
+def build_case(spec: CaseSpec, fast_path: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and manifest fields of one case, every dtype and semantics evaluated (`fast_path`
+    False: the exact path, whatever the case)."""
+    if fast_path and (inputs := _fast_path_inputs(spec)) is not None and (built := _build_fast(spec, inputs)) is not None:
         return built
     if spec.input.dtype == np.float64:
         spec = replace(spec, input=_exact_values(spec.input))  # the exact path, element by element
