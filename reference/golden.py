@@ -328,19 +328,21 @@ def _build_fast(spec: CaseSpec, inputs: FastInputs | None = None) -> tuple[dict[
 PATH_RECORDS = ("precision_bits", "fallback_rows")  # what each path records of its own work
 
 
-def paths_agree(spec: CaseSpec) -> bool | None:
+def paths_agree(spec: CaseSpec, keep_exact: bool = False):
     """Whether the fast and the exact path give a case the same golden file (arrays and
     manifest entry, byte for byte), whatever its size; None where the fast path does not
-    decide the case."""
+    decide the case. `keep_exact`: (that, the exact path's build_case result)."""
+    exact_arrays, exact_entry = exact = build_case(spec, fast_path=False)
     inputs = _fast_path_inputs(spec, min_elements=0)
     fast_built = _build_fast(spec, inputs) if inputs is not None else None
     if fast_built is None:
-        return None
-    exact_arrays, exact_entry = build_case(spec, fast_path=False)
-    fast_arrays, fast_entry = fast_built
-    return npz_bytes(fast_arrays) == npz_bytes(exact_arrays) and \
-        {k: v for k, v in fast_entry.items() if k not in PATH_RECORDS} == \
-        {k: v for k, v in exact_entry.items() if k not in PATH_RECORDS}
+        agree = None
+    else:
+        fast_arrays, fast_entry = fast_built
+        agree = npz_bytes(fast_arrays) == npz_bytes(exact_arrays) and \
+            {k: v for k, v in fast_entry.items() if k not in PATH_RECORDS} == \
+            {k: v for k, v in exact_entry.items() if k not in PATH_RECORDS}
+    return (agree, exact) if keep_exact else agree
 
 
 def _exact_values(values: np.ndarray) -> np.ndarray:

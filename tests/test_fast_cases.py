@@ -227,3 +227,25 @@ def test_a_sample_of_the_larger_onnx_cases_give_the_exact_paths_golden_files(pee
     assert len(chosen) == len(LARGER_SAMPLE) and all(s.input.size > 420 for s in chosen)
     for spec in chosen:
         assert_same_golden_file(spec, monkeypatch)
+
+
+def test_paths_agree_decides_small_cases_both_ways(monkeypatch):
+    """golden.paths_agree (xent discover's proof): the fast path at any size against the exact
+    path; None where the fast path does not decide; False when one byte differs."""
+    (small,) = parse_cases([{"id": "s", "op": "cross_entropy", "dtypes": ["float32", "bfloat16"],
+                             "input": [["0x1.8p+0", "-0x1p-3", "0x1p+4"]], "target": [2]}], "t")
+    assert golden.paths_agree(small) is True
+    agree, (arrays, entry) = golden.paths_agree(small, keep_exact=True)
+    assert agree is True and entry["id"] == "s"
+    (special,) = parse_cases([{"id": "n", "op": "cross_entropy", "input": [[0, "nan"]], "target": [0]}], "t")
+    assert golden.paths_agree(special) is None
+    real = golden._build_fast
+
+    def off_by_one(spec, inputs=None):
+        arrays, entry = real(spec, inputs)
+        name = next(n for n in arrays if n.startswith("expected."))
+        arrays[name] = arrays[name] ^ 1
+        return arrays, entry
+
+    monkeypatch.setattr(golden, "_build_fast", off_by_one)
+    assert golden.paths_agree(small) is False

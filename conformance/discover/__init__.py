@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from reference import golden
+from reference import golden, rounding
 from reference.casefile import load_case_file, write_case_file
 from reference.golden import atomic_write_bytes
 from reference.ops import OPS
@@ -133,7 +133,7 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
             if progress:
                 progress("search", (i + 1) / len(units))
         phase_seconds["search"] = time.monotonic() - started
-        _write(opts, findings.all(), versions, partial=True)
+        _write(opts, findings, versions, partial=True)
 
         shrink_started = time.monotonic()
         shrink_end = shrink_started + seconds * SHRINK_SHARE if seconds else math.inf
@@ -154,12 +154,12 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
     finally:
         for probe in probes.values():
             probe.close()
-    written = _write(opts, findings.all(), versions, partial=True)
+    written = _write(opts, findings, versions, partial=True)
     prove_started = time.monotonic()
     if written and not budget.stop.is_set():
         _prove(opts, findings.all(), budget, total_end)
     phase_seconds["prove"] = time.monotonic() - prove_started
-    _write(opts, findings.all(), versions, partial=False)
+    _write(opts, findings, versions, partial=False)
     outcome = Outcome(findings.all(), done, len(findings.undecided), phase_seconds, budget.stop.is_set(), skipped,
                       versions)
     _summary(opts, outcome)
@@ -215,9 +215,10 @@ def _case_id(finding: Finding) -> str:
     return f"discover-{OPS[finding.example.op].short or finding.example.op}-{finding.signature.slug()}"
 
 
-def _write(opts: Options, findings: list[Finding], versions: dict, partial: bool) -> dict[str, Finding]:
+def _write(opts: Options, found: Findings, versions: dict, partial: bool) -> dict[str, Finding]:
     """The case file (one case per new signature; an identical example shared; the worst witness
     beside it) and findings.json; returns case id -> finding."""
+    findings = found.all()
     specs, comments, by_case, tables = [], {}, {}, {}
     today = datetime.date.today().isoformat()
     for finding in sorted(_written_findings(findings), key=_order):
@@ -261,8 +262,10 @@ def _write(opts: Options, findings: list[Finding], versions: dict, partial: bool
                     worst_share=None if f.worst_share != f.worst_share else f.worst_share,
                     borderline=f.borderline, shrunk=f.shrunk, case_id=f.case_id, proof=f.proof, detail=f.detail,
                     slug=f.signature.slug()) for f in findings]
-    atomic_write_bytes(opts.out / FINDINGS_FILE, (json.dumps({"partial": partial, "seed": opts.seed, "versions": versions,
-                                                                "findings": records}, indent=1) + "\n").encode())
+    undecided = [e.table(f"undecided-{i}") for i, e in enumerate(found.undecided[:10])]
+    atomic_write_bytes(opts.out / FINDINGS_FILE, (json.dumps(
+        {"partial": partial, "seed": opts.seed, "versions": versions, "findings": records,
+         "undecided": {"count": len(found.undecided), "first": undecided}}, indent=1) + "\n").encode())
     return by_case
 
 
@@ -283,8 +286,12 @@ def _prove(opts: Options, findings: list[Finding], budget: Budget, end: float) -
     from ..report import results_frame
     from ..results import Run, RunInfo
     specs = load_case_file(opts.out / CASES_FILE)
-    agree = {s.id: golden.paths_agree(s) for s in specs}
-    suite = golden.generate(specs, opts.out / "golden", "discovered")
+    agree, built = {}, []
+    for spec in specs:  # each case's golden file once, by the exact path, and the fast path's where it decides
+        agree[spec.id], exact = golden.paths_agree(spec, keep_exact=True)
+        built.append(exact)
+    suite = golden.write_suite(built, opts.out / "golden", "discovered",
+                               {"start": rounding.START_BITS, "max": rounding.MAX_BITS}, force=True)
     written = [f for f in findings if f.case_id]
     plan: dict[str, tuple[set, set]] = {}
     for f in written:
@@ -337,7 +344,10 @@ def _replayed(f: Finding, by_case: dict[str, list]) -> str:
     if f.kind == RELATION:
         from .relations import violated
         relation = next(r for r in RELATIONS if r.name == sig.variant)
-        got = violated(relation, mine, by_case.get(f"{f.case_id}.{relation.name}", []), f.example)
+        theirs = [r for r in by_case.get(f"{f.case_id}.{relation.name}", []) if (r.api, r.mode) == (sig.api, sig.mode)]
+        if not theirs:
+            return "not replayed: the budget was spent"
+        got = violated(relation, mine, theirs, f.example)
         ok = any(signature(r, sig.regime) == sig for r, _ in got)
     else:
         ok = any(signature(r, sig.regime) == sig for r in mine)

@@ -30,7 +30,7 @@ from .relations import RELATIONS, Relation, violated
 from .strategies import Example, examples
 
 DTYPES = ("float32", "bfloat16")
-SEARCH_SHARE, SHRINK_SHARE = 0.5, 0.2  # of the budget; the rest proves (replays) what was found
+SEARCH_SHARE, SHRINK_SHARE = 0.4, 0.2  # of the budget; the rest proves (replays) what was found
 BORDERLINE = (1.0, 2.0)  # shares of the tolerance in which a verdict of `inaccurate` is marked borderline
 # value features too common in drawn values to tell mechanisms apart (a 0 somewhere in a row)
 LOOSE_FEATURES = {"value:0", "value:-0", "value:1"}
@@ -62,7 +62,14 @@ class Signature:
     regime: str  # how its values were drawn (strategies.REGIMES)
 
     def catalog_key(self) -> tuple:
-        """What a row of the default suite can share with it (its regime is the search's alone)."""
+        """What a row of the default suite shares with it when the default suite produces it:
+        everything but the regime (the search's alone); for a finding a known cause explains,
+        everything but the features too (the cause names the mechanism, the features are only
+        the inputs that reached it: the default suite reaching that cause on that API, mode,
+        dtype and output is the same finding)."""
+        if self.cause:
+            return (self.framework, self.mode, self.api, self.dtype, self.output, self.verdict, self.variant,
+                    self.cause)
         return (self.framework, self.mode, self.api, self.dtype, self.output, self.verdict, self.variant,
                 self.cause, self.features)
 
