@@ -18,7 +18,7 @@ from typing import Mapping
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from .verdicts import VARIANT, VERDICTS
+from .verdicts import RELATION, VARIANT, VERDICTS
 
 DEFAULT_PATH = Path(__file__).with_name("expectations.toml")
 GLOB_FIELDS = ("apis", "ops", "cases", "dtypes", "devices", "device_names", "modes", "outputs")
@@ -72,7 +72,7 @@ class Expectation:
     def explains(self, row) -> bool:
         if row["verdict"] not in self.verdicts or not _any_glob(row["detail"], self.detail):
             return False
-        if row["verdict"] == VARIANT and self.variant and not self.accepted(row):
+        if row["verdict"] in (VARIANT, RELATION) and self.variant and not self.accepted(row):
             return False
         return self.covers(row)
 
@@ -167,16 +167,16 @@ def _parse(raw, path: Path, index: int, seen: set, frameworks) -> Expectation:
         if bad:
             raise err("frameworks", f"unknown framework {bad[0]!r}; known: {', '.join(frameworks)}")
     verdicts = strings("verdicts", required=True)
-    bad = [v for v in verdicts if v not in VERDICTS]
+    bad = [v for v in verdicts if v not in VERDICTS + (RELATION,)]
     if bad:
-        raise err("verdicts", f"unknown verdict {bad[0]!r}; one of {', '.join(VERDICTS)}")
+        raise err("verdicts", f"unknown verdict {bad[0]!r}; one of {', '.join(VERDICTS + (RELATION,))}")
     if "variant" in raw and not isinstance(raw["variant"], str):
         raise err("variant", "a string (a glob on the variant's name)")
     detail = [raw["detail"]] if isinstance(raw.get("detail"), str) else raw.get("detail", ["*"])
     if not isinstance(detail, list) or not detail or not all(isinstance(d, str) for d in detail):
         raise err("detail", "a glob on the verdict's detail, or a list of them")
-    if raw.get("variant") and VARIANT not in verdicts:
-        raise err("variant", "only meaningful with the 'variant' verdict")
+    if raw.get("variant") and VARIANT not in verdicts and RELATION not in verdicts:
+        raise err("variant", "only meaningful with the 'variant' verdict (or 'relation': the relation's name)")
     params = raw.get("params", {})
     if not isinstance(params, dict) or not set(params) <= PARAMS:
         raise err("params", f"a table of case parameters among {', '.join(sorted(PARAMS))}")

@@ -21,6 +21,9 @@ TOL_FACTOR = 4
 CONFORMS, VARIANT, INACCURATE, SPECIAL_MISMATCH = "conforms", "variant", "inaccurate", "special_mismatch"
 RAISED, NO_ERROR, UNSUPPORTED, CRASHED, SHAPE_MISMATCH = "raised", "no_error", "unsupported", "crashed", "shape_mismatch"
 VERDICTS = (CONFORMS, VARIANT, INACCURATE, SPECIAL_MISMATCH, SHAPE_MISMATCH, RAISED, NO_ERROR, CRASHED, UNSUPPORTED)
+# not the classifier's: what `xent discover` calls a metamorphic relation that does not hold
+# (conformance/discover/relations.py); its variant is the relation's name
+RELATION = "relation"
 
 
 @dataclass(frozen=True)

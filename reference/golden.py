@@ -151,6 +151,9 @@ def value_features(entry: dict, arrays: dict, dtype: str) -> list[str]:
         for name, present in (("nan", np.isnan(x)), ("+inf", x == np.inf), ("-inf", x == -np.inf)):
             if present.any():
                 found.add(f"value:{name}")
+        with np.errstate(invalid="ignore"):
+            if ((x != 0) & (np.abs(x) < float(fmt.min_normal))).any():
+                found.add("value:subnormal")  # a nonzero input below the dtype's smallest normal (DAZ reads it as 0)
         if op.input_kind == "logits" and classes:  # x - max(row) is inf - inf: a row maximum that is infinite
             with np.errstate(invalid="ignore"):
                 row_max = np.max(x, axis=0 if len(shape) == 1 else 1)

@@ -316,8 +316,14 @@ def prob_row_position(p: list, coefs: list[Fraction], denominator: Fraction, sem
     """loss = sum_c a_c * (-log q_c) where q is p after the variant's transforms; the
     gradient with respect to p by the chain rule through those transforms."""
     size = len(p)
-    if any(isinstance(v, str) for v in p):  # NaN probabilities (inf is a domain error)
-        return Position(NAN, 0.0, [NAN] * size, [0.0] * size, denominator)
+    nan_at = [c for c, v in enumerate(p) if isinstance(v, str)]  # NaN probabilities (inf is a domain error)
+    if nan_at:
+        ieee = multiplied(sem, size, gathered)
+        if gathered is None or "renormalize" in sem.prob_transforms or any(coefs[c] or ieee[c] for c in nan_at):
+            return Position(NAN, 0.0, [NAN] * size, [0.0] * size, denominator)
+        # a class-index target reads its own entry alone (gathered): a NaN in a class whose
+        # coefficient is 0 reaches neither the loss nor the gradient (0 there), as if it were 1
+        p = [Fraction(1) if isinstance(v, str) else v for v in p]
     q = list(p)
     passes = []  # per transform: ("clip", mask) or ("renormalize", total)
     for step in sem.prob_transforms:

@@ -44,7 +44,32 @@ def test_nll_infinite_log_probabilities():
     assert run(nll_loss, arr([[NINF, 0]]), np.array([0]), [F(0), F(1)], reduction="none")["loss"][0] == 0
 
 
+def test_nll_reads_the_target_entry_alone():
+    """A NaN in another class never reaches the loss (the formula is -w[y] x[y]: implementations
+    gather it); at the target it does. Found by xent discover: the reference used to make the
+    position NaN, beside a gradient of -w[y]."""
+    out = run(nll_loss, arr([[F(-1, 2), NAN], [NAN, F(-3, 4)]]), np.array([0, 0]), reduction="none")
+    assert out["loss"][0] == F(1, 2) and out["loss"][1] == NAN
+    assert list(out["grad"][0]) == [-1, 0] and list(out["grad"][1]) == [-1, 0]
+    # a whole-row product (the IEEE variant without gathering) is what would carry it
+    assert run(nll_loss, arr([[F(-1, 2), NAN]]), np.array([0]), reduction="sum")["loss"] == F(1, 2)
+
+
 # --- cross_entropy_from_probs -------------------------------------------------------
+
+def test_probs_class_index_target_reads_its_entry_alone():
+    p = arr([[F(1, 2), NAN, F(1, 4)]])
+    out = run(cross_entropy_from_probs, p, np.array([0]), target_kind="index", reduction="none")
+    assert out["loss"][0] == rounded(LN2) and list(out["grad"][0]) == [-2, 0, 0]
+    on = run(cross_entropy_from_probs, p, np.array([1]), target_kind="index", reduction="none")
+    assert on["loss"][0] == NAN
+    # a renormalising variant sums the row, NaN included; probability targets multiply every class
+    renorm = run(cross_entropy_from_probs, p, np.array([0]), target_kind="index", reduction="none",
+                 sem=VARIANTS["renormalize_probs"])
+    assert renorm["loss"][0] == NAN
+    soft = run(cross_entropy_from_probs, p, arr([[1, 0, 0]]), target_kind="probs", reduction="none")
+    assert soft["loss"][0] == NAN
+
 
 def test_probs_index_and_soft_targets():
     p = arr([[F(1, 4), F(1, 4), F(1, 2)]])

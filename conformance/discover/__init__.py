@@ -26,7 +26,7 @@ from reference.golden import atomic_write_bytes
 from reference.ops import OPS
 
 from .. import runner, verdicts
-from ..expectations import Expectation
+from ..expectations import Expectation, Matcher
 from .relations import RELATIONS
 from .search import (DTYPES, RELATION, SEARCH_SHARE, SHRINK_SHARE, Budget, Finding, Findings, Probe, Undecided,
                      signature, search_op)
@@ -157,7 +157,7 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
     written = _write(opts, findings, versions, partial=True)
     prove_started = time.monotonic()
     if written and not budget.stop.is_set():
-        _prove(opts, findings.all(), budget, total_end)
+        _prove(opts, findings.all(), budget, total_end, versions, progress)
     phase_seconds["prove"] = time.monotonic() - prove_started
     _write(opts, findings, versions, partial=False)
     outcome = Outcome(findings.all(), done, len(findings.undecided), phase_seconds, budget.stop.is_set(), skipped,
@@ -179,7 +179,7 @@ def _holds(probe: Probe, finding: Finding):
                 return False
             from .relations import violated
             theirs = probe.rows(relation.transform(example), apis={sig.api}, modes=(sig.mode,))
-            return any(signature(r, sig.regime) == sig for r, _ in violated(relation, rows, theirs, example))
+            return any(signature(r, sig.regime) == sig for r, _ in violated(relation, rows, theirs, example, probe.matcher))
         except Undecided:
             return False
 
@@ -277,7 +277,7 @@ def _thread_env(n: int) -> tuple[tuple[str, str], ...]:
     return tuple(env.items())
 
 
-def _prove(opts: Options, findings: list[Finding], budget: Budget, end: float) -> None:
+def _prove(opts: Options, findings: list[Finding], budget: Budget, end: float, versions: dict, progress=None) -> None:
     """The written file as a user would run it: the reference recomputed (fast and exact paths
     compared where the fast path decides), then `xent run --cases` in fresh workers, once per
     thread count, each framework on the cases and in the modes of its findings (side by side),
@@ -325,8 +325,11 @@ def _prove(opts: Options, findings: list[Finding], budget: Budget, end: float) -
             for r in rows:
                 by_case.setdefault(r.case_id, []).append(r)
             key = f"replay_{threads}_thread{'s' if threads > 1 else ''}"
+            matchers = {fw: Matcher.build(opts.expectations, fw, versions.get(fw, {})) for fw in plan}
             for f in written:
-                f.proof[key] = _replayed(f, by_case)
+                f.proof[key] = _replayed(f, by_case, matchers[f.signature.framework])
+            if progress:
+                progress("prove", (THREADS.index(threads) + 1) / len(THREADS))
             last = rows
     finally:
         timer.cancel()
@@ -336,7 +339,7 @@ def _prove(opts: Options, findings: list[Finding], budget: Budget, end: float) -
         _finish(Run(results_frame(last), RunInfo()), replay)
 
 
-def _replayed(f: Finding, by_case: dict[str, list]) -> str:
+def _replayed(f: Finding, by_case: dict[str, list], matcher: Matcher) -> str:
     sig = f.signature
     mine = [r for r in by_case.get(f.case_id, []) if (r.api, r.mode) == (sig.api, sig.mode)]
     if not mine:
@@ -347,7 +350,7 @@ def _replayed(f: Finding, by_case: dict[str, list]) -> str:
         theirs = [r for r in by_case.get(f"{f.case_id}.{relation.name}", []) if (r.api, r.mode) == (sig.api, sig.mode)]
         if not theirs:
             return "not replayed: the budget was spent"
-        got = violated(relation, mine, theirs, f.example)
+        got = violated(relation, mine, theirs, f.example, matcher)
         ok = any(signature(r, sig.regime) == sig for r, _ in got)
     else:
         ok = any(signature(r, sig.regime) == sig for r in mine)

@@ -14,7 +14,7 @@ reference judges exactly, which is the stronger check (docs/discover.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -23,6 +23,7 @@ from reference.formats import FORMATS
 from reference.ops import OPS
 
 from ..results import ResultRow
+from ..verdicts import RELATION
 from .strategies import Example
 
 
@@ -85,9 +86,11 @@ def _is_nan(bits: np.ndarray, fmt) -> np.ndarray:
 
 
 def violated(relation: Relation, mine: list[ResultRow], theirs: list[ResultRow],
-             example: Example) -> list[tuple[dict, str]]:
+             example: Example, matcher=None) -> list[tuple[dict, str]]:
     """(a row for the signature, what differs) for every (API, mode, dtype, output) whose outputs
-    both have values and break the relation."""
+    both have values and break the relation: the example's row, its verdict `relation` and its
+    variant the relation's name, matched against the expectations (`matcher`, an
+    expectations.Matcher: a cause may explain a relation as it explains a verdict)."""
     other = {(r.api, r.mode, r.dtype, r.output): r for r in theirs}
     found = []
     rows_mine, rows_theirs = relation.pairs(example)
@@ -100,7 +103,9 @@ def violated(relation: Relation, mine: list[ResultRow], theirs: list[ResultRow],
             continue
         if not _same(a[rows_mine], b[rows_theirs], row.observed_dtype):
             differing = [i for i, j in zip(rows_mine, rows_theirs) if not _same(a[[i]], b[[j]], row.observed_dtype)]
-            sig_row = {**{k: getattr(row, k) for k in ("framework", "mode", "api", "dtype", "output", "features")},
-                       "verdict": "relation", "variants": relation.name, "known": ""}
-            found.append((sig_row, f"{relation.about}: rows {differing} differ in their bits"))
+            detail = f"{relation.about}: rows {differing} differ in their bits"
+            sig_row = {**asdict(row), "verdict": RELATION, "variants": relation.name, "detail": detail, "known": ""}
+            known = matcher.match(sig_row) if matcher is not None else None
+            sig_row["known"] = known.id if known else ""
+            found.append((sig_row, detail))
     return found

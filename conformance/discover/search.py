@@ -24,7 +24,8 @@ from reference import golden, rounding
 from reference.ops import OPS
 
 from .. import runner, verdicts
-from ..expectations import Expectation
+from ..verdicts import RELATION
+from ..expectations import Expectation, Matcher
 from ..results import ResultRow
 from .relations import RELATIONS, Relation, violated
 from .strategies import Example, examples
@@ -34,8 +35,7 @@ SEARCH_SHARE, SHRINK_SHARE = 0.4, 0.2  # of the budget; the rest proves (replays
 BORDERLINE = (1.0, 2.0)  # shares of the tolerance in which a verdict of `inaccurate` is marked borderline
 # value features too common in drawn values to tell mechanisms apart (a 0 somewhere in a row)
 LOOSE_FEATURES = {"value:0", "value:-0", "value:1"}
-FINDING = "finding"  # a finding's kind: a verdict against the reference ...
-RELATION = "relation"  # ... or a metamorphic relation that does not hold
+FINDING = "finding"  # a finding's kind: a verdict against the reference, or verdicts.RELATION
 
 
 class Undecided(Exception):
@@ -128,6 +128,13 @@ class Probe:
         if self.worker.hello is None and not self.worker.ready():
             self.skipped = self.worker.message
         return self.worker.hello
+
+    @property
+    def matcher(self) -> Matcher:
+        """The expectations as they apply to this framework's versions (relations are matched here)."""
+        if getattr(self, "_matcher", None) is None:
+            self._matcher = Matcher.build(self.expectations, self.framework, self.hello().versions)
+        return self._matcher
 
     def rows(self, example: Example, apis: set[str] | None = None, modes: tuple[str, ...] | None = None,
              case_id: str | None = None) -> list[ResultRow]:
@@ -239,7 +246,7 @@ def search_op(probe: Probe, op: str, modes: tuple[str, ...] | None, dtypes: tupl
                 theirs = probe.rows(relation.transform(example), modes=modes)
             except Undecided:
                 continue
-            for sig_row, detail in violated(relation, rows, theirs, example):
+            for sig_row, detail in violated(relation, rows, theirs, example, probe.matcher):
                 findings.add(signature(sig_row, example.regime), RELATION, example, math.nan, detail)
 
     def run(max_examples: int) -> None:

@@ -16,7 +16,10 @@ def nll_loss(x: np.ndarray, target: np.ndarray, weight: list[Fraction] | None = 
     """loss_i = -w[y_i] * x[i, y_i]; its gradient is -w[y] at y."""
     def position(row, coefs, denominator, kind, gathered):
         ieee = multiplied(sem, len(row), gathered)
-        terms = [ex.scale(a, ex.neg(value(v)), m) for a, v, m in zip(coefs, row, ieee)]
+        # the target's entry alone: implementations gather it, so a NaN elsewhere in the row never
+        # reaches the loss (docs/semantics.md#nll_loss)
+        terms = [ex.scale(a, ex.neg(value(v)), m) for c, (a, v, m) in enumerate(zip(coefs, row, ieee))
+                 if gathered is None or c == gathered or a or m]
         cond = cap(sum(abs(float(a)) * mag(v) for a, v in zip(coefs, row) if a))
         return Position(ex.total(terms), cond, [ex.exact(-a) for a in coefs], [abs(float(a)) for a in coefs],
                         denominator)
