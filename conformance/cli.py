@@ -368,7 +368,8 @@ def cmd_discover(args) -> int:
           f"of which {len(unexplained)} not explained by the expectations")
     print(f"proof: {len(new) - len(disproved) - len(unproven)} stable on replay (1 and 2 threads, fresh workers); "
           f"{len(disproved)} not reproduced (false alarms); {len(unproven)} not replayed within the budget")
-    print(f"cases:    {out / discover.CASES_FILE}")
+    if (out / discover.CASES_FILE).exists():
+        print(f"cases:    {out / discover.CASES_FILE}")
     print(f"findings: {out / discover.SUMMARY_FILE}")
     if (out / "replay").is_dir():
         print(f"replay:   {out / 'replay'} (results.parquet, report.html, repro/)")
