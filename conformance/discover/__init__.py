@@ -100,7 +100,7 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
     work.mkdir(exist_ok=True)
     findings = Findings(opts.catalog)
     probes = {f: Probe(f, work, opts.expectations) for f in opts.frameworks}  # they import side by side
-    skipped, versions, done = {}, {}, {}
+    skipped, versions, done, hellos = {}, {}, {}, {}
     phase_seconds = {}
     try:
         units = []
@@ -110,6 +110,7 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
                 skipped[framework] = probe.skipped
                 continue
             versions[framework] = hello.versions
+            hellos[framework] = hello
             ops = {a.op for a in hello.apis}
             modes = runner.chosen_modes(hello.mode_names(), opts.modes)
             units += [(framework, mode, op) for mode in modes for op in opts.ops
@@ -158,6 +159,7 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
     prove_started = time.monotonic()
     if written and not budget.stop.is_set():
         _prove(opts, findings.all(), budget, total_end, versions, progress)
+        _relation_reproducers(opts, findings.all(), hellos)
     phase_seconds["prove"] = time.monotonic() - prove_started
     _write(opts, findings, versions, partial=False)
     outcome = Outcome(findings.all(), done, len(findings.undecided), phase_seconds, budget.stop.is_set(), skipped,
@@ -357,14 +359,88 @@ def _replayed(f: Finding, by_case: dict[str, list], matcher: Matcher) -> str:
     return "reproduced" if ok else "NOT REPRODUCED"
 
 
+RELATION_SCRIPT = '''"""Relation reproducer (xent-conformance): {about}.
+
+{framework} {api}, {dtype}, mode {mode}: case {a} (the batch) against case {b}. Runs the two
+reproducers beside this file (each also prints its outputs against the correctly rounded
+reference) and compares the rows' bits: run it where {framework} is installed."""
+import contextlib
+import io
+import os
+import runpy
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def outputs(name):
+    with contextlib.redirect_stdout(io.StringIO()):
+        ns = runpy.run_path(os.path.join(HERE, name))
+    return {{o: np.asarray(ns["bits_of"](ns[o])) for o in ("loss", "grad")}}
+
+
+batch, other = outputs({file_a!r}), outputs({file_b!r})
+differ = 0
+for output in ("loss", "grad"):
+    for i, j in zip({mine}, {theirs}):
+        same = np.array_equal(batch[output][i], other[output][j])
+        differ += not same
+        print(f"{{output}}: row {{i}} of the batch against row {{j}} of the other: "
+              f"{{'same bits' if same else 'DIFFERENT bits'}}  {{batch[output][i].tolist()}} / {{other[output][j].tolist()}}")
+print("the relation holds" if not differ else f"the relation does not hold: {{differ}} rows differ in their bits")
+'''
+
+
+def _relation_reproducers(opts: Options, findings: list[Finding], hellos: dict) -> None:
+    """A relation finding's reproducer: the two cases' reproducers (repro.script, as a run writes
+    them) and a script that runs both and compares the rows, under replay/repro/relations/."""
+    from .. import repro
+    rows_path = opts.out / "replay" / "results.parquet"
+    if not rows_path.exists():
+        return
+    from ..report import read_results
+    df = read_results(rows_path)
+    cases = {c.id: c for c in golden.load_suite(opts.out / "golden")}
+    for f in (f for f in findings if f.kind == RELATION and f.case_id and stable(f)):
+        sig, hello = f.signature, hellos.get(f.signature.framework)
+        relation = next(r for r in RELATIONS if r.name == sig.variant)
+        twin = f"{f.case_id}.{relation.name}"
+        api = next((a for a in hello.apis if a.name == sig.api), None) if hello else None
+        mode = next((m for m in hello.modes if m.name == sig.mode), None) if hello else None
+        if api is None or api.recipe is None or mode is None or twin not in cases:
+            continue
+        stem = f"{repro._slug(f.case_id)}--{repro._slug(sig.api)}--{sig.dtype}--{repro._slug(sig.mode)}"
+        folder = opts.out / "replay" / repro.FOLDER / "relations" / repro._slug(sig.framework)
+        names = {}
+        for side, case_id in (("batch", f.case_id), ("other", twin)):
+            rows = [r for r in df.itertuples(index=False) if r.case_id == case_id and r.api == sig.api
+                    and r.mode == sig.mode and r.dtype == sig.dtype]
+            if len(rows) != 2:
+                break
+            device = next((d.id for d in hello.devices if d.label == rows[0].device), None)
+            text, _ = repro.script(api.recipe, api.layout(), cases[case_id], cases[case_id].arrays(), sig.dtype, device,
+                                   sorted(rows, key=lambda r: r.output != "loss"), mode.repro)
+            names[side] = f"{stem}--{side}.py"
+            atomic_write_bytes(folder / names[side], text.encode())
+        if len(names) == 2:
+            mine, theirs = relation.pairs(f.example)
+            atomic_write_bytes(folder / f"{stem}.py", RELATION_SCRIPT.format(
+                about=relation.about, framework=sig.framework, api=sig.api, dtype=sig.dtype, mode=sig.mode,
+                a=f.case_id, b=twin, file_a=names["batch"], file_b=names["other"], mine=mine, theirs=theirs).encode())
+            f.proof["reproducer"] = f"replay/{repro.FOLDER}/relations/{repro._slug(sig.framework)}/{stem}.py"
+
+
+PROOF_KEYS = ("reference_paths",) + tuple(f"replay_{n}_thread{'s' if n > 1 else ''}" for n in THREADS)
+
+
 def stable(finding: Finding) -> bool:
-    return len(finding.proof) == 1 + len(THREADS) and all(
-        v in ("reproduced", "fast and exact agree", "exact path only") for v in finding.proof.values())
+    return all(finding.proof.get(k) in ("reproduced", "fast and exact agree", "exact path only") for k in PROOF_KEYS)
 
 
 def disproved(finding: Finding) -> bool:
     """Replayed and not reproduced, or a reference whose two paths disagree: a false alarm."""
-    return any(v in ("NOT REPRODUCED", "FAST AND EXACT DIFFER") for v in finding.proof.values())
+    return any(finding.proof.get(k) in ("NOT REPRODUCED", "FAST AND EXACT DIFFER") for k in PROOF_KEYS)
 
 
 def _summary(opts: Options, outcome: Outcome) -> None:
@@ -386,7 +462,7 @@ def _summary(opts: Options, outcome: Outcome) -> None:
         verdict = s.verdict + (f" ({s.variant})" if s.variant else "") + (" borderline" if f.borderline else "")
         share = f"{f.share:.3g}" if f.share == f.share else ""
         proof = ("stable" if stable(f) else "; ".join(f"{k}: {v}" for k, v in f.proof.items())) if f.proof else ""
-        repro = ""
+        repro = f" [repro]({f.proof['reproducer']})" if f.proof.get("reproducer") else ""
         if f.case_id and f.kind != RELATION:
             row = {"runtime": "local", "framework": s.framework, "mode": s.mode, "case_id": f.case_id, "api": s.api,
                    "dtype": s.dtype, "device": "cpu"}
