@@ -160,6 +160,8 @@ def value_features(entry: dict, arrays: dict, dtype: str) -> list[str]:
             if np.isinf(row_max).any():
                 found.add("row_max_infinite")
     params = entry.get("params", {})
+    if _mean_sum_overflows(entry, arrays, dtype):
+        found.add("mean_sum_overflows")  # a finite mean whose sum, taken first in the dtype, overflows
     if params.get("target_kind") == "index" and "target" in arrays and arrays["target"].size:
         labels = np.asarray(arrays["target"], dtype=np.float64)
         if (to_float64(fast.round_to_format(labels, fmt), fmt) != labels).any():
@@ -173,6 +175,37 @@ def value_features(entry: dict, arrays: dict, dtype: str) -> list[str]:
         if any(_row_sum(r) != 1 for r in rows):
             found.add("targets_unnormalised")  # the probability rows do not sum to 1 in the dtype
     return sorted(found)
+
+
+def _mean_sum_overflows(entry: dict, arrays: dict, dtype: str) -> bool:
+    """A mean that is finite in the dtype while the sum it divides (the mean times its
+    denominator: sum of w[y] over counted positions for weighted class-index targets, else the
+    count of positions, or of elements for elementwise losses) lies beyond the dtype's largest
+    value: an implementation that sums in the dtype (bfloat16 in float32: the same range) before
+    dividing gets +-inf. Read from the golden file's expected mean (absent: False)."""
+    params, fmt = entry.get("params", {}), FORMATS[dtype]
+    mean = arrays.get(f"expected.{dtype}.canonical.loss")
+    if params.get("reduction") != "mean" or mean is None or mean.size != 1:
+        return False
+    m = float(to_float64(mean.reshape(-1), fmt)[0])
+    if not np.isfinite(m) or m == 0:
+        return False
+    shape, op = tuple(entry["input_shape"]), OPS[entry["op"]]
+    if params.get("target_kind") == "index" and "target" in arrays:
+        labels = np.asarray(arrays["target"]).reshape(-1)
+        counted = labels[labels != params.get("ignore_index", -100)]
+        weight = arrays.get(f"weight.{dtype}")
+        if weight is not None:
+            w = to_float64(weight, fmt)
+            denominator = sum((Fraction(float(w[c])) for c in counted if 0 <= c < w.size), Fraction(0))
+        else:
+            denominator = Fraction(int(counted.size))
+    elif op.fields.targets and op.fields.weight == "class" and not op.loss_per_class:
+        classes = shape[0] if len(shape) == 1 else shape[1]
+        denominator = Fraction(int(np.prod(shape)) // max(classes, 1))  # positions
+    else:
+        denominator = Fraction(int(np.prod(shape)))  # elements
+    return abs(Fraction(m) * denominator) > fmt.max_finite
 
 
 def _row_sum(values: np.ndarray) -> Fraction | float:

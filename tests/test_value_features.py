@@ -115,3 +115,23 @@ def test_a_variant_is_not_named_where_the_other_output_shows_another_mechanism()
     garbage = Observed("ok", dtype, np.array([[0x400921FB54442D18] * 2], dtype=np.uint64))  # pi, pi
     kept = classify_task(prepared, None, {**observed, "loss": garbage}, dtype)
     assert "clip_eps_1e-7" in kept["grad"].variants
+
+
+def test_mean_sum_overflows_when_the_finite_mean_times_its_denominator_does_not_fit():
+    """Two positions whose losses are about 3e38 each: their float32 sum is beyond max (3.4e38)
+    although the mean is finite; one such position, or the sum reduction, is not flagged."""
+    big = [[0.0, -3e38], [0.0, -3e38]]
+    assert "mean_sum_overflows" in features("float32", op="cross_entropy", input=big, target=[1, 1])
+    assert "mean_sum_overflows" not in features("float32", op="cross_entropy", input=big[:1], target=[1])
+    assert "mean_sum_overflows" not in features("float64", op="cross_entropy", input=big, target=[1, 1])
+    assert "mean_sum_overflows" not in features("float32", op="cross_entropy", input=big, target=[1, 1],
+                                                reduction="none")
+    # a class weight of 1/4 on the target: the denominator is sum w[y] = 1/2, the sum fits
+    assert "mean_sum_overflows" not in features("float32", op="cross_entropy", input=big, target=[1, 1],
+                                                weight=["0.25", "0.25"])
+
+
+def test_subnormal_inputs_are_a_value_feature():
+    assert "value:subnormal" in features("float32", op="log_softmax", input=[["0x1p-140", 1.0]])
+    assert "value:subnormal" not in features("float32", op="log_softmax", input=[["0x1p-126", 1.0]])
+    assert "value:subnormal" in features("bfloat16", op="log_softmax", input=[["0x1p-130", 1.0]])
