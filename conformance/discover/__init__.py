@@ -101,6 +101,7 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
     findings = Findings(opts.catalog)
     probes = {f: Probe(f, work, opts.expectations) for f in opts.frameworks}  # they import side by side
     skipped, versions, done, hellos = {}, {}, {}, {}
+    stopped: dict[str, str] = {}  # framework -> why its search ended early (a worker that no longer starts)
     phase_seconds = {}
     try:
         units = []
@@ -128,8 +129,13 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
             now = time.monotonic()
             budget.deadline = now + (search_end - now) / (len(units) - i) if seconds else math.inf
             before = findings.examples
-            search_op(probes[framework], op, (mode,), opts.dtypes, findings, budget, _seed(opts.seed, f"{framework}/{mode}", op),
-                      opts.examples, RELATIONS if opts.relations else ())
+            if framework in stopped:
+                continue
+            try:
+                search_op(probes[framework], op, (mode,), opts.dtypes, findings, budget,
+                          _seed(opts.seed, f"{framework}/{mode}", op), opts.examples, RELATIONS if opts.relations else ())
+            except Exception as e:  # noqa: BLE001 (the framework stops; what every framework found stays)
+                stopped[framework] = f"stopped early ({mode}, {op}): {type(e).__name__}: {str(e)[:300]}"
             done[f"{framework} {mode}"] = done.get(f"{framework} {mode}", 0) + findings.examples - before
             if progress:
                 progress("search", (i + 1) / len(units))
@@ -147,7 +153,13 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
             now = time.monotonic()
             budget.deadline = now + (shrink_end - now) / (len(to_shrink) - i) if seconds else math.inf
             key = json.dumps(finding.example.table("_"), sort_keys=True)
-            _shrink(probes[finding.signature.framework], finding, budget, shrunk.get(key))
+            if finding.signature.framework in stopped:
+                continue
+            try:
+                _shrink(probes[finding.signature.framework], finding, budget, shrunk.get(key))
+            except Exception as e:  # noqa: BLE001 (its example stays as found, not shrunk)
+                stopped[finding.signature.framework] = f"stopped while shrinking: {type(e).__name__}: {str(e)[:300]}"
+                continue
             shrunk.setdefault(key, finding.example)
             if progress:
                 progress("shrink", (i + 1) / len(to_shrink))
@@ -161,9 +173,9 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
         _prove(opts, findings.all(), budget, total_end, versions, progress)
         _relation_reproducers(opts, findings.all(), hellos)
     phase_seconds["prove"] = time.monotonic() - prove_started
-    _write(opts, findings, versions, partial=False)
-    outcome = Outcome(findings.all(), done, len(findings.undecided), phase_seconds, budget.stop.is_set(), skipped,
-                      versions)
+    _write(opts, findings, versions, partial=budget.stop.is_set())
+    outcome = Outcome(findings.all(), done, len(findings.undecided), phase_seconds, budget.stop.is_set(),
+                      {**skipped, **stopped}, versions)
     _summary(opts, outcome)
     return outcome
 
