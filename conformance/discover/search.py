@@ -15,17 +15,14 @@ import math
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from reference import golden, rounding
-from reference.ops import OPS
 
 from .. import runner, verdicts
-from ..verdicts import RELATION
 from ..expectations import Expectation, Matcher
+from ..verdicts import RELATION
 from ..results import ResultRow
 from .relations import RELATIONS, Relation, violated
 from .strategies import Example, examples
