@@ -412,7 +412,9 @@ def _relation_reproducers(opts: Options, findings: list[Finding], hellos: dict) 
     if not rows_path.exists():
         return
     from ..report import read_results
-    df = read_results(rows_path)
+    tasks: dict[tuple, list] = {}  # (case, api, mode, dtype) -> its loss and grad rows
+    for r in read_results(rows_path).itertuples(index=False):
+        tasks.setdefault((r.case_id, r.api, r.mode, r.dtype), []).append(r)
     cases = {c.id: c for c in golden.load_suite(opts.out / "golden")}
     for f in (f for f in findings if f.kind == RELATION and f.case_id and stable(f)):
         sig, hello = f.signature, hellos.get(f.signature.framework)
@@ -426,8 +428,7 @@ def _relation_reproducers(opts: Options, findings: list[Finding], hellos: dict) 
         folder = opts.out / "replay" / repro.FOLDER / "relations" / repro._slug(sig.framework)
         names = {}
         for side, case_id in (("batch", f.case_id), ("other", twin)):
-            rows = [r for r in df.itertuples(index=False) if r.case_id == case_id and r.api == sig.api
-                    and r.mode == sig.mode and r.dtype == sig.dtype]
+            rows = tasks.get((case_id, sig.api, sig.mode, sig.dtype), [])
             if len(rows) != 2:
                 break
             device = next((d.id for d in hello.devices if d.label == rows[0].device), None)

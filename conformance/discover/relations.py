@@ -19,11 +19,10 @@ from typing import Callable
 
 import numpy as np
 
-from reference.formats import FORMATS
 from reference.ops import OPS
 
-from ..results import ResultRow
-from ..verdicts import RELATION
+from ..results import ResultRow, observed_from_columns
+from ..verdicts import RELATION, values
 from .strategies import Example
 
 
@@ -65,24 +64,14 @@ RELATIONS = (
 
 
 def _bits(row: ResultRow) -> np.ndarray | None:
-    if row.error_type or not row.observed_dtype:
-        return None
-    storage = FORMATS[row.observed_dtype].storage
-    shape = tuple(int(s) for s in row.observed_shape.split(",") if s)
-    return np.frombuffer(row.observed_bits, dtype=storage).reshape(shape)
+    observed = observed_from_columns(vars(row))
+    return observed.bits if observed.status == "ok" else None
 
 
 def _same(a: np.ndarray, b: np.ndarray, dtype: str) -> bool:
-    fmt = FORMATS[dtype]
-    nan_a, nan_b = _is_nan(a, fmt), _is_nan(b, fmt)
+    """Bit for bit, a NaN against a NaN whatever its payload."""
+    nan_a, nan_b = np.isnan(values(a, dtype)), np.isnan(values(b, dtype))
     return bool(np.array_equal(nan_a, nan_b) and np.array_equal(a[~nan_a], b[~nan_b]))
-
-
-def _is_nan(bits: np.ndarray, fmt) -> np.ndarray:
-    wide = bits.astype(np.uint64)
-    exponent = (wide >> np.uint64(fmt.frac_bits)) & np.uint64(fmt.exp_mask)
-    fraction = wide & np.uint64((1 << fmt.frac_bits) - 1)
-    return (exponent == fmt.exp_mask) & (fraction != 0)
 
 
 def violated(relation: Relation, mine: list[ResultRow], theirs: list[ResultRow],
@@ -96,8 +85,8 @@ def violated(relation: Relation, mine: list[ResultRow], theirs: list[ResultRow],
     rows_mine, rows_theirs = relation.pairs(example)
     for row in mine:
         twin = other.get((row.api, row.mode, row.dtype, row.output))
-        a, b = _bits(row), twin is not None and _bits(twin)
-        if a is None or b is None or b is False or a.ndim == 0 or b.ndim == 0:
+        a, b = _bits(row), _bits(twin) if twin is not None else None
+        if a is None or b is None or a.ndim == 0 or b.ndim == 0:
             continue  # an exception, or a reduced output: nothing to compare row by row
         if a.shape[0] <= max(rows_mine) or b.shape[0] <= max(rows_theirs):
             continue

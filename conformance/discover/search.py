@@ -120,6 +120,7 @@ class Probe:
         self.worker.launch()
         self.count = 0
         self.skipped = ""
+        self._matcher: Matcher | None = None
 
     def hello(self):
         if self.worker.hello is None and not self.worker.ready():
@@ -129,7 +130,7 @@ class Probe:
     @property
     def matcher(self) -> Matcher:
         """The expectations as they apply to this framework's versions (relations are matched here)."""
-        if getattr(self, "_matcher", None) is None:
+        if self._matcher is None:
             self._matcher = Matcher.build(self.expectations, self.framework, self.hello().versions)
         return self._matcher
 

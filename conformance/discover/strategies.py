@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
 from reference.casefile import CaseSpec, parse_cases
+from reference.fast import round_to_format
+from reference.formats import FORMATS, to_float64
 from reference.ops import OPS
 
 BATCHES, CLASSES, SPATIAL = (1, 2, 4), (2, 3, 7), 2
@@ -32,8 +33,6 @@ REGIMES = {
     "log_probs": ("ordinary", "dominant", "ties", "bits", "special"),
     "probs": ("ordinary", "tiny", "near_one", "bits", "special"),
 }
-NP_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
-UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 @dataclass(frozen=True)
@@ -94,23 +93,22 @@ def _text(a: np.ndarray):
 
 
 def in_dtype(values, dtype: str) -> np.ndarray:
-    """Values rounded to the dtype (to nearest, ties to even), as float64 again."""
-    with np.errstate(over="ignore"):
-        return np.asarray(values, dtype=np.float64).astype(np.float32 if dtype == "bfloat16" else NP_DTYPES[dtype]) \
-            .astype(NP_DTYPES[dtype]).astype(np.float64)
+    """Values correctly rounded to the dtype (to nearest, ties to even, once), as float64 again."""
+    fmt = FORMATS[dtype]
+    return to_float64(round_to_format(np.asarray(values, dtype=np.float64), fmt), fmt)
 
 
 def _from_bits(bits: int, dtype: str) -> float:
-    np_dtype = np.dtype(NP_DTYPES[dtype])
+    fmt = FORMATS[dtype]
     with np.errstate(invalid="ignore"):  # a NaN pattern
-        return float(np.array([bits], dtype=UINT[np_dtype.itemsize]).view(np_dtype).astype(np.float64)[0])
+        return float(to_float64(np.array([bits], dtype=fmt.storage), fmt)[0])
 
 
 def ulp_step(v: float, dtype: str, steps: int) -> float:
     """v moved by `steps` representable values of the dtype."""
-    np_dtype = np.dtype(NP_DTYPES[dtype])
-    bits = np.array([v], dtype=np_dtype).view(UINT[np_dtype.itemsize]).astype(np.int64)[0]
-    return _from_bits(int(np.clip(bits + steps if v >= 0 else bits - steps, 0, 2 ** (8 * np_dtype.itemsize) - 1)), dtype)
+    fmt = FORMATS[dtype]
+    bits = int(round_to_format(np.array([v]), fmt)[0])
+    return _from_bits(min(max(bits + steps if v >= 0 else bits - steps, 0), 2 ** fmt.bits - 1), dtype)
 
 
 @st.composite
@@ -118,8 +116,7 @@ def values(draw, n: int, dtype: str, regime: str, kind: str) -> np.ndarray:
     """n values of one regime for an input holding `kind` (logits, log_probs, probs)."""
     width = 64 if dtype == "float64" else 32
     if regime == "bits":  # every finite pattern alike: the whole dynamic range, subnormals included
-        bits = 8 * np.dtype(NP_DTYPES[dtype]).itemsize
-        raw = draw(st.lists(st.integers(0, 2 ** bits - 1).map(lambda b: _from_bits(b, dtype))
+        raw = draw(st.lists(st.integers(0, 2 ** FORMATS[dtype].bits - 1).map(lambda b: _from_bits(b, dtype))
                             .filter(math.isfinite), min_size=n, max_size=n))
         v = np.array(raw)
         if kind == "probs":
