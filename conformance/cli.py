@@ -19,8 +19,9 @@ from reference.golden import GoldenFileError, generate
 from reference.locations import CHECKOUT
 
 from . import envs, journal, repro, runner
+from .protocol import ALL_MODES
 from .adapters import FRAMEWORKS, default_mode
-from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR, results_path  # a checkout's folders, or the package data and a user cache
+from .suites import BASELINES_DIR, SUITES, USER_GOLDEN_DIR  # a checkout's folders, or the package data and a user cache
 from .expectations import DEFAULT_PATH, ExpectationsError, load_expectations, stale_message, stale_of, witnesses_for
 from .gates import DIFF_CLASSES, RUN_FINDINGS, parse_names
 from .results import IDENTITY, Run, RunInfo
@@ -249,7 +250,7 @@ def cmd_run(args) -> int:
     for r in runs:
         if r.skipped:
             print(f"skipped {r.framework} ({r.runtime}): {r.skipped}")
-        lacking = [m for m in modes or () if m != runner.ALL_MODES and m not in r.available_modes]
+        lacking = [m for m in modes or () if m != ALL_MODES and m not in r.available_modes]
         if lacking and r.available_modes and not r.skipped:
             print(f"{r.framework} ({r.runtime}) has no mode {', '.join(lacking)}; it ran {', '.join(r.modes)} "
                   f"(its modes: {', '.join(r.available_modes)})")
@@ -259,7 +260,7 @@ def cmd_run(args) -> int:
         print(f"xent: left out: {message} (regenerate it with xent generate)", file=sys.stderr)
     _print_stale(info.stale)
     offered = {m for r in runs for m in r.available_modes}
-    unknown_modes = [m for m in modes or () if m != runner.ALL_MODES and m not in offered]
+    unknown_modes = [m for m in modes or () if m != ALL_MODES and m not in offered]
     if unknown_modes and offered:  # a typo must not pass for a gate that ran nothing
         raise ValueError(f"--modes: no framework has a mode {unknown_modes[0]!r} (modes: "
                          + "; ".join(f"{r.framework}: {', '.join(r.available_modes)}" for r in runs if r.available_modes) + ")")

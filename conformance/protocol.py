@@ -9,6 +9,19 @@ from dataclasses import asdict, dataclass, field
 from .adapters.base import Api
 
 
+ALL_MODES = "all"
+
+
+def chosen_modes(available: list[str], requested: tuple[str, ...] | None) -> list[str]:
+    """The modes a framework runs: its default (the first it lists) when none is asked for, every
+    one for `all`, else those asked for that it has (in its order)."""
+    if not requested:
+        return available[:1]
+    if ALL_MODES in requested:
+        return list(available)
+    return [m for m in available if m in requested]
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     id: str  # what the adapter's execute() takes

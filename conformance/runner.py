@@ -27,7 +27,7 @@ from reference.golden import OUTPUTS, GoldenCase, GoldenFileError, load_suite
 
 from . import repro, verdicts
 from .worker import die_with_parent
-from .protocol import DeviceInfo, Hello, Output, Reply, Request, TaskRequest
+from .protocol import DeviceInfo, Hello, Output, Reply, Request, TaskRequest, chosen_modes
 from .expectations import NO_WITNESSES, Expectation, Matcher, Witnesses
 from .suites import cache_dir
 from .results import NO_API, ResultRow, Runtime, Task, describe_inputs, error_rows, row_features, rows_for, suite_hash
@@ -86,8 +86,9 @@ class Worker:
     and framework import take."""
 
     def __init__(self, framework: str, log_path: Path, runtime: "RuntimeSpec | None" = None,
-                 forks: bool | None = None):
+                 forks: bool | None = None, modes: tuple[str, ...] | None = None):
         self.framework, self.log_path = framework, log_path
+        self.modes = modes  # the modes asked for (chosen_modes): a fork server prepares them once
         self.runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
         self.forks = _forks(framework) if forks is None else forks
         self.server: ForkServer | None = None
@@ -261,11 +262,13 @@ class ForkServer:
     FORK_TIMEOUT = 30.0
 
     def __init__(self, worker: Worker):
-        self.proc = _popen(worker.runtime, ["-m", "conformance.worker", "--fork-server", worker.framework],
+        modes = ["--modes", ",".join(worker.modes)] if worker.modes else []
+        self.proc = _popen(worker.runtime, ["-m", "conformance.worker", "--fork-server", worker.framework, *modes],
                            worker.log_path, {"GLIBC_TUNABLES": _tunables()})
         self.ready: bool | None = None
         self.message = ""
-        self.preload: list[str] = []  # suite folders the server loads once for all its children
+        self.preloaded: list[str] = []  # the modes whose `preload` it ran
+        self.suites: list[str] = []  # suite folders the server loads once for all its children
         self.lock = threading.Lock()
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -302,10 +305,11 @@ class ForkServer:
                     if self.ready is None:
                         first = self._line(timeout)
                         self.ready, self.message = bool(first.get("ready")), first.get("message", "")
+                        self.preloaded = first.get("preloaded", [])
                     if not self.ready:
                         raise WorkerGone(f"the fork server did not start: {self.message}")
                     self.proc.stdin.write(json.dumps({"requests": str(requests), "replies": str(replies),
-                                                      "suites": self.preload, "spare": spare}).encode() + b"\n")
+                                                      "suites": self.suites, "spare": spare}).encode() + b"\n")
                     self.proc.stdin.flush()
                     pid = self._line(self.FORK_TIMEOUT)["pid"]
                 deadline = time.monotonic() + min(timeout, self.FORK_TIMEOUT)
@@ -528,7 +532,7 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
     runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
     control = control or Control()
     result = result or FrameworkRun(framework, runtime.name)
-    worker = worker or _worker(framework, runtime, out_dir)
+    worker = worker or _worker(framework, runtime, out_dir, modes)
     with control.lock:
         control.workers.add(worker)
     spares = Spares(worker, control) if use_spares else None
@@ -546,22 +550,9 @@ def run_framework(framework: str, suites: list[tuple[str, list[GoldenCase]]], *,
     return result
 
 
-def _worker(framework: str, runtime: RuntimeSpec, out_dir: Path) -> Worker:
+def _worker(framework: str, runtime: RuntimeSpec, out_dir: Path, modes: tuple[str, ...] | None) -> Worker:
     log_name = f"worker-{framework}.log" if runtime.name == LOCAL else f"worker-{runtime.name}-{framework}.log"
-    return Worker(framework, out_dir / log_name, runtime)
-
-
-ALL_MODES = "all"
-
-
-def chosen_modes(available: list[str], requested: tuple[str, ...] | None) -> list[str]:
-    """The modes a framework runs: its default (the first it lists) when none is asked for, every
-    one for `all`, else those asked for that it has (in its order)."""
-    if not requested:
-        return available[:1]
-    if ALL_MODES in requested:
-        return list(available)
-    return [m for m in available if m in requested]
+    return Worker(framework, out_dir / log_name, runtime, modes=modes)
 
 
 def device_name(name: str, settings: str) -> str:
@@ -583,7 +574,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         return
     hello = worker.hello
     if worker.server is not None:  # its later workers find the suites loaded
-        worker.server.preload = [suite for suite, _ in suites]
+        worker.server.suites = [suite for suite, _ in suites]
     result.version = hello.version
     result.available_modes = hello.mode_names()
     result.modes = chosen_modes(result.available_modes, modes)
@@ -773,7 +764,7 @@ def run(suite_dirs: list[Path], frameworks: list[str], *, out_dir: Path, timeout
     runtimes = runtimes or [RuntimeSpec(LOCAL, sys.executable)]
     jobs = [(rt, fw) for rt in runtimes for fw in frameworks]
     # workers import their frameworks (seconds) while the golden files are read and checked here
-    workers = {(rt.name, fw): _worker(fw, rt, out_dir) for rt, fw in jobs}
+    workers = {(rt.name, fw): _worker(fw, rt, out_dir, modes) for rt, fw in jobs}
     for worker in workers.values():
         with control.lock:
             control.workers.add(worker)

@@ -15,12 +15,13 @@ Request: a Request: every task (dtype, API, device, mode) of one case
 Replies: one Reply per task, in order; after a fatal reply the worker exits. Each "ok" output's
          `nbytes` bytes follow the line, in the order of OUTPUTS.
 
-`python -m conformance.worker --fork-server FRAMEWORK` is a framework's fork server, which the
-runner starts after a worker died of a fatal error (a CUDA device-side assert poisons the
-process): it imports the framework once, touching no device, says {"ready": true}, then for
-each line {"requests": FIFO, "replies": FIFO} forks a worker speaking the protocol above over
-those two named pipes and answers {"pid": N}. A forked worker starts in milliseconds where a
-new interpreter takes seconds, and initialises its device itself.
+`python -m conformance.worker --fork-server FRAMEWORK [--modes A,B]` is the fork server of a
+framework whose workers fork (torch): it imports the framework once, touching no device, runs the
+`preload` of the modes the run asks for (a compiler's imports), says {"ready": true, "preloaded":
+[modes]}, then for each line {"requests": FIFO, "replies": FIFO, "suites": [...], "spare": bool}
+forks a worker speaking the protocol above over those two named pipes and answers {"pid": N}. A
+forked worker starts in milliseconds where a new interpreter takes seconds (a CUDA device-side
+assert poisons its process: the next worker must come fast), and initialises its device itself.
 
 XENT_TEST_FATAL_CASES (a test's switch; comma-separated globs on case ids): every task of those
 cases dies as a device-side assert does, a fatal reply, so that the runner's handling of fatal
@@ -42,7 +43,7 @@ from reference.golden import OUTPUTS, load_suite
 
 from . import adapters
 from .adapters.base import prepare, restore, to_bits, unsupported_output, unsupported_reason
-from .protocol import ApiInfo, DeviceInfo, Hello, ModeInfo, Output, Recipe, Reply, Request
+from .protocol import ApiInfo, DeviceInfo, Hello, ModeInfo, Output, Recipe, Reply, Request, chosen_modes
 
 
 class AdapterError(Exception):
@@ -122,6 +123,12 @@ def serve(framework: str, reply, suites: dict | None = None, described: Hello | 
         reply({"hello": None, "message": _describe(e)})
         return
     reply({"hello": hello.to_json()})
+    # what the imports made stays: out of the collector's way (as a fork server's is). A compiled
+    # mode's graph loads make many short-lived objects: Python's default young-generation
+    # threshold (700) collected 2,300 times in a torch compile run, 3.5 s of its 19; this, 450
+    # times, 0.9 s (in one process, gc callbacks timing each collection)
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
     suites = dict(suites or {})
     fatal_cases = [g for g in os.environ.get("XENT_TEST_FATAL_CASES", "").split(",") if g]
@@ -182,18 +189,24 @@ def main(framework: str, suites: dict | None = None, described: Hello | None = N
     serve(framework, _protocol()[1], suites, described)
 
 
-def fork_server(framework: str) -> None:
+def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
     """Forks a worker per request (module docstring); never touches a device itself, so that
-    each child initialises CUDA afresh."""
+    each child initialises CUDA afresh. `modes`: those the run asks for (chosen_modes), whose
+    `preload` it runs once for all its children."""
     protocol, reply = _protocol()
     try:
         described = describe(framework)
+        adapter = adapters.load(framework)
+        preloaded = []
+        for name in chosen_modes([m.name for m in adapter.modes], modes):
+            adapter.mode(name).preload()
+            preloaded.append(name)
     except Exception as e:
         reply({"ready": False, "message": _describe(e)})
         return
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
     gc.freeze()  # the children's collections leave the server's objects alone: fewer pages copied
-    reply({"ready": True})
+    reply({"ready": True, "preloaded": preloaded})
     loaded: dict[str, dict] = {}
     for line in sys.stdin:
         pipes = json.loads(line)
@@ -226,7 +239,7 @@ def fork_server(framework: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--fork-server":
-        fork_server(sys.argv[2])
+    if sys.argv[1] == "--fork-server":  # FRAMEWORK [--modes A,B]
+        fork_server(sys.argv[2], tuple(sys.argv[4].split(",")) if sys.argv[3:4] == ["--modes"] else None)
     else:
         main(sys.argv[1])

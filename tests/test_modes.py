@@ -141,3 +141,17 @@ def test_a_reproducer_of_another_mode_runs_the_call_that_way_and_prints_the_bits
         for value in _hex(observed.bits, observed.dtype)[:24]:
             assert f"({value})" in section or value in section, (path, row["output"], value)
 
+
+
+@pytest.mark.skipif("torch" not in INSTALLED, reason="torch is not installed")
+def test_a_fork_server_prepares_the_modes_the_run_asks_for_once(tmp_path):
+    """torch's compile mode imports its compiler in the fork server, so each forked worker
+    starts with it loaded; a run of the default mode alone pays for nothing it does not use."""
+    for modes, expected in [(("compile",), ["compile"]), (None, ["eager"]), (("all",), ["eager", "compile", "decomp"])]:
+        worker = runner.Worker("torch", tmp_path / "worker.log", modes=modes)
+        worker.launch()
+        try:
+            assert worker.ready(), worker.message
+            assert worker.server.preloaded == expected
+        finally:
+            worker.close()

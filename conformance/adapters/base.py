@@ -81,6 +81,10 @@ def _same(program):
     return program
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class Mode:
     """One way users run a framework's loss (eager, compiled, traced): what it does to the
@@ -94,6 +98,10 @@ class Mode:
     # what besides the device decides the mode's numbers (compiler, vector ISA, threads): "" or a
     # short text the results record with the device
     settings: Callable[[], str] = str
+    # what a fork server runs once for the workers it forks when the run asks for this mode: the
+    # imports (and device-free set-up) each worker would otherwise repeat on its first call; it
+    # must touch no device and start no thread (a forked child would inherit a dead one)
+    preload: Callable[[], None] = _nothing
 
 
 class Adapter(ABC):

@@ -184,19 +184,33 @@ def inductor_settings() -> str:
         ", cpp wrapper" if config.cpp_wrapper else "")
 
 
+def compiler_imported() -> None:
+    """What a compiled mode's first call imports (Dynamo, AOTAutograd, Inductor: about 2 s)."""
+    import torch._dynamo.aot_compile  # noqa: F401
+    import torch._functorch.aot_autograd  # noqa: F401
+    import torch._inductor.compile_fx  # noqa: F401
+
+
+def inductor_ready() -> None:
+    """The imports, and Inductor's vector ISA (picked by test builds, each loaded in a subprocess)."""
+    compiler_imported()
+    inductor_settings()
+
+
 MODES = (
     Mode("eager", "each op runs as it is called"),
     Mode("compile", "torch.compile(backend='inductor', fullgraph=True, dynamic=False): one graph per shape, "
          "forward and backward compiled to C++ (CPU) or Triton (GPU)",
          compiled("inductor", saved=True),
          "torch.compile(program, backend='inductor', fullgraph=True, dynamic=False)",
-         inductor_settings),
+         inductor_settings, inductor_ready),
     # what compile does short of code generation: a difference here is a decomposition's, one only in
     # `compile` is Inductor's code generation
     Mode("decomp", "torch.compile(backend='aot_eager_decomp_partition'): compile's decompositions and "
          "forward/backward partition, each op then run eagerly",
          compiled("aot_eager_decomp_partition"),
-         "torch.compile(program, backend='aot_eager_decomp_partition', fullgraph=True, dynamic=False)"),
+         "torch.compile(program, backend='aot_eager_decomp_partition', fullgraph=True, dynamic=False)",
+         preload=compiler_imported),
 )
 
 

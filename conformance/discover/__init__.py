@@ -26,6 +26,7 @@ from reference.golden import atomic_write_bytes
 from reference.ops import OPS
 
 from .. import runner, verdicts
+from ..protocol import ALL_MODES
 from ..expectations import Expectation, Matcher
 from .relations import RELATIONS
 from .search import (DTYPES, RELATION, SEARCH_SHARE, SHRINK_SHARE, Budget, Finding, Findings, Probe, Undecided,
@@ -99,7 +100,7 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
     work = opts.out / "work"
     work.mkdir(exist_ok=True)
     findings = Findings(opts.catalog)
-    probes = {f: Probe(f, work, opts.expectations) for f in opts.frameworks}  # they import side by side
+    probes = {f: Probe(f, work, opts.expectations, modes=opts.modes) for f in opts.frameworks}  # they import side by side
     skipped, versions, done, hellos = {}, {}, {}, {}
     stopped: dict[str, str] = {}  # framework -> why its search ended early (a worker that no longer starts)
     phase_seconds = {}
@@ -117,7 +118,7 @@ def discover(opts: Options, progress=None, stop=None) -> Outcome:
             units += [(framework, mode, op) for mode in modes for op in opts.ops
                       if op in ops and unit_in_shard(framework, op, opts.shard)]
         offered = {m for p in probes.values() if p.worker.hello for m in p.worker.hello.mode_names()}
-        unknown = [m for m in opts.modes or () if m != runner.ALL_MODES and m not in offered]
+        unknown = [m for m in opts.modes or () if m != ALL_MODES and m not in offered]
         if unknown and offered:  # a typo must not pass for a search that ran nothing
             raise ValueError(f"--modes: no framework has a mode {unknown[0]!r} (modes: {', '.join(sorted(offered))})")
         search_end = started + seconds * SEARCH_SHARE if seconds else math.inf

@@ -113,10 +113,11 @@ class Probe:
     """One framework's worker, kept across the search's many one-case runs."""
 
     def __init__(self, framework: str, workdir: Path, expectations: list[Expectation],
-                 runtime: runner.RuntimeSpec | None = None, timeout: float = 120.0):
+                 runtime: runner.RuntimeSpec | None = None, timeout: float = 120.0,
+                 modes: tuple[str, ...] | None = None):
         self.framework, self.workdir, self.expectations, self.timeout = framework, workdir, expectations, timeout
         self.runtime = runtime or runner.RuntimeSpec(runner.LOCAL, runner.sys.executable)
-        self.worker = runner.Worker(framework, workdir / f"worker-{framework}.log", self.runtime)
+        self.worker = runner.Worker(framework, workdir / f"worker-{framework}.log", self.runtime, modes=modes)
         self.worker.launch()
         self.count = 0
         self.skipped = ""
