@@ -48,4 +48,7 @@ def reclassify(df: pd.DataFrame, suite_dirs: dict[str, Path], expectations: list
         rows += rows_for(task, arrays, describe_inputs(case, arrays, dtype), observed, rt,
                          matchers[(framework, runtime)])
     stale = {f"{fw} ({rt})": m.stale() for (fw, rt), m in matchers.items() if m.stale()}
-    return Run(results_frame(rows), RunInfo(stale=stale, missing_cases=[list(m) for m in sorted(missing)]))
+    # as a run records them: which entries explained a row, which had a witness row judged
+    used = {f"{fw} ({rt})": {"used": sorted(m.used), "witnessed": sorted(m.witnessed)} for (fw, rt), m in matchers.items()}
+    return Run(results_frame(rows), RunInfo(expectations=used, stale=stale, witnesses=witnesses.source or "",
+                                            missing_cases=[list(m) for m in sorted(missing)]))

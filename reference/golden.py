@@ -154,6 +154,8 @@ def value_features(entry: dict, arrays: dict, dtype: str) -> list[str]:
         with np.errstate(invalid="ignore"):
             if ((x != 0) & (np.abs(x) < float(fmt.min_normal))).any():
                 found.add("value:subnormal")  # a nonzero input below the dtype's smallest normal (DAZ reads it as 0)
+        if op.input_kind == "probs" and len(shape) >= 1 and _row_sum_square_underflows(x, shape, fmt):
+            found.add("row_sum_square_underflows")  # a probability row sum S > 0 with S * S below the smallest normal
         if op.input_kind == "logits" and classes:  # x - max(row) is inf - inf: a row maximum that is infinite
             with np.errstate(invalid="ignore"):
                 row_max = np.max(x, axis=0 if len(shape) == 1 else 1)
@@ -206,6 +208,18 @@ def _mean_sum_overflows(entry: dict, arrays: dict, dtype: str) -> bool:
     else:
         denominator = Fraction(int(np.prod(shape)))  # elements
     return abs(Fraction(m) * denominator) > fmt.max_finite
+
+
+def _row_sum_square_underflows(x: np.ndarray, shape, fmt) -> bool:
+    """A row of probabilities (along the class axis) whose exact sum S is positive and S * S is
+    below the dtype's smallest normal: a division by S twice, rewritten as one by S * S (XLA's
+    simplifier), divides by a subnormal or, flushed, by 0. The smallest normal is an even power
+    of two in every dtype, so the bound on S is its exact square root."""
+    bound = math.sqrt(float(fmt.min_normal))
+    rows = np.moveaxis(x, 0 if len(shape) == 1 else 1, -1).reshape(-1, shape[0 if len(shape) == 1 else 1])
+    with np.errstate(invalid="ignore"):
+        small = (np.abs(rows) < bound).all(axis=1)  # only rows of small values can sum below the bound
+    return any(0 < math.fsum(r.tolist()) < bound for r in rows[small])
 
 
 def _row_sum(values: np.ndarray) -> Fraction | float:

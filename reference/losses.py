@@ -349,15 +349,24 @@ def prob_row_position(p: list, coefs: list[Fraction], denominator: Fraction, sem
             grad.append(NEG_INF if a > 0 else POS_INF)
         else:
             grad.append(ex.exact(-a / v))
+    # the size of the terms each gradient is a sum of: a renormalisation's backward is a
+    # difference, g_j / S - dot / S, that cancels where the target's class holds most of the
+    # row's mass; its rounding errors scale with the terms, not with what is left of them
+    terms_mag = [mag(g) for g in grad]
     for (step, info), q_in in zip(reversed(passes), _inputs_of(p, sem, passes)):
         if step == "clip":
             grad = [g if m else ex.ZERO for g, m in zip(grad, info)]
+            terms_mag = [t if m else 0.0 for t, m in zip(terms_mag, info)]
         else:  # q = p / S: dL/dp_j = g_j / S - sum_c g_c q_c / S, where g_c q_c = -a_c
             total = info  # if g_c = -a_c / q_c is infinite because q_c = 0
-            dot = ex.total(ex.exact(-a) if q_c == 0 and ex.is_special(g) else ex.scale(q_c, g)
-                           for a, q_c, g in zip(coefs, [v / total for v in q_in], grad))
+            q_c = [v / total for v in q_in]
+            dot = ex.total(ex.exact(-a) if qc == 0 and ex.is_special(g) else ex.scale(qc, g)
+                           for a, qc, g in zip(coefs, q_c, grad))
+            dot_mag = sum(abs(float(a)) if qc == 0 and ex.is_special(g) else float(qc) * t
+                          for a, qc, g, t in zip(coefs, q_c, grad, terms_mag))
             grad = [ex.add(ex.divide(g, total), ex.neg(ex.divide(dot, total))) for g in grad]
-    grad_cond = [cap(2 * (1 + spread(size)) * mag(g)) for g in grad]
+            terms_mag = [cap((t + dot_mag) / float(total)) for t in terms_mag]
+    grad_cond = [cap(2 * (1 + spread(size)) * max(mag(g), t)) for g, t in zip(grad, terms_mag)]
     return Position(ex.total(terms), cond, grad, grad_cond, denominator)
 
 

@@ -101,6 +101,21 @@ def test_probs_renormalize_and_clip_variants():
     assert float(clip["loss"]) == pytest.approx(16.11809565095832, rel=1e-15)  # -ln(1e-7)
 
 
+def test_a_renormalised_gradient_is_conditioned_by_the_terms_that_cancel():
+    """q = p / S, loss -log q_0: dL/dp_0 = 1/S - 1/p_0, two terms of size about 1 whose
+    difference is -1/2047 at p = [2047/2048, 1/2048]. Its condition scale counts the terms
+    (2048/2047 + 1), times 2 (1 + ceil(log2 2)), not the 1/2047 left of them; the canonical
+    gradient -1/p_0 has no difference to cancel."""
+    p, y = arr([[F(2047, 2048), F(1, 2048)]]), np.array([0])
+    sem = for_dtype(VARIANTS["renormalize_probs"], FORMATS["float32"])
+    renorm = cross_entropy_from_probs(p, y, target_kind="index", reduction="none", sem=sem)
+    assert float(renorm.grad_cond[0][0]) == pytest.approx(4 * (F(2048, 2047) + 1), rel=1e-15)
+    assert float(renorm.grad_cond[0][1]) == 4  # 0/S + |dot|/S: q_0 |1/q_0| = 1
+    canonical = cross_entropy_from_probs(p, y, target_kind="index", reduction="none",
+                                         sem=for_dtype(CANONICAL, FORMATS["float32"]))
+    assert float(canonical.grad_cond[0][0]) == pytest.approx(4 * F(2048, 2047), rel=1e-15)
+
+
 def test_clip_bounds_follow_the_dtype():
     f16 = for_dtype(VARIANTS["clip_eps_1e-7"], FORMATS["float16"])
     assert f16.clip == (F(2, 2**24), F(1))  # 1e-7 is a float16 subnormal; 1 - 1e-7 rounds to 1
@@ -123,6 +138,18 @@ def test_bce_values_and_limits():
     assert list(out["grad"][0])[:2] == [-2, 2]  # -t/p + (1-t)/(1-p)
     clamp = run(binary_cross_entropy, p, t, reduction="none", sem=VARIANTS["log_clamp_100"])
     assert clamp["loss"][0][2] == 100
+
+
+def test_bce_gradient_is_conditioned_by_its_two_quotients():
+    """-t/p + (1 - t)/(1 - p) at p = 1/2, t = 1/2 + 2^-11: -2^-9 left of two terms near 1 (each
+    1 - 2^-10 or 1 + 2^-10): the scale is 4 (2t + 2(1 - t)) = 8; torch's single quotient
+    (p - t) / (p (1 - p)) keeps its own size, 4 |g| = 2^-7."""
+    p, t = arr([F(1, 2)]), arr([F(1, 2) + F(1, 2048)])
+    quotients = binary_cross_entropy(p, t, reduction="none", sem=for_dtype(CANONICAL, FORMATS["float32"]))
+    assert float(quotients.grad_cond[0]) == 8
+    torch_formula = next(v for v in VARIANTS.values() if v.bce_grad_formula)
+    single = binary_cross_entropy(p, t, reduction="none", sem=for_dtype(torch_formula, FORMATS["float32"]))
+    assert float(single.grad_cond[0]) == 2 ** -7
 
 
 def test_bce_weight_and_mean_over_last_axis_first():

@@ -48,9 +48,12 @@ def test_reclassifying_a_stored_run_gives_the_fresh_run(tmp_path):
     expectations = load_expectations()
     (run,) = runner.run([golden], ["torch"], out_dir=tmp_path / "o", expectations=expectations)
     fresh = results_frame(run.rows)
-    again = reclassify(fresh, {"golden": golden}, expectations).rows
+    again_run = reclassify(fresh, {"golden": golden}, expectations)
+    again = again_run.rows
     columns = ["case_id", "api", "dtype", "output", "verdict", "detail", "variants", "known", "max_ulp"]
     assert fresh[columns].fillna(-1).equals(again[columns].fillna(-1))
+    # and records, as the run did, which entries explained its rows
+    assert again_run.info.expectations == {"torch (local)": {"used": run.used, "witnessed": run.witnessed}}
     assert set(fresh["verdict"]) >= {"conforms", "variant"}  # the max shift, classified from stored bits
 
 

@@ -135,3 +135,20 @@ def test_subnormal_inputs_are_a_value_feature():
     assert "value:subnormal" in features("float32", op="log_softmax", input=[["0x1p-140", 1.0]])
     assert "value:subnormal" not in features("float32", op="log_softmax", input=[["0x1p-126", 1.0]])
     assert "value:subnormal" in features("bfloat16", op="log_softmax", input=[["0x1p-130", 1.0]])
+
+
+def test_a_probability_row_whose_sum_squared_is_below_the_smallest_normal():
+    """S * S < min normal: S < 2^-63 in float32 (2^-126), 2^-7 in float16 (2^-14); a row of zeros
+    (S = 0) and a row with a larger entry are not; the feature is the input's, rows along the
+    class axis."""
+    def has(dtype, row):
+        return "row_sum_square_underflows" in features(dtype, op="cross_entropy_from_probs", input=[row],
+                                                       target=[0], target_kind="index")
+    assert has("float32", [0, 0, "0x1p-123"])
+    assert has("float32", ["0x1p-65", "0x1p-65"])  # S = 2^-64
+    assert not has("float32", ["0x1p-64", "0x1p-64"])  # S = 2^-63: S * S = 2^-126, normal
+    assert not has("float32", [0, 0, 0])
+    assert not has("float32", [0, "0x1p-123", 1])
+    assert has("float16", ["0x1p-8", 0])
+    assert not has("float16", ["0x1p-7", 0])
+    assert not has("float64", ["0x1p-123", 0])

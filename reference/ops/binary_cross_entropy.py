@@ -40,12 +40,16 @@ def binary_cross_entropy(p: np.ndarray, target: np.ndarray, weight=None, *, labe
             return ex.exact(-coef * sign / v)
 
         if not passes_grad:
-            g = ex.ZERO
-        elif sem.bce_grad_formula:
+            g, terms_mag = ex.ZERO, 0.0
+        elif sem.bce_grad_formula:  # (q - t) / (q (1 - q)): one quotient, no cancelling terms
             g = torch_grad(q, tv, wv, sem)
-        else:
-            g = ex.add(part(a, q, clamp_q, 1), part(b, 1 - q, clamp_r, -1))
-        positions.append(Position(loss, cond, [g], [cap(4 * mag(g))], Fraction(1)))
+            terms_mag = mag(g)
+        else:  # -a / q + b / (1 - q): two quotients that cancel where q is near t; the errors
+            # of computing them scale with their size, not with what is left
+            parts = part(a, q, clamp_q, 1), part(b, 1 - q, clamp_r, -1)
+            g = ex.add(*parts)
+            terms_mag = mag(parts[0]) + mag(parts[1])
+        positions.append(Position(loss, cond, [g], [cap(4 * max(mag(g), terms_mag))], Fraction(1)))
     return finish_elements(positions, p, reduction, sem, sem.mean_last_axis_first)
 
 
