@@ -60,6 +60,8 @@ VARIANTS = {
         Semantics("clip_eps_1e-7+renormalize_probs", prob_transforms=("clip", "renormalize")),
         Semantics("clip_eps_1e-7+renormalize_probs+mean_by_count", prob_transforms=("clip", "renormalize"),
                   mean_by_count=True),
+        Semantics("renormalize_probs+clip_eps_1e-7+mean_by_count", prob_transforms=("renormalize", "clip"),
+                  mean_by_count=True),
         Semantics("clip_eps_1e-7+mean_last_axis_first", prob_transforms=("clip",), mean_last_axis_first=True),
         Semantics("log_clamp_100+bce_grad_eps_1e-12", log_clamp=True, bce_grad_formula=True),
     )

@@ -52,7 +52,7 @@ OP = Op(
                                                      ignore_index=i.ignore_index, reduction=i.reduction, sem=sem),
     variants=("mean_by_count", "empty_mean_zero", "zero_times_inf_nan", "log_clamp_100", "clip_eps_1e-7",
               "renormalize_probs", "renormalize_probs+clip_eps_1e-7", "clip_eps_1e-7+renormalize_probs",
-              "clip_eps_1e-7+renormalize_probs+mean_by_count"),
+              "clip_eps_1e-7+renormalize_probs+mean_by_count", "renormalize_probs+clip_eps_1e-7+mean_by_count"),
     input_kind="probs", catalog=catalog, short="cefp",
     doc="docs/semantics.md#cross_entropy_from_probs-categorical-cross-entropy-on-probabilities-p",
 )
