@@ -27,7 +27,7 @@ from fractions import Fraction
 from . import fast, rounding
 from .casefile import CaseSpec, resolve
 from .formats import FORMATS, NAN, NEG_INF, POS_INF, FloatFormat, decode, to_float64
-from .losses import DomainError, Outputs
+from .losses import DomainError, Outputs, rows_of
 from .op import ExactInputs
 from .ops import OPS
 from .semantics import CANONICAL, VARIANTS, for_dtype
@@ -154,7 +154,7 @@ def value_features(entry: dict, arrays: dict, dtype: str) -> list[str]:
         with np.errstate(invalid="ignore"):
             if ((x != 0) & (np.abs(x) < float(fmt.min_normal))).any():
                 found.add("value:subnormal")  # a nonzero input below the dtype's smallest normal (DAZ reads it as 0)
-        if op.input_kind == "probs" and len(shape) >= 1 and _row_sum_square_underflows(x, shape, fmt):
+        if op.input_kind == "probs" and classes and _row_sum_square_underflows(x, fmt):
             found.add("row_sum_square_underflows")  # a probability row sum S > 0 with S * S below the smallest normal
         if op.input_kind == "logits" and classes:  # x - max(row) is inf - inf: a row maximum that is infinite
             with np.errstate(invalid="ignore"):
@@ -173,7 +173,7 @@ def value_features(entry: dict, arrays: dict, dtype: str) -> list[str]:
             found.add("labels_out_of_range")  # a class index outside [0, C) that is not ignored
     if params.get("target_kind") == "probs" and f"target.{dtype}" in arrays and arrays[f"target.{dtype}"].size:
         t = to_float64(arrays[f"target.{dtype}"], fmt)
-        rows = np.moveaxis(t, 0 if t.ndim == 1 else 1, -1).reshape(-1, t.shape[0 if t.ndim == 1 else 1])
+        rows, _ = rows_of(t)
         if any(_row_sum(r) != 1 for r in rows):
             found.add("targets_unnormalised")  # the probability rows do not sum to 1 in the dtype
     return sorted(found)
@@ -210,13 +210,13 @@ def _mean_sum_overflows(entry: dict, arrays: dict, dtype: str) -> bool:
     return abs(Fraction(m) * denominator) > fmt.max_finite
 
 
-def _row_sum_square_underflows(x: np.ndarray, shape, fmt) -> bool:
+def _row_sum_square_underflows(x: np.ndarray, fmt) -> bool:
     """A row of probabilities (along the class axis) whose exact sum S is positive and S * S is
     below the dtype's smallest normal: a division by S twice, rewritten as one by S * S (XLA's
     simplifier), divides by a subnormal or, flushed, by 0. The smallest normal is an even power
     of two in every dtype, so the bound on S is its exact square root."""
     bound = math.sqrt(float(fmt.min_normal))
-    rows = np.moveaxis(x, 0 if len(shape) == 1 else 1, -1).reshape(-1, shape[0 if len(shape) == 1 else 1])
+    rows, _ = rows_of(x)
     with np.errstate(invalid="ignore"):
         small = (np.abs(rows) < bound).all(axis=1)  # only rows of small values can sum below the bound
     return any(0 < math.fsum(r.tolist()) < bound for r in rows[small])
