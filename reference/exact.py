@@ -6,9 +6,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from flint import arb
 
 from . import extended as ex, rounding
+from .losses import log_softmax_parts
 from .formats import FloatFormat
 from .ops.cross_entropy import cross_entropy
 from .ops.log_softmax import log_softmax
@@ -52,15 +52,13 @@ def slow_elements(row: np.ndarray, columns: np.ndarray, fmt: FloatFormat, value_
 def slow_values(row: np.ndarray, items) -> list[int]:
     """Correctly rounded bits of several values of one finite row, with one log-sum-exp in arb
     per working precision (Ziv's retry): items are (c, value_of, fmt), value_of(lp_c,
-    softmax_c, c) the exact value (arb) to round to fmt."""
+    softmax_c, c) the exact value (arb or ex.Split) to round to fmt."""
     top = Fraction(float(row.max()))
     differences = [Fraction(float(v)) - top for v in row]  # exact; made arb at each precision
 
     def compute():
-        shifted = [ex.exact(d) for d in differences]
-        total = sum((s.exp() for s in shifted), arb(0))
-        log_total = total.log()
-        return [(value_of(shifted[c] - log_total, shifted[c].exp() / total, c), fmt) for c, value_of, fmt in items]
+        lp, sm, _ = log_softmax_parts(differences)
+        return [(value_of(lp[c], sm[c], c), fmt) for c, value_of, fmt in items]
 
     bits, _ = rounding.with_precision(compute, lambda vals: [rounding.round_value(fmt, v) for v, fmt in vals])
     return bits

@@ -1,5 +1,6 @@
-"""Extended reals for the reference: a finite value is an arb ball (a rigorous enclosure),
-a special is one of the strings NAN, POS_INF, NEG_INF.
+"""Extended reals for the reference: a finite value is an arb ball (a rigorous enclosure) or
+a `Split` (an exact rational plus an arb remainder), a special is one of the strings NAN,
+POS_INF, NEG_INF.
 
 Only the operations the loss formulas need are here, each with IEEE special-value rules,
 except `scale`, which implements the contract's rule (docs/semantics.md) that an exactly-zero coefficient
@@ -37,6 +38,89 @@ def is_nan(v) -> bool:
 ZERO = arb(0)
 
 
+def _exact_rational(v) -> Fraction | None:
+    """v as a Fraction where it is an exact number (int, Fraction, bool, exact arb), else None."""
+    if type(v) is Fraction:
+        return v
+    if isinstance(v, int):
+        return Fraction(v)
+    if isinstance(v, arb) and v.is_exact():
+        if v.is_zero():
+            return _FRACTION_ZERO
+        mantissa, exponent = (int(p) for p in v.man_exp())
+        return Fraction(mantissa << exponent) if exponent >= 0 else Fraction(mantissa, 1 << -exponent)
+    return None
+
+
+_FRACTION_ZERO = Fraction(0)
+
+
+class Split:
+    """main + rest: an exact rational and an arb ball, kept apart through the loss's linear steps.
+
+    Where a loss is an exact rational plus transcendental terms far below it (softplus(x) =
+    x + log1p(exp(-x)) at x = 2**61, a log-sum-exp over logits 10**4 apart), the sum can sit
+    exactly on a rounding midpoint: no precision decides the ball main + rest, but the
+    exact main and the sign of rest do (reference/rounding.py). Sums, differences, and
+    products with exact numbers keep the split; anything else falls back to the plain ball."""
+
+    __slots__ = ("main", "rest")
+
+    def __init__(self, main: Fraction, rest: arb):
+        self.main, self.rest = main if type(main) is Fraction else Fraction(main), rest
+
+    def ball(self) -> arb:
+        return exact(self.main) + self.rest
+
+    def __repr__(self) -> str:
+        return f"Split({self.main}, {self.rest})"
+
+    def __neg__(self):
+        return Split(-self.main, -self.rest)
+
+    def __add__(self, other):
+        if isinstance(other, Split):
+            return Split(self.main + other.main, self.rest + other.rest)
+        q = _exact_rational(other)
+        if q is not None:
+            return Split(self.main + q, self.rest)
+        if isinstance(other, arb):
+            return Split(self.main, self.rest + other)
+        return NotImplemented
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __mul__(self, other):
+        q = _exact_rational(other)
+        if q is not None:
+            return Split(self.main * q, self.rest * exact(q))
+        if isinstance(other, Split):  # (m + r)(m' + r') = m m' + (m r' + m' r + r r')
+            return Split(self.main * other.main,
+                         exact(self.main) * other.rest + exact(other.main) * self.rest + self.rest * other.rest)
+        if isinstance(other, arb):
+            return self.ball() * other
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        q = _exact_rational(other)
+        if q is not None and q != 0:
+            return Split(self.main / q, self.rest / exact(q))
+        if isinstance(other, (arb, Split)):
+            return self.ball() / (other.ball() if isinstance(other, Split) else other)
+        return NotImplemented
+
+    def __rtruediv__(self, other):
+        return other / self.ball()
+
+
 def neg(v):
     if is_special(v):
         return {NAN: NAN, POS_INF: NEG_INF, NEG_INF: POS_INF}[v]
@@ -47,6 +131,15 @@ def sign(v) -> int:
     """Sign of a value; raises PrecisionTooLow when the ball straddles zero."""
     if is_special(v):
         return {POS_INF: 1, NEG_INF: -1}[v]  # NaN has no sign: callers handle it first
+    if isinstance(v, Split):
+        try:
+            return sign(v.ball())
+        except PrecisionTooLow:
+            if v.main == 0:
+                return sign(v.rest)
+            if abs(v.rest) < exact(abs(v.main)):  # the remainder cannot reach zero
+                return 1 if v.main > 0 else -1
+            raise
     if v.is_zero():
         return 0
     if v > 0:
@@ -83,6 +176,10 @@ def scale(coef: Fraction, v, zero_times_inf_nan: bool = False):
         return ZERO
     if is_special(v):
         return v if coef > 0 else neg(v)
+    if isinstance(v, Split):
+        return v * coef
+    if coef.denominator & (coef.denominator - 1):  # 1/3 as a ball is inexact; an exact v times
+        return v * exact(coef.numerator) / exact(coef.denominator)  # 1023 / 3 stays exact (341)
     return exact(coef) * v
 
 
@@ -97,11 +194,13 @@ def divide(v, d: Fraction):
         return POS_INF if s > 0 else NEG_INF
     if is_special(v):
         return v if d > 0 else neg(v)
-    return v / exact(d)
+    return v / d if isinstance(v, Split) else v / exact(d)
 
 
 def to_float(v) -> float:
     """A float64 approximation, for tolerance scales and display only."""
     if is_special(v):
         return {NAN: float("nan"), POS_INF: float("inf"), NEG_INF: float("-inf")}[v]
+    if isinstance(v, Split):
+        v = v.ball()
     return float(v.mid())

@@ -138,11 +138,17 @@ def target_gradient(sm: np.ndarray, sm_err: np.ndarray, target: np.ndarray) -> t
     return -rest, rest_err
 
 
-def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
+def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat, sign=0) -> tuple[np.ndarray, np.ndarray]:
     """Bits of both ends of [value - err, value + err], rounded to fmt, the float64 ends
-    widened to enclose the true interval."""
+    widened to enclose the true interval, then clipped to the value's strict sign where it is
+    known (`sign`, broadcast: -1, 0 or 1), so that a tiny value of known sign rounds to its
+    signed zero, as the exact path's sharper enclosure does."""
     width = enclosing_width(value, err, U, TINY)
-    lo_bits, hi_bits = round_to_format(value - width, fmt), round_to_format(value + width, fmt)
+    lo, hi = value - width, value + width
+    sign = np.broadcast_to(np.asarray(sign, dtype=np.float64), np.shape(value))
+    lo = np.where(sign > 0, np.abs(np.maximum(lo, 0.0)), lo)  # (abs: -0.0 to +0.0)
+    hi = np.where(sign < 0, -np.abs(np.minimum(hi, 0.0)), hi)
+    lo_bits, hi_bits = round_to_format(lo, fmt), round_to_format(hi, fmt)
     # ends at -0 and +0 agree on 0, as in rounding.round_value: the sign of zero is not part
     # of the contract (both ends at -0 stay -0, the correct rounding of a tiny negative value)
     straddle = hi_bits == 0
@@ -165,7 +171,8 @@ def log_softmax(x: np.ndarray, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray
         # size sm_err, and u (size sm + |grad|) <= u + 2 u size sm <= u + size sm_err / 4
         # (sm_err >= 9 u sm): the product's and the subtraction's rounding
         grad_err = sm_err * (1.25 * SAFETY * size) + SAFETY * U
-        return (*bracket(lp, lp_err, fmt), *bracket(grad, grad_err, fmt), ok)
+        # lp < 0 wherever the row has another class: x_c < log(sum exp(x)), however far below
+        return (*bracket(lp, lp_err, fmt, -1 if size > 1 else 0), *bracket(grad, grad_err, fmt), ok)
 
     loss_lo, loss_hi, grad_lo, grad_hi, ok = attempt(x, False)
     again = np.flatnonzero(~ok | (loss_lo != loss_hi).any(axis=1) | (grad_lo != grad_hi).any(axis=1))
@@ -210,7 +217,11 @@ def cross_entropy(x: np.ndarray, target: np.ndarray, fmt: FloatFormat, reduction
             grad, grad_err = grad / n, SAFETY * (grad_err / n + U * np.abs(grad / n))
         loss, loss_err = np.array(total), np.array(total_err)
     loss_lo, loss_hi = bracket(loss, loss_err, fmt)
-    grad_lo, grad_hi = bracket(grad, grad_err, fmt)
+    # softmax_j > 0, and softmax_y - 1 < 0 at the target wherever the row has another class
+    grad_sign = np.ones(grad.shape)
+    grad_sign[rows, target] = -1 if x.shape[1] > 1 else 0
+    grad_lo, grad_hi = bracket(grad, grad_err, fmt, grad_sign)
+
     def exact(rows_x, t, reduction_for_rows):
         return cross_entropy_rows(rows_x, t, reduction_for_rows, fmt)
 

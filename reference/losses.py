@@ -204,15 +204,30 @@ def analyse_row(xs: list, sem: Semantics) -> Row:
         sm = [ex.exact(1) if i == finite[0] else ex.ZERO for i in range(size)]
         return Row(lp, sm, [2 * lse_mag] * size)
     top = max(xs[i] for i in finite)
-    shifted = {i: ex.exact(xs[i] - top) for i in finite}
-    exps = {i: s.exp() for i, s in shifted.items()}
-    total = sum(exps.values(), ex.ZERO)
-    log_total = total.log()
+    lp_finite, sm_finite, log_total = log_softmax_parts([xs[i] - top for i in finite])
     lse_mag = mag(ex.exact(top) + log_total)
-    lp = [shifted[i] - log_total if i in shifted else NEG_INF for i in range(size)]
-    sm = [exps[i] / total if i in exps else ex.ZERO for i in range(size)]
+    lp, sm = [NEG_INF] * size, [ex.ZERO] * size
+    for i, lp_i, sm_i in zip(finite, lp_finite, sm_finite):
+        lp[i], sm[i] = lp_i, sm_i
     cond = [cap(mag(x) + lse_mag + spread(size)) for x in xs]
     return Row(lp, sm, cond)
+
+
+def log_softmax_parts(shifted: list[Fraction]) -> tuple[list, list, object]:
+    """log_softmax and softmax of a finite row already shifted by its maximum (every d <= 0,
+    k of them 0), and log(sum exp(d)), each exact part kept apart from what the other
+    classes add (ex.Split): with R = sum of exp(d) over the classes below the maximum,
+    lp = d - log(k + R) and softmax = 1/k - R / (k (k + R)) at the maximum, exp(d) / (k + R)
+    elsewhere. Where R is e**-10000, a loss can be exactly a rounding midpoint plus R's share."""
+    k = sum(1 for d in shifted if d == 0)
+    exps = [ex.exact(d).exp() if d else None for d in shifted]
+    rest = sum((e for e in exps if e is not None), ex.ZERO)
+    total = k + rest
+    log_total = rest.log1p() if k == 1 else total.log()
+    at_top = ex.Split(Fraction(1, k), -rest / (k * total))
+    lp = [ex.Split(d, -log_total) for d in shifted]
+    sm = [at_top if e is None else ex.Split(0, e / total) for e in exps]
+    return lp, sm, log_total
 
 
 def multiplied(sem: Semantics, size: int, gathered: int | None) -> list[bool]:
@@ -395,21 +410,20 @@ def binary_targets(target: np.ndarray, label_smoothing: Fraction) -> np.ndarray:
 # --- losses on logits, elementwise ------------------------------------------------------
 
 def softplus(z: Fraction | str):
-    """log(1 + exp(z)), exact for finite z, with its limits."""
+    """log(1 + exp(z)), exact for finite z, with its limits: max(z, 0) exactly, plus
+    log1p(exp(-|z|)) apart (an ex.Split: at |z| = 2**61 that remainder is e**-(2**61))."""
     if isinstance(z, str):
         return {POS_INF: POS_INF, NEG_INF: ex.ZERO, NAN: NAN}[z]
-    if z > 0:
-        return ex.exact(z) + (-ex.exact(z)).exp().log1p()
-    return ex.exact(z).exp().log1p()
+    return ex.Split(max(z, Fraction(0)), ex.exact(-abs(z)).exp().log1p())
 
 
 def sigmoid(z: Fraction | str):
+    """1 / (1 + exp(-z)): 1 - sigmoid(-z) for z >= 0, the 1 kept exact (an ex.Split)."""
     if isinstance(z, str):
         return {POS_INF: ex.exact(1), NEG_INF: ex.ZERO, NAN: NAN}[z]
-    if z >= 0:
-        return 1 / (1 + (-ex.exact(z)).exp())
-    e = ex.exact(z).exp()
-    return e / (1 + e)
+    e = ex.exact(-abs(z)).exp()
+    small = e / (1 + e)  # sigmoid(-|z|)
+    return ex.Split(1, -small) if z >= 0 else ex.Split(0, small)
 
 
 def logit_positions(x: np.ndarray, t: np.ndarray, w: np.ndarray, pos_weight: np.ndarray,

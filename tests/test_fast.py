@@ -89,6 +89,22 @@ def test_fast_agrees_with_slow_on_adversarial_rows(name):
         assert (loss == slow[0]).all() and (grad == slow[1]).all()
 
 
+@pytest.mark.parametrize("name", ["bfloat16", "float16", "float32"])
+def test_a_tiny_value_of_known_sign_rounds_to_the_same_signed_zero_on_both_paths(name):
+    # logits 65504 apart: lp at the maximum and softmax - 1 at a target there are -e**-65504,
+    # which the exact path encloses on the negative side and the float64 bound straddles 0
+    fmt = FORMATS[name]
+    x = np.array([[0.0, -65504.0, -65504.0], [65504.0, 0.0, -65504.0], [1.0, 2.0, 3.0]])
+    loss, grad, _ = fast.log_softmax(x, fmt)
+    slow_loss, slow_grad = log_softmax_rows(x, fmt)
+    assert loss[0, 0] == loss[1, 0] == fmt.sign_bit and (loss == slow_loss).all() and (grad == slow_grad).all()
+    target = np.array([0, 0, 1])
+    for reduction in ("none", "mean"):
+        loss, grad, _ = fast.cross_entropy(x, target, fmt, reduction)
+        slow_loss, slow_grad = cross_entropy_rows(x, target, reduction, fmt)
+        assert grad[0, 0] == fmt.sign_bit and (loss == slow_loss).all() and (grad == slow_grad).all()
+
+
 @pytest.mark.slow
 def test_fallback_is_taken_naturally_on_a_wide_float32_row():
     # a nearly flat 262144-class row of the large suite: one gradient 1 - C softmax_j cancels

@@ -10,7 +10,8 @@ from reference.ops.cross_entropy import cross_entropy
 from reference.ops.log_softmax import log_softmax
 from reference.semantics import CANONICAL, VARIANTS
 from reference.losses import DomainError
-from reference.extended import PrecisionTooLow
+from reference import extended as ex
+from reference.extended import PrecisionTooLow, Split, to_float
 from reference.formats import FORMATS, NAN, NEG_INF, POS_INF, decode, round_fraction
 from flint import arb
 
@@ -277,8 +278,57 @@ def test_ziv_loop_raises_precision_until_decided():
     assert used > rounding.START_BITS and calls == sorted(calls)
 
 
+# --- a value on a rounding midpoint plus a remainder no precision resolves ---------------
+
+MID32 = 1 + F(1, 2**24)  # halfway between 1 and its float32 successor (1 + 2**-23)
+
+
+def test_a_midpoint_plus_a_remainder_rounds_by_the_remainders_sign():
+    fmt = FORMATS["float32"]
+    tiny = (-arb(2) ** 61).exp()  # e**-(2**61): no working precision separates 1 + 2**-24 + tiny from the midpoint
+    assert rounding.round_value(fmt, Split(MID32, tiny)) == round_fraction(fmt, 1 + F(1, 2**23))
+    assert rounding.round_value(fmt, Split(MID32, -tiny)) == round_fraction(fmt, F(1))
+    # ties to even would give 1 + 2**-22 here; the remainder's sign gives the neighbour below
+    odd_mid = 1 + F(3, 2**24)
+    assert rounding.round_value(fmt, Split(odd_mid, -tiny)) == round_fraction(fmt, 1 + F(1, 2**23))
+    assert rounding.round_value(fmt, Split(odd_mid, arb(0))) == round_fraction(fmt, 1 + F(2, 2**23))  # an exact tie
+
+
+def test_a_remainder_decides_at_the_overflow_threshold_and_among_subnormals():
+    fmt = FORMATS["float16"]
+    tiny = (-arb(2) ** 40).exp()
+    threshold = 65504 + F(16)  # halfway between the largest float16 and 2**16: rounds to inf
+    assert rounding.round_value(fmt, Split(threshold, -tiny)) == round_fraction(fmt, F(65504))
+    assert rounding.round_value(fmt, Split(threshold, tiny)) == round_fraction(fmt, POS_INF)
+    sub_mid = F(3, 2**25)  # halfway between the first two float16 subnormals 2**-24 and 2**-23
+    assert rounding.round_value(fmt, Split(sub_mid, tiny)) == round_fraction(fmt, F(2, 2**24))
+    assert rounding.round_value(fmt, Split(sub_mid, -tiny)) == round_fraction(fmt, F(1, 2**24))
+
+
+def test_a_remainder_of_unknown_sign_or_a_midpoint_far_from_main_asks_for_more_precision():
+    fmt = FORMATS["float32"]
+    with pytest.raises(PrecisionTooLow):  # the remainder's ball holds 0: its sign is unknown
+        rounding.round_value(fmt, Split(MID32, arb(0, 2.0 ** -80)))
+    with pytest.raises(PrecisionTooLow):  # main is no midpoint: the remainder carries the value onto one
+        rounding.round_value(fmt, Split(F(1), arb(2) ** -24 + arb(0, 2.0 ** -60)))
+    with pytest.raises(rounding.RoundingUndecided):  # the same value as one ball: the Ziv loop never ends
+        rounding.with_precision(lambda: ex.exact(MID32) + (-arb(2) ** 61).exp(), lambda v: rounding.round_value(fmt, v))
+
+
+def test_split_arithmetic_keeps_the_exact_part_apart():
+    tiny = (-arb(2) ** 61).exp()
+    a = Split(F(3, 4), tiny)
+    b = (a * 2 - F(1, 2)) / 4 + arb(0)  # exact steps keep the split; an exact ball counts as exact
+    assert isinstance(b, Split) and b.main == F(1, 4) and b.rest > 0 and (b.rest - tiny / 2).contains(0)
+    c = 1 - a  # int - Split
+    assert c.main == F(1, 4) and c.rest < 0
+    assert ex.sign(Split(F(0), -tiny)) == -1 and ex.sign(Split(F(-1), tiny)) == -1
+    assert isinstance(a / 3, Split) and (a / 3).main == F(1, 4)  # division by an exact rational stays exact
+    assert not isinstance(a * (arb(1) / 3), Split)  # a product with an inexact ball falls back to the ball
+
+
 def test_condition_scales_bound_the_values():
     out = cross_entropy(arr([[0.5, -1.25, 2], [3, 1, -2.5]]), np.array([2, 0]), target_kind="index",
                             reduction="none")
     for value, cond in zip(out.loss.reshape(-1), out.loss_cond.reshape(-1)):
-        assert cond >= abs(float(value.mid())) > 0
+        assert cond >= abs(to_float(value)) > 0

@@ -6,12 +6,15 @@ import pytest
 
 from reference.ops.binary_cross_entropy import binary_cross_entropy
 from reference.ops.binary_cross_entropy_with_logits import binary_cross_entropy_with_logits
+from reference.ops.cross_entropy import cross_entropy
+from reference.ops.log_softmax import log_softmax
 from reference.ops.cross_entropy_from_probs import cross_entropy_from_probs
 from reference.ops.multilabel_soft_margin_loss import multilabel_soft_margin_loss
 from reference.ops.nll_loss import nll_loss
 from reference.semantics import CANONICAL, VARIANTS, for_dtype
 from reference.losses import DomainError
-from reference.formats import FORMATS, NAN, NEG_INF, POS_INF
+from reference import rounding
+from reference.formats import FORMATS, NAN, NEG_INF, POS_INF, round_fraction
 
 from .test_reference import LN2, arr, evaluate, rounded
 
@@ -152,6 +155,16 @@ def test_bce_gradient_is_conditioned_by_its_two_quotients():
     assert float(single.grad_cond[0]) == 2 ** -7
 
 
+def test_a_mean_of_exact_terms_on_a_midpoint_rounds_to_even():
+    # found by the search: p = 0, t = 1 smoothed by e = 1023/1024 (t' = 1025/2048), w = 1/2,
+    # log clamped at -100: the gradient of -w (1 - t') log(1 - p) is w (1 - t') = 1023/4096,
+    # divided by 3 for the mean: 341/4096, exactly a bfloat16 midpoint (9 significant bits).
+    # Multiplying by 1/3 as a ball never gives an exact value; 1023 / 3 does: ties to even, 340/4096.
+    out = run(binary_cross_entropy, arr([0, 0, 0]), arr([0, 0, 1]), arr([F(1, 2)] * 3), label_smoothing=F(1023, 1024),
+              reduction="mean", sem=VARIANTS["log_clamp_100"], dtype="bfloat16")
+    assert out["grad"][2] == F(340, 4096)
+
+
 def test_bce_weight_and_mean_over_last_axis_first():
     p = arr([[F(1, 2), F(1, 2)], [F(1, 2), F(1, 2)]])
     t = arr([[1, 0], [1, 1]])
@@ -184,6 +197,45 @@ def test_bce_with_logits_infinite_limits():
     out = run(binary_cross_entropy_with_logits, x, t, None, arr([1, 1, 1, 1, 0]), reduction="none")
     assert list(out["loss"][0]) == [0, INF, 0, INF, 0]  # pos_weight 0 kills the infinite term
     assert list(out["grad"][0]) == [0, F(1, 2), 0, -1, 0]
+
+
+def test_bce_with_logits_on_a_float32_midpoint_rounds_by_the_exponentially_small_terms():
+    # x = 2**61: softplus(x) = x + log1p(e**-x), softplus(-x) = log1p(e**-x), with e**-x =
+    # e**-(2**61) far below any working precision. With t = [7/8, 3/8, 13/16], w = [2**-24, 1,
+    # 1/2] the loss's exact part is sum w (1 - t) x = 2**34 + (23/32) 2**61, and the mean over
+    # the last axis divides it by 3: 32156331 * 2**34, a float32 midpoint (25 significant bits,
+    # the last one set), plus a positive remainder: it rounds up to 32156332 * 2**34.
+    x = arr([F(2**61)] * 3)
+    out = run(binary_cross_entropy_with_logits, x, arr([F(7, 8), F(3, 8), F(13, 16)]), arr([F(1, 2**24), 1, F(1, 2)]),
+              reduction="none", sem=VARIANTS["mean_last_axis_first"], dtype="float32")
+    assert out["loss"] == 32156332 * 2**34
+    # the gradient B sigmoid(x) - A sigmoid(-x) = B - (A + B) sigmoid(-x), B = w (1 - t): with
+    # w = 1 + 2**-23 and t = 1/4, B = 3/4 (1 + 2**-23) = 25165827 * 2**-25 is a midpoint and the
+    # remainder is negative: 25165826 * 2**-25, where ties to even would give 25165828 * 2**-25
+    one = run(binary_cross_entropy_with_logits, arr([F(2**61)]), arr([F(1, 4)]), arr([1 + F(1, 2**23)]),
+              reduction="sum", dtype="float32")
+    assert one["grad"][0] == F(25165826, 2**25)
+    assert one["loss"] == F(25165828, 2**25) * 2**61  # B x + (A + B) log1p(e**-x): up
+
+
+def test_cross_entropy_on_a_midpoint_rounds_by_the_other_classes_share():
+    # logits [2**61, 0], probability targets t = [1/4, B] with B = 3/4 (1 + 2**-23): the loss is
+    # B 2**61 + (1/4 + B) log1p(e**-(2**61)), a float32 midpoint plus a positive remainder; the
+    # gradient (1/4 + B) softmax - t is B - ... below the midpoint B, -B + ... above -B
+    b = F(3, 4) * (1 + F(1, 2**23))
+    out = run(cross_entropy, arr([[F(2**61), 0]]), arr([[F(1, 4), b]]), None, target_kind="probs",
+              reduction="sum", dtype="float32")
+    assert out["loss"] == F(25165828, 2**25) * 2**61
+    assert list(out["grad"][0]) == [F(25165826, 2**25), -F(25165826, 2**25)]
+
+
+def test_log_softmax_far_below_the_maximum_keeps_the_sign_of_a_tiny_value():
+    # lp at the maximum is -log1p(e**-(2**100)): a negative value that rounds to -0
+    # (the sign of zero is not part of the contract, but the golden files hold correct roundings)
+    fmt = FORMATS["float32"]
+    lp = log_softmax(arr([[0, -F(2**100)]])).loss
+    assert rounding.round_value(fmt, lp[0][0]) == fmt.sign_bit
+    assert rounding.round_value(fmt, lp[0][1]) == round_fraction(fmt, -F(2**100))
 
 
 def test_binary_label_smoothing_pulls_toward_one_half():
