@@ -99,7 +99,7 @@ class Split:
     def __mul__(self, other):
         q = _exact_rational(other)
         if q is not None:
-            return Split(self.main * q, self.rest * exact(q))
+            return Split(self.main * q, times(self.rest, q))
         if isinstance(other, Split):  # (m + r)(m' + r') = m m' + (m r' + m' r + r r')
             return Split(self.main * other.main,
                          exact(self.main) * other.rest + exact(other.main) * self.rest + self.rest * other.rest)
@@ -112,13 +112,27 @@ class Split:
     def __truediv__(self, other):
         q = _exact_rational(other)
         if q is not None and q != 0:
-            return Split(self.main / q, self.rest / exact(q))
+            return Split(self.main / q, times(self.rest, 1 / q))
         if isinstance(other, (arb, Split)):
             return self.ball() / (other.ball() if isinstance(other, Split) else other)
         return NotImplemented
 
     def __rtruediv__(self, other):
         return other / self.ball()
+
+
+def rational(q: Fraction) -> Split:
+    """An exact rational as a value that stays exact through the linear steps: exact(1/7) is a
+    rounded ball, and 1/7 - 1/7 of two such balls is never exactly 0; Split(1/7, 0) keeps it."""
+    return Split(q, ZERO)
+
+
+def times(v: arb, q: Fraction) -> arb:
+    """v * q for a rational q: 1/3 as a ball is inexact, so an exact v times it never is;
+    v * 1 / 3 stays exact wherever the product is dyadic (1023/4096 / 3 = 341/4096)."""
+    if q.denominator & (q.denominator - 1):
+        return v * exact(q.numerator) / exact(q.denominator)
+    return v * exact(q)
 
 
 def neg(v):
@@ -176,11 +190,7 @@ def scale(coef: Fraction, v, zero_times_inf_nan: bool = False):
         return ZERO
     if is_special(v):
         return v if coef > 0 else neg(v)
-    if isinstance(v, Split):
-        return v * coef
-    if coef.denominator & (coef.denominator - 1):  # 1/3 as a ball is inexact; an exact v times
-        return v * exact(coef.numerator) / exact(coef.denominator)  # 1023 / 3 stays exact (341)
-    return exact(coef) * v
+    return v * coef if isinstance(v, Split) else times(v, coef)
 
 
 def divide(v, d: Fraction):

@@ -247,7 +247,7 @@ def softmax_position(row: Row, coefs: list[Fraction], denominator: Fraction, sem
     grad, grad_cond = [], []
     for s_j, a_j, mag_j in zip(row.softmax, coefs, row.cond):
         # a zero coefficient (every class but the target's, one-hot) needs no exact conversion
-        grad.append(ex.add(ex.scale(big_a, s_j, sem.zero_times_inf_nan), ex.exact(-a_j) if a_j else ex.ZERO))
+        grad.append(ex.add(ex.scale(big_a, s_j, sem.zero_times_inf_nan), ex.rational(-a_j) if a_j else ex.ZERO))
         grad_cond.append(cap(big_a_mag * mag(s_j) * (2 + mag_j) + (abs(float(a_j)) if a_j else 0.0)))
     cond = cap(sum(abs(float(a)) * m for a, m in zip(coefs, row.cond) if a))
     return Position(ex.total(terms), cond, grad, grad_cond, denominator)
@@ -363,7 +363,7 @@ def prob_row_position(p: list, coefs: list[Fraction], denominator: Fraction, sem
         elif v == 0:
             grad.append(NEG_INF if a > 0 else POS_INF)
         else:
-            grad.append(ex.exact(-a / v))
+            grad.append(ex.rational(-a / v))
     # the size of the terms each gradient is a sum of: a renormalisation's backward is a
     # difference, g_j / S - dot / S, that cancels where the target's class holds most of the
     # row's mass; its rounding errors scale with the terms, not with what is left of them
@@ -375,7 +375,7 @@ def prob_row_position(p: list, coefs: list[Fraction], denominator: Fraction, sem
         else:  # q = p / S: dL/dp_j = g_j / S - sum_c g_c q_c / S, where g_c q_c = -a_c
             total = info  # if g_c = -a_c / q_c is infinite because q_c = 0
             q_c = [v / total for v in q_in]
-            dot = ex.total(ex.exact(-a) if qc == 0 and ex.is_special(g) else ex.scale(qc, g)
+            dot = ex.total(ex.rational(-a) if qc == 0 and ex.is_special(g) else ex.scale(qc, g)
                            for a, qc, g in zip(coefs, q_c, grad))
             dot_mag = sum(abs(float(a)) if qc == 0 and ex.is_special(g) else float(qc) * t
                           for a, qc, g, t in zip(coefs, q_c, grad, terms_mag))

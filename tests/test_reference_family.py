@@ -165,6 +165,25 @@ def test_a_mean_of_exact_terms_on_a_midpoint_rounds_to_even():
     assert out["grad"][2] == F(340, 4096)
 
 
+def test_an_exact_sigmoid_in_a_mean_on_a_midpoint_rounds_to_even():
+    # found by the search: at x = 0 sigmoid is exactly 1/2 (kept as 1 - 1/2); t = 1 smoothed by
+    # e = 1023/1024 and pos_weight 0 leave the gradient b sigmoid(0) = (1023/2048) / 2 per
+    # element, divided by 3 for the mean: 341/4096, a bfloat16 midpoint: ties to even, 340/4096
+    out = run(binary_cross_entropy_with_logits, arr([0, 0, 0]), arr([1, 1, 1]), None, arr([0, 0, 0]),
+              label_smoothing=F(1023, 1024), reduction="mean", dtype="bfloat16")
+    assert list(out["grad"]) == [F(340, 4096)] * 3
+
+
+def test_exact_rationals_that_cancel_stay_exact_on_a_midpoint():
+    # found by the search: equal logits make softmax exactly 1/3; with label smoothing 1/4 over
+    # 3 classes the unit-mass gradient s - a is 1/3 - (3/4 t + 1/12): the thirds cancel, and
+    # t = 1 - 2**-24 leaves -(2**25 - 3) / 2**26, a float32 midpoint: ties to even gives
+    # -(2**24 - 2) / 2**25 (1/12 as a ball would never cancel exactly)
+    out = run(cross_entropy, arr([[0, 0, 0]]), arr([[1 - F(1, 2**24), 0, 0]]), None, target_kind="probs",
+              label_smoothing=F(1, 4), reduction="sum", sem=VARIANTS["unit_target_mass_grad"], dtype="float32")
+    assert out["grad"][0][0] == -F(2**24 - 2, 2**25)
+
+
 def test_bce_weight_and_mean_over_last_axis_first():
     p = arr([[F(1, 2), F(1, 2)], [F(1, 2), F(1, 2)]])
     t = arr([[1, 0], [1, 1]])

@@ -37,7 +37,7 @@ def binary_cross_entropy(p: np.ndarray, target: np.ndarray, weight=None, *, labe
                 return ex.ZERO
             if v == 0:
                 return NEG_INF if coef * sign > 0 else POS_INF
-            return ex.exact(-coef * sign / v)
+            return ex.rational(-coef * sign / v)
 
         if not passes_grad:
             g, terms_mag = ex.ZERO, 0.0
@@ -66,7 +66,7 @@ def torch_grad(q: Fraction, t: Fraction, w: Fraction, sem: Semantics):
     if denominator == 0:
         quotient = NAN if q == t else POS_INF if q > t else NEG_INF
     else:
-        quotient = ex.exact((q - t) / denominator)
+        quotient = ex.rational((q - t) / denominator)
     return ex.scale(w, quotient, zero_times_inf_nan=True)
 
 

@@ -21,7 +21,7 @@ def nll_loss(x: np.ndarray, target: np.ndarray, weight: list[Fraction] | None = 
         terms = [ex.scale(a, ex.neg(value(v)), m) for c, (a, v, m) in enumerate(zip(coefs, row, ieee))
                  if gathered is None or c == gathered or a or m]
         cond = cap(sum(abs(float(a)) * mag(v) for a, v in zip(coefs, row) if a))
-        return Position(ex.total(terms), cond, [ex.exact(-a) for a in coefs], [abs(float(a)) for a in coefs],
+        return Position(ex.total(terms), cond, [ex.rational(-a) for a in coefs], [abs(float(a)) for a in coefs],
                         denominator)
 
     return row_loss(x, target, weight, target_kind="index", ignore_index=ignore_index, reduction=reduction,
