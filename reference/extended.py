@@ -79,8 +79,9 @@ class Split:
         return Split(-self.main, -self.rest)
 
     def __add__(self, other):
-        if isinstance(other, Split):
-            return Split(self.main + other.main, self.rest + other.rest)
+        if isinstance(other, Split):  # (most mains are 0: skip the Fraction arithmetic)
+            main = other.main if not self.main else self.main + other.main if other.main else self.main
+            return Split(main, self.rest + other.rest)
         q = _exact_rational(other)
         if q is not None:
             return Split(self.main + q, self.rest)
@@ -99,7 +100,7 @@ class Split:
     def __mul__(self, other):
         q = _exact_rational(other)
         if q is not None:
-            return Split(self.main * q, times(self.rest, q))
+            return Split(self.main * q if self.main else self.main, times(self.rest, q))
         if isinstance(other, Split):  # (m + r)(m' + r') = m m' + (m r' + m' r + r r')
             return Split(self.main * other.main,
                          exact(self.main) * other.rest + exact(other.main) * self.rest + self.rest * other.rest)
