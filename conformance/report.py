@@ -587,11 +587,26 @@ def _natural(text: str) -> tuple:
 
 # --- HTML ---------------------------------------------------------------------------
 
+SOURCE_LINK = re.compile(r"https://github\.com/[^/]+/([^/]+)/blob/([^/]+)/([^?]+)$")
+
+
+def link_text(url: str) -> str:
+    """What a link reads as: a GitHub source link as repository@ref:path#lines, a commit as its
+    first 10 hex digits (the whole address stays the link's target); any other link as itself."""
+    match = SOURCE_LINK.match(url)
+    if not match:
+        return url
+    repo, ref, path = match.groups()
+    return f"{repo}@{ref[:10] if re.fullmatch(r'[0-9a-f]{40}', ref) else ref}:{path}"
+
+
 @cache
 def _environment():
     import jinja2
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["link_text"] = link_text
+    return env
 
 
 def _since(since) -> dict | None:

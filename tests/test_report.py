@@ -243,15 +243,28 @@ def test_error_growth_plot_from_classes_features():
     assert "No results with several vocabulary sizes" in report.render_html(report.results_frame([row()]))
 
 
+def test_source_links_read_as_repository_ref_and_path():
+    sha = "7961d6e99c38a523dcb95689dac588c772274cc6"
+    url = f"https://github.com/PaddlePaddle/Paddle/blob/{sha}/paddle/phi/kernels/cpu/bce_loss_kernel.cc#L48-L52"
+    assert report.link_text(url) == "Paddle@7961d6e99c:paddle/phi/kernels/cpu/bce_loss_kernel.cc#L48-L52"
+    assert report.link_text("https://github.com/pytorch/pytorch/blob/v2.13.0/aten/src/ATen/native/Loss.cpp") == \
+        "pytorch@v2.13.0:aten/src/ATen/native/Loss.cpp"
+    issue = "https://github.com/pytorch/pytorch/issues/11551"
+    assert report.link_text(issue) == issue
+    page = report.render_html(report.results_frame([row(verdict="variant", known="k", known_reason="why", evidence=url)]))
+    assert f'<a href="{url}">Paddle@7961d6e99c:paddle/phi/kernels/cpu/bce_loss_kernel.cc#L48-L52</a>' in page
+
+
 def test_the_default_suite_report_stays_small():
     """The stored baseline (a default-suite run of every framework): the page without its
-    reproducers grows with what diverges, about half a kilobyte a diverging row (torch,
-    TensorFlow and JAX alone: 818 KB for 1,536 diverging rows; the old page was 825 KB with far
-    less in it)."""
+    reproducers grows with what diverges, about 600 bytes a diverging row (nine frameworks:
+    2,893 KB for 4,838 diverging rows, 598 B each; torch, TensorFlow and JAX alone: 859 KB for
+    1,571, 547 B; the old page was 825 KB for three frameworks with far less in it). The budget
+    leaves room for more evidence, not for a page that repeats itself per row."""
     df = report.read_results(ROOT / "baselines" / "default-cpu.parquet").assign(reproducer="")
     for rows in (df, df[df["framework"].isin(["torch", "tensorflow", "jax"])]):
         page = report.render_html(rows)
         diverging = int((~rows["verdict"].isin(["conforms", "unsupported"])).sum())
-        assert len(page.encode()) < 600 * diverging, (len(page.encode()), diverging)
+        assert len(page.encode()) < 640 * diverging, (len(page.encode()), diverging)
     ids, links = ids_and_links(page)
     assert len(ids) == len(set(ids)) and links <= set(ids)
