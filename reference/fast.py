@@ -138,16 +138,22 @@ def target_gradient(sm: np.ndarray, sm_err: np.ndarray, target: np.ndarray) -> t
     return -rest, rest_err
 
 
+def clip_to_sign(lo: np.ndarray, hi: np.ndarray, sign) -> tuple[np.ndarray, np.ndarray]:
+    """An enclosure [lo, hi] cut to its value's strict sign where that is known (`sign`,
+    broadcast: -1, 0 or 1): a tiny value of known sign then rounds to its own signed zero."""
+    sign = np.broadcast_to(np.asarray(sign, dtype=np.float64), np.shape(lo))
+    lo = np.where(sign > 0, np.abs(np.maximum(lo, 0.0)), lo)  # (abs: -0.0 to +0.0)
+    hi = np.where(sign < 0, -np.abs(np.minimum(hi, 0.0)), hi)
+    return lo, hi
+
+
 def bracket(value: np.ndarray, err: np.ndarray, fmt: FloatFormat, sign=0) -> tuple[np.ndarray, np.ndarray]:
     """Bits of both ends of [value - err, value + err], rounded to fmt, the float64 ends
     widened to enclose the true interval, then clipped to the value's strict sign where it is
     known (`sign`, broadcast: -1, 0 or 1), so that a tiny value of known sign rounds to its
     signed zero, as the exact path's sharper enclosure does."""
     width = enclosing_width(value, err, U, TINY)
-    lo, hi = value - width, value + width
-    sign = np.broadcast_to(np.asarray(sign, dtype=np.float64), np.shape(value))
-    lo = np.where(sign > 0, np.abs(np.maximum(lo, 0.0)), lo)  # (abs: -0.0 to +0.0)
-    hi = np.where(sign < 0, -np.abs(np.minimum(hi, 0.0)), hi)
+    lo, hi = clip_to_sign(value - width, value + width, sign)
     lo_bits, hi_bits = round_to_format(lo, fmt), round_to_format(hi, fmt)
     # ends at -0 and +0 agree on 0, as in rounding.round_value: the sign of zero is not part
     # of the contract (both ends at -0 stay -0, the correct rounding of a tiny negative value)
@@ -299,12 +305,9 @@ def decide(v: DD, fmt: FloatFormat, known_zero=None, sign=0):
     if fmt.name == "float64":
         return fast_float64.round_dd(v, known_zero, sign)
     h = v.h
-    sign = np.broadcast_to(np.asarray(sign, dtype=np.float64), h.shape)
     with np.errstate(invalid="ignore", over="ignore"):
         width = enclosing_width(h, np.abs(v.l) + v.err, U, TINY)
-        lo, hi = h - width, h + width
-        lo = np.where(sign > 0, np.abs(np.maximum(lo, 0.0)), lo)  # (abs: -0.0 to +0.0)
-        hi = np.where(sign < 0, -np.abs(np.minimum(hi, 0.0)), hi)
+        lo, hi = clip_to_sign(h - width, h + width, sign)
         lo_bits, hi_bits = round_to_format(lo, fmt), round_to_format(hi, fmt)
     decided = (lo_bits == hi_bits) & np.isfinite(width) & np.isfinite(h)
     exact = (v.l == 0) & (v.err == 0) & np.isfinite(h)
