@@ -57,8 +57,9 @@ def slow_values(row: np.ndarray, items) -> list[int]:
     differences = [Fraction(float(v)) - top for v in row]  # exact; made arb at each precision
 
     def compute():
-        lp, sm, _ = log_softmax_parts(differences)
-        return [(value_of(lp[c], sm[c], c), fmt) for c, value_of, fmt in items]
+        columns = [c for c, _, _ in items]  # only these: a row can hold 262,144 classes
+        lp, sm, _ = log_softmax_parts(differences, columns)
+        return [(value_of(lp_c, sm_c, c), fmt) for lp_c, sm_c, (c, value_of, fmt) in zip(lp, sm, items)]
 
     bits, _ = rounding.with_precision(compute, lambda vals: [rounding.round_value(fmt, v) for v, fmt in vals])
     return bits

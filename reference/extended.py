@@ -150,8 +150,6 @@ def sign(v) -> int:
         try:
             return sign(v.ball())
         except PrecisionTooLow:
-            if v.main == 0:
-                return sign(v.rest)
             if abs(v.rest) < exact(abs(v.main)):  # the remainder cannot reach zero
                 return 1 if v.main > 0 else -1
             raise

@@ -213,20 +213,22 @@ def analyse_row(xs: list, sem: Semantics) -> Row:
     return Row(lp, sm, cond)
 
 
-def log_softmax_parts(shifted: list[Fraction]) -> tuple[list, list, object]:
+def log_softmax_parts(shifted: list[Fraction], columns=None) -> tuple[list, list, object]:
     """log_softmax and softmax of a finite row already shifted by its maximum (every d <= 0,
-    k of them 0), and log(sum exp(d)), each exact part kept apart from what the other
-    classes add (ex.Split): with R = sum of exp(d) over the classes below the maximum,
-    lp = d - log(k + R) and softmax = 1/k - R / (k (k + R)) at the maximum, exp(d) / (k + R)
-    elsewhere. Where R is e**-10000, a loss can be exactly a rounding midpoint plus R's share."""
+    k of them 0) at `columns` (default: every class), and log(sum exp(d)), each exact part
+    kept apart from what the other classes add (ex.Split): with R = sum of exp(d) over the
+    classes below the maximum, lp = d - log(k + R) and softmax = 1/k - R / (k (k + R)) at the
+    maximum, exp(d) / (k + R) elsewhere. Where R is e**-10000, a loss can be exactly a
+    rounding midpoint plus R's share."""
     k = sum(1 for d in shifted if d == 0)
     exps = [ex.exact(d).exp() if d else None for d in shifted]
     rest = sum((e for e in exps if e is not None), ex.ZERO)
     total = k + rest
     log_total = rest.log1p() if k == 1 else total.log()
     at_top = ex.Split(Fraction(1, k), -rest / (k * total))
-    lp = [ex.Split(d, -log_total) for d in shifted]
-    sm = [at_top if e is None else ex.Split(0, e / total) for e in exps]
+    columns = range(len(shifted)) if columns is None else columns
+    lp = [ex.Split(shifted[c], -log_total) for c in columns]
+    sm = [at_top if exps[c] is None else ex.Split(0, exps[c] / total) for c in columns]
     return lp, sm, log_total
 
 
