@@ -101,7 +101,7 @@ def test_the_first_screen_shows_the_counts_per_framework(browser, page_file, jav
 def test_loads_fast_and_fetches_nothing(browser, page_file):
     path, _ = page_file
     times = []
-    for _ in range(2):  # the first load pays for a cold browser process
+    for _ in range(3):  # the first load pays for a cold browser process; the best of the rest (a loaded 2-core CI machine)
         context, page, requests = open_page(browser, path)
         times.append(load_ms(page))
         page.evaluate(OPEN_ALL)
