@@ -218,7 +218,13 @@ class XentFailure(AssertionError):
 
 class _Item(pytest.Item):
     def repr_failure(self, excinfo):
-        return str(excinfo.value) if isinstance(excinfo.value, XentFailure) else super().repr_failure(excinfo)
+        if isinstance(excinfo.value, XentFailure):
+            return str(excinfo.value)
+        if excinfo.errisinstance(pytest.xfail.Exception):
+            # a known divergence: pytest shows only the reason, yet would first format a traceback
+            # with the source of every frame (about 0.2 s an xfail, a third of the matrix's time)
+            return excinfo.value.msg
+        return super().repr_failure(excinfo)
 
 
 class _WhoItem(_Item):

@@ -1,13 +1,13 @@
 """The report in a real browser: Debian's chromium (apt-get install chromium), driven by
 playwright, at 1400 x 900.
 
-The page is the report of a real default-suite run of the three frameworks: the stored
-baseline's results, or the run folder named by XENT_REPORT_RUN. It must show the counts per
-framework on its first screen, with scripts and without; load in under 2 s; request nothing
-but itself; have no element wider than the window (closed, and with every group and
-reproducer open); and resolve every internal link. A second test opens the report that
-`xent run` itself writes (torch, bfloat16: real reproducers, written beside it) and follows
-its links. XENT_SCREENSHOTS=DIR also writes the screenshots of docs/report.md there.
+The page is the report of a real default-suite run: the stored baseline's results, or the run
+folder named by XENT_REPORT_RUN. It must show the counts per framework on its first screen,
+with scripts and without; request nothing but itself; have no element wider than the window
+(closed, and with every group and reproducer open); and resolve every internal link. How fast
+it loads is a benchmark (benchmarks/bench_report_load.py), not a test. A second test opens the
+report that `xent run` itself writes (torch, bfloat16: real reproducers, written beside it)
+and follows its links. XENT_SCREENSHOTS=DIR also writes the screenshots of docs/report.md there.
 """
 import os
 import shutil
@@ -77,10 +77,6 @@ def open_page(browser, path: Path, javascript: bool = True):
     return context, page, requests
 
 
-def load_ms(page) -> float:
-    return page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
-
-
 @pytest.mark.parametrize("javascript", [True, False], ids=["scripts", "no-scripts"])
 def test_the_first_screen_shows_the_counts_per_framework(browser, page_file, javascript):
     path, df = page_file
@@ -98,18 +94,15 @@ def test_the_first_screen_shows_the_counts_per_framework(browser, page_file, jav
     context.close()
 
 
-def test_loads_fast_and_fetches_nothing(browser, page_file):
+def test_fetches_nothing_even_with_every_group_open(browser, page_file):
+    """How fast it loads is measured side by side in benchmarks/bench_report_load.py, not here."""
     path, _ = page_file
-    times = []
-    for _ in range(3):  # the first load pays for a cold browser process; the best of the rest (a loaded 2-core CI machine)
-        context, page, requests = open_page(browser, path)
-        times.append(load_ms(page))
-        page.evaluate(OPEN_ALL)
-        page.click("#f-open") if page.locator("#f-open").count() else None
-        page.wait_for_timeout(100)
-        assert requests == [path.as_uri()], f"requests beyond the file: {requests[1:]}"
-        context.close()
-    assert min(times) < 2000, f"load event after {min(times):.0f} ms"
+    context, page, requests = open_page(browser, path)
+    page.evaluate(OPEN_ALL)
+    page.click("#f-open") if page.locator("#f-open").count() else None
+    page.wait_for_timeout(100)
+    assert requests == [path.as_uri()], f"requests beyond the file: {requests[1:]}"
+    context.close()
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["scripts", "no-scripts"])
