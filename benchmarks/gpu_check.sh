@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The prepared device check: on a machine with an NVIDIA GPU and PyTorch and JAX built for CUDA
 # (no TensorFlow needed), the default suite for torch and JAX on the GPU, the same on the CPU, and
-# the CPU-vs-GPU diff per framework, all written into one folder to bring back (README, "GPU runs").
-# Each command runs under a time limit, so the whole check fits a short GPU slot (under 6 minutes on
-# an H200: torch's out-of-range cases cost a worker each, replaced by a forked spare).
+# the CPU-vs-GPU diff per framework, all written into one folder to bring back (README, "GPUs").
+# Each command runs under a time limit, so the whole check is sized for a short GPU slot (the aim:
+# under 6 minutes; torch's out-of-range cases cost a worker each, replaced by a forked spare; it has
+# not yet run on a GPU: README, "GPUs").
 #
 #   benchmarks/gpu_check.sh [--devices cuda|cpu] [--frameworks torch,jax] [--out DIR] [--limit SECONDS]
 #

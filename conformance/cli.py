@@ -582,8 +582,9 @@ def parser() -> argparse.ArgumentParser:
                         "not explain), 'stale' (an expectation whose witness cases ran and that explained nothing), "
                         f"and with --baseline the diff's classes ({', '.join(DIFF_CLASSES)}; default regression,missing)")
     r.add_argument("--modes", metavar="MODE,...",
-                   help="execution modes, comma-separated, or 'all': torch eager,compile; tensorflow eager,function,xla; "
-                        "jax jit,eager (default: each framework's first, today's mode)")
+                   help="execution modes, comma-separated, or 'all': e.g. torch eager,compile,decomp; tensorflow "
+                        "eager,function,xla; jax jit,eager (every framework's: README, Execution modes; "
+                        "default: each framework's first, today's mode)")
     r.add_argument("--json", metavar="FILE", help="a summary for machines: counts per framework, stale, baseline")
     r.add_argument("--shard", metavar="K/N", help="run only shard K of N (split by case); `xent merge` joins them")
     r.add_argument("--workers", type=int, metavar="N",
