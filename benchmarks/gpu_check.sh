@@ -7,6 +7,12 @@
 # not yet run on a GPU: README, "GPUs").
 #
 #   benchmarks/gpu_check.sh [--devices cuda|cpu] [--frameworks torch,jax] [--out DIR] [--limit SECONDS]
+#                           [--compile-shard K/N|none]
+#
+# With torch among the frameworks it also runs torch.compile (`--modes compile`: Inductor, C++ on the
+# CPU, Triton on the GPU, where rewrites such as online softmax apply only there) on one shard of the
+# suite (default 1/20, about 21 cases: every graph compiles cold in a fresh machine) on both devices,
+# and diffs them; `--compile-shard none` leaves it out.
 #
 # --devices cpu is the dry run CI makes (tests/test_gpu_check.py): the same steps with the CPU in the
 # GPU's place, so the script cannot rot. The exit code is that of the first step that failed (124: a
@@ -14,17 +20,19 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-devices=cuda frameworks=torch,jax out=gpu-check limit=240
+devices=cuda frameworks=torch,jax out=gpu-check limit=240 compile_shard=1/20
 while [ $# -gt 0 ]; do
   case "$1" in
     --devices) devices=$2; shift 2 ;;
     --frameworks) frameworks=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --limit) limit=$2; shift 2 ;;
+    --compile-shard) compile_shard=$2; shift 2 ;;
     *) echo "gpu_check: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 case "$devices" in cuda|cpu) ;; *) echo "gpu_check: --devices cuda or cpu, not $devices" >&2; exit 2 ;; esac
+case "$compile_shard" in none|[1-9]*/[1-9]*) ;; *) echo "gpu_check: --compile-shard K/N or none, not $compile_shard" >&2; exit 2 ;; esac
 
 py=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -78,5 +86,17 @@ for framework in ${frameworks//,/ }; do
   step "diff-$framework" "$py" -m conformance.cli diff "$out/cpu" "$out/device" --frameworks "$framework" \
     --devices cpu "$label" --fail-on missing --json "$out/diff-$framework.json" --html "$out/diff-$framework.html"
 done
+# torch.compile on both devices, one shard of the suite, and the diff: what only code generation for the
+# GPU changes (the eager diff above holds what the GPU's kernels change)
+if [ "$compile_shard" != none ] && [[ ",$frameworks," == *",torch,"* ]]; then
+  [ "$devices" = cuda ] && torch_device=cuda:0 || torch_device=cpu
+  step cpu-compile "$py" -m conformance.cli run --frameworks torch --modes compile --shard "$compile_shard" \
+    --devices cpu --out "$out/cpu-compile" --json "$out/cpu-compile.json"
+  step device-compile "$py" -m conformance.cli run --frameworks torch --modes compile --shard "$compile_shard" \
+    --devices "$torch_device" --out "$out/device-compile" --json "$out/device-compile.json"
+  step diff-torch-compile "$py" -m conformance.cli diff "$out/cpu-compile" "$out/device-compile" --frameworks torch \
+    --devices cpu "$torch_device" --fail-on missing --json "$out/diff-torch-compile.json" \
+    --html "$out/diff-torch-compile.html"
+fi
 echo "gpu_check: everything is in $out/ (summary.txt, the runs' results and reports, diff-*.html and .json)"
 exit "$first_failure"
