@@ -10,6 +10,7 @@ report that `xent run` itself writes (torch, bfloat16: real reproducers, written
 and follows its links. XENT_SCREENSHOTS=DIR also writes the screenshots of docs/report.md there.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,3 +187,14 @@ def test_the_report_xent_run_writes_links_its_reproducers(browser, tmp_path):
     assert page.evaluate(TOO_WIDE) == [] and page.evaluate(DANGLING) == []
     assert requests == [path.as_uri()]
     context.close()
+
+
+def test_the_load_benchmark_runs_and_says_its_ratio():
+    """benchmarks/bench_report_load.py, one round, so the benchmark that replaced a timed test cannot rot;
+    its figures are read where it runs, not asserted here."""
+    pytest.importorskip("playwright.sync_api")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_report_load.py"), "--rounds", "1",
+                           "--chromium", CHROMIUM], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"report load: \d+ ms \(\d+\.\d\dx a plain page of the same size\)", last), last
