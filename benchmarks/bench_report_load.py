@@ -42,6 +42,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from conformance import diff, report
+    from conformance.verdicts import CONFORMS, UNSUPPORTED
     df = report.read_results(diff.results_path(args.run) if args.run else ROOT / "baselines" / "default-cpu.parquet")
     with tempfile.TemporaryDirectory() as folder:
         page = Path(folder) / "report.html"
@@ -59,7 +60,8 @@ def main() -> None:
                 times["report"].append(load_ms(browser, page))
                 times["plain"].append(load_ms(browser, plain))
             browser.close()
-    print(f"report: {size / 1e6:.2f} MB, {len(df):,} rows, {int((~df.verdict.isin(['conforms', 'unsupported'])).sum()):,} diverging")
+    diverging = int((~df["verdict"].isin([CONFORMS, UNSUPPORTED])).sum())
+    print(f"report: {size / 1e6:.2f} MB, {len(df):,} rows, {diverging:,} diverging")
     for side, ms in times.items():
         print(f"{side:>7}: " + ", ".join(f"{t:.0f}" for t in ms) + f" ms (median {statistics.median(ms):.0f})")
     report_ms, plain_ms = statistics.median(times["report"]), statistics.median(times["plain"])
