@@ -254,6 +254,8 @@ def cmd_run(args) -> int:
         if lacking and r.available_modes and not r.skipped:
             print(f"{r.framework} ({r.runtime}) has no mode {', '.join(lacking)}; it ran {', '.join(r.modes)} "
                   f"(its modes: {', '.join(r.available_modes)})")
+        for mode, why in r.unavailable.items() if not r.skipped else ():
+            print(f"skipped {r.framework} ({r.runtime}) mode {mode}: it cannot run here: {why}")
         if r.error:
             print(f"stopped {r.framework} ({r.runtime}) early, its rows kept: {r.error}", file=sys.stderr)
     for message in runs[0].golden_errors if runs else []:

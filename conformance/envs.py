@@ -19,8 +19,10 @@ from pathlib import Path
 from .runner import LOCAL, RuntimeSpec
 from .suites import cache_dir
 
-# what a worker imports besides the framework (conformance.worker -> adapters.base -> reference)
-WORKER_REQUIREMENTS = ("numpy", "python-flint", "ml_dtypes", "packaging")
+# what a worker imports besides the framework (conformance.worker -> adapters.base -> reference),
+# and setuptools: torch's compiler imports it (torch.utils.cpp_extension), and torch 2.9 and older
+# (2.6.0 and 2.9.1 seen) require it only on Python 3.12 and newer: without it compile cannot run
+WORKER_REQUIREMENTS = ("numpy", "python-flint", "ml_dtypes", "packaging", "setuptools")
 MANIFEST = "xent-env.json"
 
 

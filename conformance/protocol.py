@@ -35,6 +35,7 @@ class ModeInfo:
     about: str
     repro: str  # the mode's wrapper as Python source over `program` (a reproducer runs it)
     settings: str = ""  # what besides the device decides its numbers (compiler ISA, threads)
+    unavailable: str = ""  # why it cannot run here (its compiler failed to set up), or ""
 
 
 @dataclass(frozen=True)

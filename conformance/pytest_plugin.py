@@ -118,7 +118,7 @@ class Matrix:
                 repro.write_files(df, out)
                 report.write_report(df, out / "report.html")
         found = self.runs[label]
-        if found.available_modes and not found.modes:  # a typo must not skip every test quietly
+        if found.available_modes and not found.modes and not found.unavailable:  # a typo must not skip every test quietly
             pytest.fail(f"--xent-modes: {found.skipped}", pytrace=False)
         if found.skipped:
             pytest.skip(f"{label} did not run: {found.skipped}")
@@ -258,9 +258,17 @@ class XentItem(_WhoItem):
         failure = check([vars(r) for r in rows], matrix.out / self.label)
         if failure:
             raise XentFailure(failure)
+        _skip_if_modes_unchecked(matrix.runs[self.label], f"{self.label} {self.case_id}")
 
     def reportinfo(self):
         return self.path, None, f"xent {self.label} {self.case_id}"
+
+
+def _skip_if_modes_unchecked(found, what: str) -> None:
+    """A mode asked for that could not run here was not checked: what ran passed, the test is no pass."""
+    if found.unavailable:
+        pytest.skip(f"{what}: {', '.join(found.modes)} passed; not checked: "
+                    + "; ".join(f"mode {m} cannot run here ({why})" for m, why in found.unavailable.items()))
 
 
 class ExpectationItem(_WhoItem):
@@ -312,6 +320,7 @@ class BaselineItem(_WhoItem):
                               "xent baseline update NEW")
         if d.counts()["drift"]:  # reported, not failed: another machine kind moves last bits
             warnings.warn(XentDrift(diff.summary_text(d, limit=5)))
+        _skip_if_modes_unchecked(found, f"{self.label} against the baseline")
 
     def reportinfo(self):
         return self.path, None, f"xent {self.label} against the baseline {self.config.stash[KEY].baseline}"

@@ -404,6 +404,7 @@ class FrameworkRun:
     witnessed: list[str] = field(default_factory=list)  # expectations a witness row of which ran
     modes: list[str] = field(default_factory=list)  # the execution modes it ran
     available_modes: list[str] = field(default_factory=list)  # the modes its adapter has
+    unavailable: dict[str, str] = field(default_factory=dict)  # mode asked for -> why it cannot run here
     planned: int = 0  # tasks it was to run
     done: int = 0  # tasks it ran
     restarts: int = 0  # workers that died (fatal errors, crashes) and were replaced
@@ -577,9 +578,14 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         worker.server.suites = [suite for suite, _ in suites]
     result.version = hello.version
     result.available_modes = hello.mode_names()
-    result.modes = chosen_modes(result.available_modes, modes)
-    if not result.modes:
+    chosen_names = chosen_modes(result.available_modes, modes)
+    result.unavailable = {m.name: m.unavailable for m in hello.modes if m.name in chosen_names and m.unavailable}
+    result.modes = [m for m in chosen_names if m not in result.unavailable]
+    if not chosen_names:
         result.skipped = f"{framework} has no mode {', '.join(modes)} (its modes: {', '.join(hello.mode_names())})"
+        return
+    if not result.modes:
+        result.skipped = "; ".join(f"mode {m} cannot run here: {why}" for m, why in result.unavailable.items())
         return
     matcher = Matcher.build(expectations, framework, hello.versions, witnesses)
     rt = Runtime(framework, hello.version, hello.versions, runtime.name, tuple(hello.domain_errors))

@@ -108,6 +108,17 @@ def describe(framework: str) -> Hello:
                  domain_errors=list(adapter.domain_errors))
 
 
+def _prepared(adapter, info: ModeInfo) -> ModeInfo:
+    """The mode with its settings, or marked unavailable: a compiler that cannot set up here (a
+    missing setuptools under torch 2.9, no C++ compiler) takes its mode out, not the framework."""
+    if info.unavailable:
+        return info
+    try:
+        return replace(info, settings=adapter.mode(info.name).settings())
+    except Exception as e:  # noqa: BLE001 (any failure of the mode's own set-up)
+        return replace(info, unavailable=_describe(e))
+
+
 def serve(framework: str, reply, suites: dict | None = None, described: Hello | None = None) -> None:
     """`suites`: suite folder -> {case id: GoldenCase}, and `described`: describe(framework),
     when already made (a fork server's)."""
@@ -118,7 +129,7 @@ def serve(framework: str, reply, suites: dict | None = None, described: Hello | 
         # the devices and the modes' settings are the worker's own business: a fork server
         # never touches a device, nor initialises a compiler
         hello.devices = [DeviceInfo(d.id, d.label, d.name) for d in adapter.devices()]
-        hello.modes = [replace(m, settings=adapter.mode(m.name).settings()) for m in hello.modes]
+        hello.modes = [_prepared(adapter, m) for m in hello.modes]
     except Exception as e:  # not installed, or broken: the runner skips this framework
         reply({"hello": None, "message": _describe(e)})
         return
@@ -197,10 +208,14 @@ def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
     try:
         described = describe(framework)
         adapter = adapters.load(framework)
-        preloaded = []
+        preloaded, unavailable = [], {}
         for name in chosen_modes([m.name for m in adapter.modes], modes):
-            adapter.mode(name).preload()
-            preloaded.append(name)
+            try:
+                adapter.mode(name).preload()
+                preloaded.append(name)
+            except Exception as e:  # noqa: BLE001 (that mode cannot run here; the others can)
+                unavailable[name] = _describe(e)
+        described.modes = [replace(m, unavailable=unavailable.get(m.name, "")) for m in described.modes]
     except Exception as e:
         reply({"ready": False, "message": _describe(e)})
         return

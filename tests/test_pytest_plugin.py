@@ -201,3 +201,13 @@ label_smoothing = 0.1
     result.stdout.fnmatch_lines(["*xent jax: no API can express 1 case(s), skipped: mine-smoothed-weighted*",
                                  "*no API of jax can express mine-smoothed-weighted: *"])
     assert "no reproducers (nothing diverged)" in result.stdout.str()
+
+
+def test_a_mode_asked_for_that_could_not_run_makes_a_passing_test_a_skip_with_the_reason():
+    from conformance.pytest_plugin import _skip_if_modes_unchecked
+    from conformance.runner import FrameworkRun
+    _skip_if_modes_unchecked(FrameworkRun("torch", modes=["eager", "compile"]), "torch ls-ordinary")  # all ran: a pass
+    partial = FrameworkRun("torch", modes=["eager"], unavailable={"compile": "ModuleNotFoundError: setuptools"})
+    with pytest.raises(pytest.skip.Exception, match=r"eager passed; not checked: mode compile cannot run here "
+                                                    r"\(ModuleNotFoundError: setuptools\)"):
+        _skip_if_modes_unchecked(partial, "torch ls-ordinary")
