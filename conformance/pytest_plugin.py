@@ -395,6 +395,8 @@ def pytest_terminal_summary(terminalreporter, config):
     from .repro import FOLDER
     matrix = config.stash[KEY]
     for label, found in matrix.runs.items():
+        for mode, why in found.unavailable.items() if not found.skipped else ():
+            terminalreporter.write_line(f"xent {label}: mode {mode} not run, it cannot run here: {why}")
         if found.rows:
             where = matrix.out / label
             scripts = (f"reproducers {where / FOLDER}/" if (where / FOLDER).is_dir()

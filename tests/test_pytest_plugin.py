@@ -203,11 +203,20 @@ label_smoothing = 0.1
     assert "no reproducers (nothing diverged)" in result.stdout.str()
 
 
-def test_a_mode_asked_for_that_could_not_run_makes_a_passing_test_a_skip_with_the_reason():
-    from conformance.pytest_plugin import _skip_if_modes_unchecked
-    from conformance.runner import FrameworkRun
-    _skip_if_modes_unchecked(FrameworkRun("torch", modes=["eager", "compile"]), "torch ls-ordinary")  # all ran: a pass
-    partial = FrameworkRun("torch", modes=["eager"], unavailable={"compile": "ModuleNotFoundError: setuptools"})
-    with pytest.raises(pytest.skip.Exception, match=r"eager passed; not checked: mode compile cannot run here "
-                                                    r"\(ModuleNotFoundError: setuptools\)"):
-        _skip_if_modes_unchecked(partial, "torch ls-ordinary")
+
+@needs_torch
+def test_a_mode_asked_for_that_cannot_run_here_makes_a_passing_test_a_skip_that_says_why(pytester, monkeypatch):
+    # torch's compiler imports setuptools: without it (torch 2.9 in a uv environment) compile
+    # cannot run; eager still runs and conforms, and what was not checked is no pass
+    blocked = pytester.path / "blocked" / "setuptools"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'setuptools'\", name='setuptools')\n")
+    monkeypatch.setenv("PYTHONPATH", str(blocked.parent))
+    result = pytester.runpytest_subprocess(*_project(pytester), "--xent-frameworks", "torch",
+                                           "--xent-modes", "eager,compile", "-k", "mine-ordinary", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([
+        "xent torch: mode compile not run, it cannot run here: ModuleNotFoundError: No module named 'setuptools'",
+        "SKIPPED*torch mine-ordinary: eager passed; not checked: mode compile cannot run here "
+        "(ModuleNotFoundError: No module named 'setuptools')"])
+    assert _column(pytester, "torch", "mode") == {"eager"}
