@@ -287,14 +287,17 @@ def cmd_run(args) -> int:
     failed = bool(("unexpected" in fail_on and len(unexpected)) or ("stale" in fail_on and info.stale)
                   or (since is not None and diff.failed(since, tuple(fail_on))))
     if args.json:
-        _write_summary(Path(args.json), run, since, failed)
+        not_run = {f"{r.framework} ({r.runtime})": r.skipped or {m: f"cannot run here: {why}" for m, why in r.unavailable.items()}
+                   for r in runs if r.skipped or r.unavailable}
+        _write_summary(Path(args.json), run, since, failed, not_run)
     if received:
         return 128 + received[0]
     return 1 if failed else 0
 
 
-def _write_summary(path: Path, run: Run, since, failed: bool) -> None:
-    """What a CI system acts on, for machines: counts per framework and runtime (README)."""
+def _write_summary(path: Path, run: Run, since, failed: bool, skipped: dict | None = None) -> None:
+    """What a CI system acts on, for machines: counts per framework and runtime (README), and what
+    did not run: `skipped` maps "framework (runtime)" to why, or to {mode: why} for modes alone."""
     from . import report
     per = {}
     def counts(rows) -> dict:
@@ -305,7 +308,7 @@ def _write_summary(path: Path, run: Run, since, failed: bool) -> None:
     for (framework, runtime), rows in run.rows.groupby(["framework", "runtime"]):
         per[f"{framework} ({runtime})"] = {"version": rows["framework_version"].iloc[0], **counts(rows),
                                           "modes": {mode: counts(m) for mode, m in rows.groupby("mode")}}
-    summary = {"frameworks": per, "stale": run.info.stale, "incomplete": run.info.incomplete,
+    summary = {"frameworks": per, "skipped": skipped or {}, "stale": run.info.stale, "incomplete": run.info.incomplete,
                "baseline": since.counts() if since is not None else None, "failed": failed}
     report.atomic_write_bytes(path, (json.dumps(summary, indent=1, default=int) + "\n").encode())
 

@@ -271,3 +271,24 @@ def test_json_differences_are_per_runtime_and_documented(tmp_path):
         assert per[f"torch ({runtime})"]["differences"] == int((diverging["runtime"] == runtime).sum()) > 0
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert '"differences"' in readme
+
+
+@torch_missing
+def test_a_mode_that_cannot_run_here_is_said_on_the_terminal_and_in_the_json_summary(tmp_path):
+    import json
+    blocked = tmp_path / "blocked" / "setuptools"  # torch's compiler imports it: compile cannot set up
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'setuptools'\", name='setuptools')\n")
+    cases = tmp_path / "small.toml"
+    cases.write_text(SMALL)
+    done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", str(cases), "--frameworks", "torch",
+                           "--modes", "eager,compile", "--out", str(tmp_path / "o"), "--json", str(tmp_path / "s.json")],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(blocked.parent)})
+    assert done.returncode == 0, done.stderr
+    assert "skipped torch (local) mode compile: it cannot run here: ModuleNotFoundError: No module named 'setuptools'" \
+        in done.stdout
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["skipped"] == {"torch (local)": {"compile": "cannot run here: ModuleNotFoundError: No module named "
+                                                                "'setuptools'"}}
+    assert set(summary["frameworks"]["torch (local)"]["modes"]) == {"eager"}
