@@ -274,17 +274,13 @@ def test_json_differences_are_per_runtime_and_documented(tmp_path):
 
 
 @torch_missing
-def test_a_mode_that_cannot_run_here_is_said_on_the_terminal_and_in_the_json_summary(tmp_path):
+def test_a_mode_that_cannot_run_here_is_said_on_the_terminal_and_in_the_json_summary(tmp_path, setuptools_hidden):
     import json
-    blocked = tmp_path / "blocked" / "setuptools"  # torch's compiler imports it: compile cannot set up
-    blocked.mkdir(parents=True)
-    (blocked / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'setuptools'\", name='setuptools')\n")
     cases = tmp_path / "small.toml"
     cases.write_text(SMALL)
     done = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--cases", str(cases), "--frameworks", "torch",
                            "--modes", "eager,compile", "--out", str(tmp_path / "o"), "--json", str(tmp_path / "s.json")],
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(blocked.parent)})
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "skipped torch (local) mode compile: it cannot run here: ModuleNotFoundError: No module named 'setuptools'" \
         in done.stdout

@@ -203,15 +203,10 @@ label_smoothing = 0.1
     assert "no reproducers (nothing diverged)" in result.stdout.str()
 
 
-
 @needs_torch
-def test_a_mode_asked_for_that_cannot_run_here_makes_a_passing_test_a_skip_that_says_why(pytester, monkeypatch):
-    # torch's compiler imports setuptools: without it (torch 2.9 in a uv environment) compile
-    # cannot run; eager still runs and conforms, and what was not checked is no pass
-    blocked = pytester.path / "blocked" / "setuptools"
-    blocked.mkdir(parents=True)
-    (blocked / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'setuptools'\", name='setuptools')\n")
-    monkeypatch.setenv("PYTHONPATH", str(blocked.parent))
+def test_a_mode_asked_for_that_cannot_run_here_makes_a_passing_test_a_skip_that_says_why(pytester, setuptools_hidden):
+    # without setuptools (torch 2.9 in a uv environment) compile cannot run; eager still runs
+    # and conforms, and what was not checked is no pass
     result = pytester.runpytest_subprocess(*_project(pytester), "--xent-frameworks", "torch",
                                            "--xent-modes", "eager,compile", "-k", "mine-ordinary", "-rs")
     result.assert_outcomes(skipped=1)
