@@ -88,7 +88,7 @@ class Worker:
     def __init__(self, framework: str, log_path: Path, runtime: "RuntimeSpec | None" = None,
                  forks: bool | None = None, modes: tuple[str, ...] | None = None):
         self.framework, self.log_path = framework, log_path
-        self.modes = modes  # the modes asked for (chosen_modes): a fork server prepares them once
+        self.modes = modes  # the modes asked for (chosen_modes): the only ones its processes prepare
         self.runtime = runtime or RuntimeSpec(LOCAL, sys.executable)
         self.forks = _forks(framework) if forks is None else forks
         self.server: ForkServer | None = None
@@ -104,7 +104,8 @@ class Worker:
         """Start the process (with `forks`, the fork server: `ready` forks the worker); `ready`
         waits for its hello (meanwhile the runner prepares cases)."""
         if not self.forks:
-            self.adopt(_popen(self.runtime, ["-m", "conformance.worker", self.framework], self.log_path))
+            self.adopt(_popen(self.runtime, ["-m", "conformance.worker", self.framework, *_modes_args(self.modes)],
+                              self.log_path))
         elif self.server is None or self.server.proc.poll() is not None:
             self.server = ForkServer(self)
 
@@ -194,6 +195,11 @@ def _forks(framework: str) -> bool:
     return bool(entry and entry.forks)
 
 
+def _modes_args(modes: tuple[str, ...] | None) -> list[str]:
+    """The modes asked for, on a worker's (or fork server's) command line: it prepares only those."""
+    return ["--modes", ",".join(modes)] if modes else []
+
+
 def _popen(runtime: "RuntimeSpec", args: list[str], log_path: Path, extra_env: dict | None = None) -> subprocess.Popen:
     """A worker's (or fork server's) interpreter, with its environment and log."""
     path = os.pathsep.join(filter(None, [str(code_path(runtime)), os.environ.get("PYTHONPATH")]))
@@ -262,8 +268,8 @@ class ForkServer:
     FORK_TIMEOUT = 30.0
 
     def __init__(self, worker: Worker):
-        modes = ["--modes", ",".join(worker.modes)] if worker.modes else []
-        self.proc = _popen(worker.runtime, ["-m", "conformance.worker", "--fork-server", worker.framework, *modes],
+        self.proc = _popen(worker.runtime, ["-m", "conformance.worker", "--fork-server", worker.framework,
+                                            *_modes_args(worker.modes)],
                            worker.log_path, {"GLIBC_TUNABLES": _tunables()})
         self.ready: bool | None = None
         self.message = ""
@@ -694,7 +700,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
 
     # more lanes: more workers of the framework, each taking the next case (a compiled mode's
     # cost is in the worker, per graph); their answers are classified here one at a time
-    extra = [Worker(framework, worker.log_path, runtime, forks=False) for _ in range(lanes - 1)]
+    extra = [Worker(framework, worker.log_path, runtime, forks=False, modes=worker.modes) for _ in range(lanes - 1)]
     errors: list[BaseException] = []
     threads = [threading.Thread(target=_extra_lane, args=(w, worker.server, lane, control, errors), daemon=True)
                for w in extra]

@@ -9,6 +9,10 @@ Requests are JSON lines; a reply is a JSON line followed by the raw bytes of its
 (no hex: the bits go as they are, in this machine's byte order, which is the runner's). The
 messages are the dataclasses of conformance/protocol.py:
 
+`python -m conformance.worker FRAMEWORK [--modes A,B]` is a worker; its hello lists every mode
+and prepares (settings, or why it cannot run) only those asked for (chosen_modes): compile's
+settings cost seconds a process (Inductor's ISA check), which an eager run must not pay.
+
 Hello:   {"hello": Hello} or {"hello": null, "message"}; a spare forked by the fork server
          says only its framework and devices (the runner keeps the first hello)
 Request: a Request: every task (dtype, API, device, mode) of one case
@@ -119,9 +123,10 @@ def _prepared(adapter, info: ModeInfo) -> ModeInfo:
         return replace(info, unavailable=_describe(e))
 
 
-def serve(framework: str, reply, suites: dict | None = None, described: Hello | None = None) -> None:
+def serve(framework: str, reply, suites: dict | None = None, described: Hello | None = None,
+          modes: tuple[str, ...] | None = None) -> None:
     """`suites`: suite folder -> {case id: GoldenCase}, and `described`: describe(framework),
-    when already made (a fork server's)."""
+    when already made (a fork server's); `modes`: those the run asks for, the ones prepared."""
     try:
         adapter = adapters.load(framework)
         apis = {api.name: api for api in adapter.apis}
@@ -129,7 +134,8 @@ def serve(framework: str, reply, suites: dict | None = None, described: Hello | 
         # the devices and the modes' settings are the worker's own business: a fork server
         # never touches a device, nor initialises a compiler
         hello.devices = [DeviceInfo(d.id, d.label, d.name) for d in adapter.devices()]
-        hello.modes = [_prepared(adapter, m) for m in hello.modes]
+        asked = chosen_modes(hello.mode_names(), modes)
+        hello.modes = [_prepared(adapter, m) if m.name in asked else m for m in hello.modes]
     except Exception as e:  # not installed, or broken: the runner skips this framework
         reply({"hello": None, "message": _describe(e)})
         return
@@ -196,8 +202,9 @@ def _protocol():
     return protocol, reply
 
 
-def main(framework: str, suites: dict | None = None, described: Hello | None = None) -> None:
-    serve(framework, _protocol()[1], suites, described)
+def main(framework: str, suites: dict | None = None, described: Hello | None = None,
+         modes: tuple[str, ...] | None = None) -> None:
+    serve(framework, _protocol()[1], suites, described, modes)
 
 
 def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
@@ -243,7 +250,7 @@ def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
                 os.close(replies)
                 sys.stdin = os.fdopen(0, "r")  # not the fork server's buffered stdin
                 # a spare's hello is brief: the runner keeps its first worker's
-                main(framework, loaded, Hello(framework) if pipes.get("spare") else described)
+                main(framework, loaded, Hello(framework) if pipes.get("spare") else described, modes)
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -254,7 +261,7 @@ def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--fork-server":  # FRAMEWORK [--modes A,B]
-        fork_server(sys.argv[2], tuple(sys.argv[4].split(",")) if sys.argv[3:4] == ["--modes"] else None)
-    else:
-        main(sys.argv[1])
+    server = sys.argv[1] == "--fork-server"
+    framework, *rest = sys.argv[1 + server:]  # FRAMEWORK [--modes A,B]
+    asked_modes = tuple(rest[1].split(",")) if rest[:1] == ["--modes"] else None
+    (fork_server if server else main)(framework, modes=asked_modes)

@@ -159,6 +159,23 @@ def test_a_fork_server_prepares_the_modes_the_run_asks_for_once(tmp_path):
 
 @pytest.mark.skipif("torch" not in INSTALLED, reason="torch is not installed")
 @pytest.mark.parametrize("forks", [True, False])
+def test_a_worker_prepares_only_the_modes_the_run_asks_for(tmp_path, forks, setuptools_hidden):
+    """compile's settings (Inductor's vector ISA, test builds loaded in subprocesses) cost seconds
+    a process: every worker of an eager run paid them, a worker replacing a fatal one too. With
+    setuptools hidden, preparing compile fails: its failure shows whether it was prepared."""
+    for modes, prepared in [(None, False), (("eager",), False), (("eager", "compile"), True)]:
+        worker = runner.Worker("torch", tmp_path / "worker.log", forks=forks, modes=modes)
+        try:
+            assert worker.start(), worker.message
+            compile_mode = {m.name: m for m in worker.hello.modes}["compile"]
+            assert bool(compile_mode.unavailable) == prepared, (modes, compile_mode)
+            assert "No module named 'setuptools'" in compile_mode.unavailable or not prepared
+        finally:
+            worker.close()
+
+
+@pytest.mark.skipif("torch" not in INSTALLED, reason="torch is not installed")
+@pytest.mark.parametrize("forks", [True, False])
 def test_a_mode_that_cannot_set_up_here_is_skipped_with_its_reason_and_the_others_run(tmp_path, monkeypatch, forks,
                                                                                      setuptools_hidden):
     """torch 2.9 and older import setuptools for their compiler without requiring it: in an
