@@ -354,6 +354,7 @@ class Spares:
         self.worker, self.control = worker, control
         self.queue: list = []  # futures of started spares, oldest first
         self.pool = None
+        self.lock = threading.Lock()
 
     def _spare(self) -> Worker:
         spare = Worker(self.worker.framework, self.worker.log_path, self.worker.runtime, forks=False)
@@ -363,18 +364,20 @@ class Spares:
         spare.ready()
         return spare
 
-    def take(self) -> bool:
-        """Put a started spare in the worker's place; False when none could be made (the caller
-        then starts a new interpreter, as before)."""
+    def take(self, worker: Worker) -> bool:
+        """Put a started spare in `worker`'s place (any lane's); False when none could be made
+        (the caller then starts a new worker, as before)."""
         if self.worker.server is None or self.worker.server.proc.poll() is not None:
             return False  # a framework not forked from a server: a new interpreter, as before
         try:
-            if self.pool is None:
-                self.pool = ThreadPoolExecutor(2, thread_name_prefix=f"xent-spares-{self.worker.framework}")
-            while len(self.queue) < self.DEPTH:
-                self.queue.append(self.pool.submit(self._spare))
-            spare = self.queue.pop(0).result()
-            self.queue.append(self.pool.submit(self._spare))  # the next one starts now
+            with self.lock:  # lanes side by side take spares from one queue
+                if self.pool is None:
+                    self.pool = ThreadPoolExecutor(2, thread_name_prefix=f"xent-spares-{self.worker.framework}")
+                while len(self.queue) < self.DEPTH:
+                    self.queue.append(self.pool.submit(self._spare))
+                future = self.queue.pop(0)
+                self.queue.append(self.pool.submit(self._spare))  # the next one starts now
+            spare = future.result()
         except Exception:  # no fork server here (no fork, no named pipes): restart as before
             return False
         with self.control.lock:
@@ -382,7 +385,7 @@ class Spares:
         if spare.hello is None:
             spare.stop()
             return False
-        self.worker.take_over(spare)
+        worker.take_over(spare)
         return True
 
     def close(self) -> None:
@@ -655,7 +658,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
 
     groups, taking = iter(list(_by_case(tasks))), threading.Lock()
 
-    def lane(worker: Worker, spares: "Spares | None") -> None:
+    def lane(worker: Worker) -> None:
         """Cases one after another through one worker, taking the next case left to run."""
         loaded: dict = {}
         while not control.stop.is_set():
@@ -663,9 +666,9 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                 case_tasks = next(groups, None)
             if case_tasks is None:
                 return
-            _run_case(worker, spares, case_tasks, loaded)
+            _run_case(worker, case_tasks, loaded)
 
-    def _run_case(worker: Worker, spares: "Spares | None", case_tasks: list[Task], loaded: dict) -> None:
+    def _run_case(worker: Worker, case_tasks: list[Task], loaded: dict) -> None:
         for task in (t for t in case_tasks if t.api == NO_API):
             record(task, _all(verdicts.UNSUPPORTED, f"{framework} has no API for {task.case.op}"), loaded)
         # the case's tasks go to the worker in one request; it answers task by task, so each
@@ -673,10 +676,11 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         pending = [t for t in case_tasks if t.api != NO_API]
         while pending and not control.stop.is_set():
             if worker.proc.poll() is not None:  # it died (a fatal error, a crash, a hang killed)
-                result.restarts += 1
-                if spares is not None and spares.take():  # a started spare takes its place
-                    result.spares_used += 1
-                elif not worker.start():
+                replaced = spares is not None and spares.take(worker)  # a started spare takes its place
+                with recording:  # lanes count side by side
+                    result.restarts += 1
+                    result.spares_used += replaced
+                if not replaced and not worker.start():
                     for task in pending:
                         record(task, _all(verdicts.CRASHED, worker.message), loaded)
                     break
@@ -706,7 +710,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                for w in extra]
     for t in threads:
         t.start()
-    lane(worker, spares)
+    lane(worker)
     for t in threads:
         t.join()
     if errors:  # an error of ours in another lane: its case's rows are missing, and the run says why
@@ -718,23 +722,25 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
 def _extra_lane(worker: Worker, server, lane, control: "Control", errors: list) -> None:
     """A lane beside the first: its own worker, forked from the first's fork server (milliseconds)
     where it has one, else a new interpreter; closed when the cases run out. A worker that does
-    not start takes no case: the other lanes run them all."""
+    not start takes no case: the other lanes run them all. A fatal error costs it a started spare
+    as in the first lane, or a worker forked from that server (`lane` has the spares)."""
     with control.lock:
         control.workers.add(worker)
     try:
         try:
             if server is not None and server.proc.poll() is None:
+                worker.forks, worker.server = True, server  # its replacements are forked too
                 worker.adopt(server.fork(spare=True))
             else:
                 worker.launch()
         except OSError:
             return
         if worker.ready():
-            lane(worker, None)
+            lane(worker)
     except Exception as e:  # noqa: BLE001 (re-raised by the first lane, which the run reports)
         errors.append(e)
     finally:
-        worker.close()
+        worker.stop() if worker.server is server else worker.close()  # the first lane's server stays
         with control.lock:
             control.workers.discard(worker)
 
