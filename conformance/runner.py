@@ -206,7 +206,9 @@ def _popen(runtime: "RuntimeSpec", args: list[str], log_path: Path, extra_env: d
     # compilers' caches in the user cache folder (a value the user set wins): a second run compiles nothing
     env = {**WORKER_ENV, "XENT_JAX_CACHE": str(cache_dir() / "jax"), "TORCHINDUCTOR_CACHE_DIR": str(cache_dir() / "inductor"),
            **os.environ,
-           "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **dict(runtime.env), **(extra_env or {})}
+           # PYTHONSAFEPATH: `python -m` would put the working folder first on the path, where a
+           # user's project may have a package of ours' names (`reference`): never imported here
+           "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1", "PYTHONPATH": path, **dict(runtime.env), **(extra_env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
         return subprocess.Popen([runtime.python, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,

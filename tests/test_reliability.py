@@ -104,3 +104,18 @@ def test_an_error_inside_the_runner_is_a_row_and_the_run_goes_on(tmp_path, monke
     c0 = [r for r in run.rows if r.case_id == "c0"]
     assert c0 and all(r.verdict == "crashed" and "a bug of the classifier" in r.detail for r in c0)
     assert all(r.verdict == "conforms" for r in run.rows if r.case_id == "c1")
+
+
+@pytest.mark.parametrize("forks", [True, False])
+def test_a_package_of_the_users_working_folder_does_not_shadow_the_workers_own(tmp_path, monkeypatch, forks):
+    """`python -m` puts the working folder first on a worker's path: a project with its own
+    `reference` package (a common name) had its worker import that one, which ran the user's code
+    and failed without our editable install's finder to fall back on."""
+    own = tmp_path / "project" / "reference"
+    own.mkdir(parents=True)
+    (own / "__init__.py").write_text("raise ImportError(\"the user's own 'reference' package was imported\")\n")
+    monkeypatch.chdir(own.parent)
+    monkeypatch.setattr(runner, "_forks", lambda framework: forks)
+    from conformance.suites import SUITES
+    (found,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=tmp_path / "out", case_ids={"ce-mean"})
+    assert not found.skipped and found.done == found.planned > 0, found.skipped
