@@ -5,8 +5,10 @@ cases is fatal, so they come in runs, as an out-of-range case's tasks do on CUDA
 A worker killed by a fatal error is replaced by a started spare forked from the fork server
 (conformance.runner.Spares); `--without-spares` adds, once, the run where each fatal error
 costs a new worker from the fork server with no spare waiting, and `--before` the run where it
-costs a new interpreter, as before the fork server (slow: seconds a fatal error). The last line
-is the median `fatal-error overhead: R.RRx`."""
+costs a new interpreter, as before the fork server (slow: seconds a fatal error); `--cycles N`
+first makes N spares one after another, each answering one fatal task, and says where one
+spare's CPU goes (the machine's, less idle and steal; the fork server's; the runner's; the
+child's before its exit). The last line is the median `fatal-error overhead: R.RRx`."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +40,56 @@ def timed_run(fatal_cases: list[str], use_spares: bool = True, forks: bool = Tru
         runner._forks = forking
 
 
+def machine_cpu() -> float:
+    """CPU seconds the machine has spent, all cores: /proc/stat less idle, iowait and steal."""
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4] - fields[7]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def spare_cycles(n: int, case_id: str) -> None:
+    """n spares, one after another: forked, started, one fatal task each (as in a run's burst)."""
+    from conformance import runner
+    from conformance.protocol import Request, TaskRequest
+    from conformance.suites import SUITES
+    suite = str(SUITES["default"][1])
+    os.environ["XENT_TEST_FATAL_CASES"] = case_id
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            first = runner.Worker("torch", Path(out) / "worker.log")
+            if not first.start() or first.server is None:
+                raise SystemExit(f"no fork server for torch here: {first.message}")
+            api = next(a.name for a in first.hello.apis if a.op == "cross_entropy")
+            first.server.suites = [suite]
+            server = first.server.proc.pid
+            wall, machine, served, own = time.perf_counter(), machine_cpu(), process_cpu(server), time.process_time()
+            child = []
+            for _ in range(n):
+                spare = runner.Worker("torch", first.log_path, forks=False)
+                spare.adopt(first.server.fork(spare=True))
+                spare.ready()
+                spare.send(Request(suite, case_id, [TaskRequest("float32", api, "cpu", "eager")]))
+                assert spare.receive(30).fatal
+                try:  # its time on a CPU so far (ns): set-up, hello, the task; not its exit
+                    child.append(int(open(f"/proc/{spare.proc.pid}/schedstat").read().split()[0]) / 1e9)
+                except OSError:
+                    pass
+                spare.stop()
+            wall, machine = time.perf_counter() - wall, machine_cpu() - machine
+            served, own = process_cpu(server) - served, time.process_time() - own
+            first.close()
+    finally:
+        del os.environ["XENT_TEST_FATAL_CASES"]
+    ms = lambda seconds: f"{seconds / n * 1e3:.1f} ms"  # noqa: E731
+    print(f"spare cycle ({n} one after another): {ms(wall)} wall, {ms(machine)} of the machine's CPU: fork server "
+          f"{ms(served)}, runner {ms(own)}, child before its exit {statistics.median(child) * 1e3:.1f} ms (median)",
+          flush=True)
+
+
 def choose(run, wanted: int) -> list[str]:
     """Cases whose torch tasks add up to exactly `wanted`: the ones that are fatal on CUDA (class
     indices out of range: a device-side assert), then others, in suite order."""
@@ -57,14 +109,19 @@ def choose(run, wanted: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs (0: only --cycles)")
     parser.add_argument("--without-spares", action="store_true", help="also run once without spares")
     parser.add_argument("--before", action="store_true", help="also run once with a new interpreter per fatal error")
+    parser.add_argument("--cycles", type=int, default=0, metavar="N", help="first, N spares one after another")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     load_before = os.getloadavg()[0]
     _, first = timed_run([])  # warms the disk cache, and says which tasks there are
     fatal_cases = choose(first, FATAL_TASKS)
+    if args.cycles:
+        spare_cycles(args.cycles, fatal_cases[0])
+    if not args.rounds:
+        return
     ratios = []
     for i in range(args.rounds):
         plain, run = timed_run([])

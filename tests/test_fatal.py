@@ -66,3 +66,30 @@ def test_a_forked_worker_answers_as_a_new_interpreter_does(tmp_path, monkeypatch
     assert sorted((key(r), r.observed_bits, r.verdict) for r in forked.rows) == \
         sorted((key(r), r.observed_bits, r.verdict) for r in plain.rows)
     assert (tmp_path / "f" / "worker-torch.log").exists()
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    release = os.uname().release.split("-")[0].split(".")
+    return (int(release[0]), int(release[1])) >= (major, minor)
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled")
+                    or "[never]" in open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+                    or not _kernel_at_least(6, 1), reason="no transparent huge pages, or no MADV_COLLAPSE (Linux 6.1)")
+def test_the_fork_servers_own_memory_is_on_huge_pages(tmp_path):
+    """Python's arenas and torch's allocations (anonymous mappings besides the heap, which glibc's
+    tunable puts on huge pages) are moved onto 2 MB pages: a fork copies, and a child's exit
+    frees, a page-table entry per 2 MB there (worker._on_huge_pages)."""
+    worker = runner.Worker("torch", tmp_path / "worker.log")
+    try:
+        assert worker.start(), worker.message
+        huge, name = 0, None
+        for line in open(f"/proc/{worker.server.proc.pid}/smaps"):
+            fields = line.split()
+            if "-" in fields[0] and ":" not in fields[0]:  # a mapping's first line: address range, ..., [name]
+                name = fields[5] if len(fields) > 5 else ""
+            elif fields[0] == "AnonHugePages:" and name == "":
+                huge += int(fields[1])
+        assert huge > 8 * 1024, f"{huge} kB of the fork server's anonymous mappings on huge pages"
+    finally:
+        worker.close()

@@ -197,6 +197,10 @@ def inductor_ready() -> None:
     inductor_settings()
 
 
+# the CPU kernels' vector ISA decides accumulation order (ATEN_CPU_CAPABILITY lowers it); made at
+# import, touching no device, so that workers forked from a fork server find it made
+CPU_NAME = f"{cpu_model()} (torch {torch.backends.cpu.get_cpu_capability()})"
+
 MODES = (
     Mode("eager", "each op runs as it is called"),
     Mode("compile", "torch.compile(backend='inductor', fullgraph=True, dynamic=False): one graph per shape, "
@@ -224,8 +228,7 @@ class TorchAdapter(Adapter):
         return torch.__version__
 
     def devices(self) -> list[Device]:
-        # the CPU kernels' vector ISA decides accumulation order (ATEN_CPU_CAPABILITY lowers it)
-        found = [Device("cpu", "cpu", f"{cpu_model()} (torch {torch.backends.cpu.get_cpu_capability()})")]
+        found = [Device("cpu", "cpu", CPU_NAME)]
         for i in range(torch.cuda.device_count()):
             found.append(Device(f"cuda:{i}", f"cuda:{i}", torch.cuda.get_device_name(i)))
         return found
