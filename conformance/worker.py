@@ -217,11 +217,14 @@ def _on_huge_pages() -> None:
     computed; where the kernel cannot (an older one, a range it declines: EINVAL), nothing
     changes. About 60 ms, once."""
     import ctypes
-    libc = ctypes.CDLL(None)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    try:
+        libc = ctypes.CDLL(None)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        with open("/proc/self/maps") as maps:  # Linux's
+            regions = [line.split() for line in maps]
+    except (OSError, AttributeError):  # not Linux
+        return
     huge = 2 << 20
-    with open("/proc/self/maps") as maps:
-        regions = [line.split() for line in maps]
     for fields in regions:  # private, writable, anonymous (no file; the heap is anonymous too)
         if fields[1] != "rw-p" or len(fields) > 5 and fields[5] != "[heap]":
             continue
@@ -261,7 +264,10 @@ def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
             if suite not in loaded:
                 loaded[suite] = {c.id: c for c in load_suite(suite)}
                 for case in list(loaded[suite].values())[:1]:  # what reading a case imports (zipfile's
-                    inputs(case, set(case.dtypes))  # cp437 codec: 1-2 ms), once here, not in each child
+                    try:  # cp437 codec: 1-2 ms), once here, not in each child
+                        inputs(case, set(case.dtypes))
+                    except Exception:  # noqa: BLE001 (only a head start: the child reports a bad file)
+                        pass
         pid = os.fork()
         if pid == 0:  # the child: a worker on the two named pipes
             code = 0
