@@ -67,11 +67,9 @@ def spare_cycles(n: int, case_id: str) -> None:
             first.server.suites = [suite]
             server = first.server.proc.pid
             wall, machine, served, own = time.perf_counter(), machine_cpu(), process_cpu(server), time.process_time()
-            child = []
+            child, spares = [], runner.Spares(first, runner.Control())
             for _ in range(n):
-                spare = runner.Worker("torch", first.log_path, forks=False)
-                spare.adopt(first.server.fork(spare=True))
-                spare.ready()
+                spare = spares._spare()  # as the runner makes one: forked, started
                 spare.send(Request(suite, case_id, [TaskRequest("float32", api, "cpu", "eager")]))
                 assert spare.receive(30).fatal
                 try:  # its time on a CPU so far (ns): set-up, hello, the task; not its exit

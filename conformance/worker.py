@@ -263,11 +263,12 @@ def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
         for suite in pipes.get("suites", ()):  # each child finds them loaded
             if suite not in loaded:
                 loaded[suite] = {c.id: c for c in load_suite(suite)}
-                for case in list(loaded[suite].values())[:1]:  # what reading a case imports (zipfile's
-                    try:  # cp437 codec: 1-2 ms), once here, not in each child
+                case = next(iter(loaded[suite].values()), None)
+                try:  # what reading a case imports (zipfile's cp437 codec: 1-2 ms), once here, not in each child
+                    if case is not None:
                         inputs(case, set(case.dtypes))
-                    except Exception:  # noqa: BLE001 (only a head start: the child reports a bad file)
-                        pass
+                except Exception:  # noqa: BLE001 (only a head start: the child reports a bad file)
+                    pass
         pid = os.fork()
         if pid == 0:  # the child: a worker on the two named pipes
             code = 0

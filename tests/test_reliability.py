@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conformance import report, runner
+from conformance.suites import SUITES
 from reference.casefile import parse_cases
 from reference.golden import generate
 
@@ -116,6 +117,5 @@ def test_a_package_of_the_users_working_folder_does_not_shadow_the_workers_own(t
     (own / "__init__.py").write_text("raise ImportError(\"the user's own 'reference' package was imported\")\n")
     monkeypatch.chdir(own.parent)
     monkeypatch.setattr(runner, "_forks", lambda framework: forks)
-    from conformance.suites import SUITES
     (found,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=tmp_path / "out", case_ids={"ce-mean"})
     assert not found.skipped and found.done == found.planned > 0, found.skipped
