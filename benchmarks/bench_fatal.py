@@ -1,7 +1,8 @@
 """The cost of fatal errors: torch's default suite through the runner, plain and with 100 of its
 tasks dying as a CUDA device-side assert does (XENT_TEST_FATAL_CASES: every task of the chosen
 cases is fatal, so they come in runs, as an out-of-range case's tasks do on CUDA), side by side:
-`--rounds` pairs, each pair back to back, so every ratio compares two runs under the same load.
+`--rounds` pairs (5), each pair back to back, so every ratio compares two runs under the same load,
+every other pair fatal first.
 A worker killed by a fatal error is replaced by a started spare forked from the fork server
 (conformance.runner.Spares); `--without-spares` adds, once, the run where each fatal error
 costs a new worker from the fork server with no spare waiting, and `--before` the run where it
@@ -17,10 +18,21 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FATAL_TASKS = 100
+
+
+@dataclass
+class Timed:
+    wall: float
+    cpu: float  # the machine's, all cores
+    stolen: float  # CPU the hypervisor gave to other machines meanwhile: a neighbour's noise, not ours
+
+    def __str__(self) -> str:
+        return f"{self.wall:.2f} s (machine CPU {self.cpu:.2f} s, stolen {self.stolen:.2f} s)"
 
 
 def timed_run(fatal_cases: list[str], use_spares: bool = True, forks: bool = True):
@@ -32,9 +44,9 @@ def timed_run(fatal_cases: list[str], use_spares: bool = True, forks: bool = Tru
         runner._forks = lambda framework: False
     try:
         with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
+            start, cpu, stolen = time.perf_counter(), machine_cpu(), steal()
             (run,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=Path(out), use_spares=use_spares)
-            return time.perf_counter() - start, run
+            return Timed(time.perf_counter() - start, machine_cpu() - cpu, steal() - stolen), run
     finally:
         del os.environ["XENT_TEST_FATAL_CASES"]
         runner._forks = forking
@@ -44,6 +56,11 @@ def machine_cpu() -> float:
     """CPU seconds the machine has spent, all cores: /proc/stat less idle, iowait and steal."""
     fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
     return (sum(fields) - fields[3] - fields[4] - fields[7]) / os.sysconf("SC_CLK_TCK")
+
+
+def steal() -> float:
+    """CPU seconds the hypervisor gave this machine's vCPUs to others, all cores."""
+    return int(open("/proc/stat").readline().split()[8]) / os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu(pid: int) -> float:
@@ -107,7 +124,7 @@ def choose(run, wanted: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs (0: only --cycles)")
+    parser.add_argument("--rounds", type=int, default=5, help="pairs of runs (0: only --cycles)")
     parser.add_argument("--without-spares", action="store_true", help="also run once without spares")
     parser.add_argument("--before", action="store_true", help="also run once with a new interpreter per fatal error")
     parser.add_argument("--cycles", type=int, default=0, metavar="N", help="first, N spares one after another")
@@ -122,20 +139,23 @@ def main() -> None:
         return
     ratios = []
     for i in range(args.rounds):
-        plain, run = timed_run([])
-        fatal, hit = timed_run(fatal_cases)
+        if i % 2:  # every other pair the other way round: a load that rises or falls within a pair
+            fatal, hit = timed_run(fatal_cases)  # favours neither side over the rounds
+            plain, run = timed_run([])
+        else:
+            plain, run = timed_run([])
+            fatal, hit = timed_run(fatal_cases)
         crashed = sum(1 for r in hit.rows if r.output == "loss" and r.verdict == "crashed")
         assert crashed == FATAL_TASKS and len(hit.rows) == len(run.rows), (crashed, len(hit.rows), len(run.rows))
-        ratios.append(fatal / plain)
-        print(f"round {i + 1}: {run.done} torch tasks: plain {plain:.2f} s, with {crashed} fatal errors "
-              f"{fatal:.2f} s ({hit.restarts} workers replaced, {hit.spares_used} by a started spare): "
-              f"{fatal / plain:.2f}x", flush=True)
+        ratios.append(fatal.wall / plain.wall)
+        print(f"round {i + 1}: {run.done} torch tasks: plain {plain}, with {crashed} fatal errors {fatal}: "
+              f"{hit.restarts} workers replaced, {hit.spares_used} by a started spare: {ratios[-1]:.2f}x", flush=True)
     if args.without_spares:
         bare, hit = timed_run(fatal_cases, use_spares=False)
-        print(f"without spares: {bare:.2f} s ({hit.restarts} workers forked from the fork server when needed)")
+        print(f"without spares: {bare} ({hit.restarts} workers forked from the fork server when needed)")
     if args.before:
         old, hit = timed_run(fatal_cases, use_spares=False, forks=False)
-        print(f"a new interpreter per fatal error: {old:.2f} s ({hit.restarts} workers started)")
+        print(f"a new interpreter per fatal error: {old} ({hit.restarts} workers started)")
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs; "
           f"fatal cases: {', '.join(fatal_cases)}")
     print(f"fatal-error overhead: {statistics.median(ratios):.2f}x")

@@ -269,6 +269,7 @@ def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
                         inputs(case, set(case.dtypes))
                 except Exception:  # noqa: BLE001 (only a head start: the child reports a bad file)
                     pass
+                _on_huge_pages()  # loading it broke 25-30 MB of them back into 4 kB pages
         pid = os.fork()
         if pid == 0:  # the child: a worker on the two named pipes
             code = 0

@@ -76,20 +76,41 @@ def _kernel_at_least(major: int, minor: int) -> bool:
 @pytest.mark.skipif(not os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled")
                     or "[never]" in open("/sys/kernel/mm/transparent_hugepage/enabled").read()
                     or not _kernel_at_least(6, 1), reason="no transparent huge pages, or no MADV_COLLAPSE (Linux 6.1)")
+def _anonymous_kb(pid: int, names: tuple[str, ...] = ("", "[heap]")) -> tuple[int, int]:
+    """kB of a process's anonymous memory (Python's arenas, torch's allocations, the heap), and
+    of it on transparent huge pages."""
+    anonymous = huge = 0
+    name = None
+    for line in open(f"/proc/{pid}/smaps"):
+        fields = line.split()
+        if "-" in fields[0] and ":" not in fields[0]:  # a mapping's first line: address range, ..., [name]
+            name = fields[5] if len(fields) > 5 else ""
+        elif name in names and fields[0] == "Anonymous:":
+            anonymous += int(fields[1])
+        elif name in names and fields[0] == "AnonHugePages:":
+            huge += int(fields[1])
+    return anonymous, huge
+
+
 def test_the_fork_servers_own_memory_is_on_huge_pages(tmp_path):
     """Python's arenas and torch's allocations (anonymous mappings besides the heap, which glibc's
     tunable puts on huge pages) are moved onto 2 MB pages: a fork copies, and a child's exit
-    frees, a page-table entry per 2 MB there (worker._on_huge_pages)."""
+    frees, a page-table entry per 2 MB there (worker._on_huge_pages). Loading a suite for the
+    children (frees and allocations) broke 25-30 MB of them back into 4 kB pages: they are
+    collapsed again after it."""
     worker = runner.Worker("torch", tmp_path / "worker.log")
     try:
         assert worker.start(), worker.message
-        huge, name = 0, None
-        for line in open(f"/proc/{worker.server.proc.pid}/smaps"):
-            fields = line.split()
-            if "-" in fields[0] and ":" not in fields[0]:  # a mapping's first line: address range, ..., [name]
-                name = fields[5] if len(fields) > 5 else ""
-            elif fields[0] == "AnonHugePages:" and name == "":
-                huge += int(fields[1])
+        _, huge = _anonymous_kb(worker.server.proc.pid, names=("",))
         assert huge > 8 * 1024, f"{huge} kB of the fork server's anonymous mappings on huge pages"
+        anonymous, huge = _anonymous_kb(worker.server.proc.pid)
+        small_before = anonymous - huge
+        worker.server.suites = [str(SUITES["default"][1])]
+        child = worker.server.fork()  # the server loads the suite first
+        child.kill()
+        child.wait()
+        anonymous, huge = _anonymous_kb(worker.server.proc.pid)
+        assert anonymous - huge < small_before + 12 * 1024, \
+            f"{small_before} kB of anonymous memory on 4 kB pages before a suite was loaded, {anonymous - huge} kB after"
     finally:
         worker.close()
