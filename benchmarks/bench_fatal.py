@@ -84,13 +84,14 @@ def spare_cycles(n: int, case_id: str) -> None:
             first.server.suites = [suite]
             server = first.server.proc.pid
             wall, machine, served, own = time.perf_counter(), machine_cpu(), process_cpu(server), time.process_time()
-            child, spares = [], runner.Spares(first, runner.Control())
+            child, faults, spares = [], [], runner.Spares(first, runner.Control())
             for _ in range(n):
                 spare = spares._spare()  # as the runner makes one: forked, started
                 spare.send(Request(suite, case_id, [TaskRequest("float32", api, "cpu", "eager")]))
                 assert spare.receive(30).fatal
                 try:  # its time on a CPU so far (ns): set-up, hello, the task; not its exit
                     child.append(int(open(f"/proc/{spare.proc.pid}/schedstat").read().split()[0]) / 1e9)
+                    faults.append(int(open(f"/proc/{spare.proc.pid}/stat").read().rsplit(")", 1)[1].split()[7]))
                 except OSError:
                     pass
                 spare.stop()
@@ -101,7 +102,8 @@ def spare_cycles(n: int, case_id: str) -> None:
         del os.environ["XENT_TEST_FATAL_CASES"]
     ms = lambda seconds: f"{seconds / n * 1e3:.1f} ms"  # noqa: E731
     print(f"spare cycle ({n} one after another): {ms(wall)} wall, {ms(machine)} of the machine's CPU: fork server "
-          f"{ms(served)}, runner {ms(own)}, child before its exit {statistics.median(child) * 1e3:.1f} ms (median)",
+          f"{ms(served)}, runner {ms(own)}, child before its exit {statistics.median(child) * 1e3:.1f} ms and "
+          f"{statistics.median(faults):.0f} page faults (median)",
           flush=True)
 
 
