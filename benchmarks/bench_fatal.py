@@ -9,7 +9,10 @@ costs a new worker from the fork server with no spare waiting, and `--before` th
 costs a new interpreter, as before the fork server (slow: seconds a fatal error); `--cycles N`
 first makes N spares one after another, each answering one fatal task, and says where one
 spare's CPU goes (the machine's, less idle and steal; the fork server's; the runner's; the
-child's before its exit). The last line is the median `fatal-error overhead: R.RRx`."""
+child's before its exit, and its page faults: the pages it copies from the fork server). Each
+run says the machine's CPU it used and the CPU stolen meanwhile (a neighbour's noise on a shared
+virtual machine: a pair with seconds stolen compares nothing). The last line is the median
+`fatal-error overhead: R.RRx`."""
 from __future__ import annotations
 
 import argparse
