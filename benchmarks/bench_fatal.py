@@ -1,7 +1,7 @@
 """The cost of fatal errors: torch's default suite through the runner, plain and with 100 of its
 tasks dying as a CUDA device-side assert does (XENT_TEST_FATAL_CASES: every task of the chosen
 cases is fatal, so they come in runs, as an out-of-range case's tasks do on CUDA), side by side:
-`--rounds` pairs (5), each pair back to back, so every ratio compares two runs under the same load,
+`--rounds` pairs (9), each pair back to back, so every ratio compares two runs under the same load,
 every other pair fatal first.
 A worker killed by a fatal error is replaced by a started spare forked from the fork server
 (conformance.runner.Spares); `--without-spares` adds, once, the run where each fatal error
@@ -129,7 +129,7 @@ def choose(run, wanted: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5, help="pairs of runs (0: only --cycles)")
+    parser.add_argument("--rounds", type=int, default=9, help="pairs of runs (0: only --cycles)")
     parser.add_argument("--without-spares", action="store_true", help="also run once without spares")
     parser.add_argument("--before", action="store_true", help="also run once with a new interpreter per fatal error")
     parser.add_argument("--cycles", type=int, default=0, metavar="N", help="first, N spares one after another")
