@@ -3,14 +3,13 @@ side, each task with a timeout; a crash or hang becomes a `crashed` row and the 
 is restarted, so one framework's failure never loses the others' results."""
 from __future__ import annotations
 
-import errno
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import queue
-import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -200,7 +199,8 @@ def _modes_args(modes: tuple[str, ...] | None) -> list[str]:
     return ["--modes", ",".join(modes)] if modes else []
 
 
-def _popen(runtime: "RuntimeSpec", args: list[str], log_path: Path, extra_env: dict | None = None) -> subprocess.Popen:
+def _popen(runtime: "RuntimeSpec", args: list[str], log_path: Path, extra_env: dict | None = None,
+           pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
     """A worker's (or fork server's) interpreter, with its environment and log."""
     path = os.pathsep.join(filter(None, [str(code_path(runtime)), os.environ.get("PYTHONPATH")]))
     # compilers' caches in the user cache folder (a value the user set wins): a second run compiles nothing
@@ -214,7 +214,7 @@ def _popen(runtime: "RuntimeSpec", args: list[str], log_path: Path, extra_env: d
         return subprocess.Popen([runtime.python, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                 # SIGKILL when the parent dies; its own session keeps a terminal's
                                 # Ctrl-C for the parent, which stops the workers itself
-                                env=env, preexec_fn=die_with_parent, start_new_session=True)
+                                env=env, preexec_fn=die_with_parent, start_new_session=True, pass_fds=pass_fds)
 
 
 def _tunables() -> str:
@@ -228,7 +228,7 @@ def _tunables() -> str:
 
 class ForkedProcess:
     """A worker forked by the fork server: not our child, so it is watched by its pid (the fork
-    server has the kernel reap it) and spoken to through two named pipes."""
+    server has the kernel reap it) and spoken to through two pipes the runner made."""
 
     def __init__(self, pid: int, stdin, stdout):
         self.pid, self.stdin, self.stdout = pid, stdin, stdout
@@ -265,14 +265,19 @@ class ForkServer:
     """A framework's fork server (`python -m conformance.worker --fork-server`), for a framework
     whose registry entry `forks`: it imports the framework once and makes each worker in
     milliseconds instead of the seconds a new interpreter and framework import take (a CUDA
-    device assert costs a worker)."""
+    device assert costs a worker). Each new worker's two pipes are made here and their far ends
+    passed to the server over a Unix socket (SCM_RIGHTS): no named pipes, nothing on disk."""
 
     FORK_TIMEOUT = 30.0
 
     def __init__(self, worker: Worker):
-        self.proc = _popen(worker.runtime, ["-m", "conformance.worker", "--fork-server", worker.framework,
-                                            *_modes_args(worker.modes)],
-                           worker.log_path, {"GLIBC_TUNABLES": _tunables()})
+        self.channel, theirs = socket.socketpair()
+        try:
+            self.proc = _popen(worker.runtime, ["-m", "conformance.worker", "--fork-server", worker.framework,
+                                                *_modes_args(worker.modes), "--channel", str(theirs.fileno())],
+                               worker.log_path, {"GLIBC_TUNABLES": _tunables()}, pass_fds=(theirs.fileno(),))
+        finally:
+            theirs.close()
         self.ready: bool | None = None
         self.message = ""
         self.preloaded: list[str] = []  # the modes whose `preload` it ran
@@ -301,48 +306,37 @@ class ForkServer:
 
     def fork(self, timeout: float = STARTUP_TIMEOUT, spare: bool = False) -> ForkedProcess:
         """A new worker; a `spare` says only its devices in its hello (the runner has the rest)."""
-        folder = Path(tempfile.mkdtemp(prefix="xent-worker-"))
+        requests, to_child = os.pipe()  # the child reads its requests from `requests`,
+        from_child, replies = os.pipe()  # and writes its replies to `replies` (ours: close-on-exec)
         try:
-            requests, replies = folder / "requests", folder / "replies"
-            os.mkfifo(requests)
-            os.mkfifo(replies)
-            # the child opens `replies` for writing first: a reader must exist, so open it now
-            reply_fd = os.open(replies, os.O_RDONLY | os.O_NONBLOCK)
-            try:
-                with self.lock:  # one request, one answer: the server forks one child at a time
-                    if self.ready is None:
-                        first = self._line(timeout)
-                        self.ready, self.message = bool(first.get("ready")), first.get("message", "")
-                        self.preloaded = first.get("preloaded", [])
-                    if not self.ready:
-                        raise WorkerGone(f"the fork server did not start: {self.message}")
-                    self.proc.stdin.write(json.dumps({"requests": str(requests), "replies": str(replies),
-                                                      "suites": self.suites, "spare": spare}).encode() + b"\n")
+            with self.lock:  # one request, one answer: the server forks one child at a time
+                if self.ready is None:
+                    first = self._line(timeout)
+                    self.ready, self.message = bool(first.get("ready")), first.get("message", "")
+                    self.preloaded = first.get("preloaded", [])
+                if not self.ready:
+                    raise WorkerGone(f"the fork server did not start: {self.message}")
+                try:  # the child's ends first: the server takes them when it reads the line
+                    socket.send_fds(self.channel, [b"w"], [requests, replies])
+                    self.proc.stdin.write(json.dumps({"suites": self.suites, "spare": spare}).encode() + b"\n")
                     self.proc.stdin.flush()
-                    pid = self._line(self.FORK_TIMEOUT)["pid"]
-                deadline = time.monotonic() + min(timeout, self.FORK_TIMEOUT)
-                while True:  # `requests` opens for writing once the child opened it for reading
-                    try:
-                        request_fd = os.open(requests, os.O_WRONLY | os.O_NONBLOCK)
-                        break
-                    except OSError as e:
-                        if e.errno != errno.ENXIO or time.monotonic() > deadline \
-                                or ForkedProcess(pid, None, None).poll() is not None:  # or it died first
-                            raise WorkerGone(f"a forked worker did not open its pipes ({e.strerror})") from None
-                        time.sleep(0.0005)
-            except BaseException:
-                os.close(reply_fd)
-                raise
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)  # the open pipes live on without their names
-        os.set_blocking(request_fd, True)
-        os.set_blocking(reply_fd, True)
-        return ForkedProcess(pid, os.fdopen(request_fd, "wb"), os.fdopen(reply_fd, "rb"))
+                except OSError as e:  # it died
+                    raise WorkerGone(f"the fork server is gone ({e.strerror})") from None
+                pid = self._line(min(timeout, self.FORK_TIMEOUT))["pid"]
+        except BaseException:
+            os.close(to_child)
+            os.close(from_child)
+            raise
+        finally:  # the server holds the child's ends now (they were copied when sent)
+            os.close(requests)
+            os.close(replies)
+        return ForkedProcess(pid, os.fdopen(to_child, "wb"), os.fdopen(from_child, "rb"))
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.channel.close()
 
 
 class Spares:
@@ -380,7 +374,7 @@ class Spares:
                 future = self.queue.pop(0)
                 self.queue.append(self.pool.submit(self._spare))  # the next one starts now
             spare = future.result()
-        except Exception:  # no fork server here (no fork, no named pipes): restart as before
+        except Exception:  # no fork server here (no fork, no Unix sockets): restart as before
             return False
         with self.control.lock:
             self.control.workers.discard(spare)

@@ -19,11 +19,12 @@ Request: a Request: every task (dtype, API, device, mode) of one case
 Replies: one Reply per task, in order; after a fatal reply the worker exits. Each "ok" output's
          `nbytes` bytes follow the line, in the order of OUTPUTS.
 
-`python -m conformance.worker --fork-server FRAMEWORK [--modes A,B]` is the fork server of a
+`python -m conformance.worker --fork-server FRAMEWORK [--modes A,B] --channel FD` is the fork server of a
 framework whose workers fork (torch): it imports the framework once, touching no device, runs the
 `preload` of the modes the run asks for (a compiler's imports), says {"ready": true, "preloaded":
-[modes]}, then for each line {"requests": FIFO, "replies": FIFO, "suites": [...], "spare": bool}
-forks a worker speaking the protocol above over those two named pipes and answers {"pid": N}. A
+[modes]}, then for each line {"suites": [...], "spare": bool} takes the two pipe ends the runner
+sent before it on the Unix socket `--channel FD` (SCM_RIGHTS: the child's requests, its
+replies), forks a worker speaking the protocol above over them and answers {"pid": N}. A
 forked worker starts in milliseconds where a new interpreter takes seconds (a CUDA device-side
 assert poisons its process: the next worker must come fast), and initialises its device itself.
 
@@ -38,6 +39,7 @@ import gc
 import json
 import os
 import signal
+import socket
 import sys
 import traceback
 from dataclasses import replace
@@ -262,11 +264,13 @@ def _rehearse(framework: str, suite: str, case) -> None:
         _fatal(case.id)
 
 
-def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
+def fork_server(framework: str, modes: tuple[str, ...] | None, channel: int) -> None:
     """Forks a worker per request (module docstring); never touches a device itself, so that
     each child initialises CUDA afresh. `modes`: those the run asks for (chosen_modes), whose
-    `preload` it runs once for all its children."""
+    `preload` it runs once for all its children; `channel`: the Unix socket on which the runner
+    passes each child's two pipe ends."""
     protocol, reply = _protocol()
+    channel = socket.socket(fileno=channel)
     try:
         described = describe(framework)
         adapter = adapters.load(framework)
@@ -291,8 +295,9 @@ def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
     reply({"ready": True, "preloaded": preloaded})
     loaded: dict[str, dict] = {}
     for line in sys.stdin:
-        pipes = json.loads(line)
-        for suite in pipes.get("suites", ()):  # each child finds them loaded
+        asked = json.loads(line)
+        _, pipes, _, _ = socket.recv_fds(channel, 1, 2)  # sent before the line: the child's two ends
+        for suite in asked.get("suites", ()):  # each child finds them loaded
             if suite not in loaded:
                 loaded[suite] = {c.id: c for c in load_suite(suite)}
                 try:  # only a head start: a child reports a bad file itself
@@ -302,32 +307,38 @@ def fork_server(framework: str, modes: tuple[str, ...] | None = None) -> None:
                 _on_huge_pages()  # loading it broke 25-30 MB of them back into 4 kB pages
                 gc.freeze()  # its objects too: out of the children's collections
         pid = os.fork()
-        if pid == 0:  # the child: a worker on the two named pipes
+        if pid == 0:  # the child: a worker on the two pipes the runner made
             code = 0
             try:
                 die_with_parent()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 protocol.close()  # the fork server's reply stream is not the child's
-                replies = os.open(pipes["replies"], os.O_WRONLY)  # first: the runner already reads it
-                requests = os.open(pipes["requests"], os.O_RDONLY)
+                channel.close()
+                requests, replies = pipes
                 os.dup2(requests, 0)
                 os.dup2(replies, 1)
                 os.close(requests)
                 os.close(replies)
                 sys.stdin = os.fdopen(0, "r")  # not the fork server's buffered stdin
                 # a spare's hello is brief: the runner keeps its first worker's
-                main(framework, loaded, Hello(framework) if pipes.get("spare") else described, modes)
+                main(framework, loaded, Hello(framework) if asked.get("spare") else described, modes)
             except BaseException:
                 traceback.print_exc()
                 code = 1
             finally:
                 sys.stderr.flush()
                 os._exit(code)
+        for end in pipes:  # the child's now: the runner sees its replies end when the child does
+            os.close(end)
         reply({"pid": pid})
 
 
 if __name__ == "__main__":
     server = sys.argv[1] == "--fork-server"
-    framework, *rest = sys.argv[1 + server:]  # FRAMEWORK [--modes A,B]
-    asked_modes = tuple(rest[1].split(",")) if rest[:1] == ["--modes"] else None
-    (fork_server if server else main)(framework, modes=asked_modes)
+    framework, *rest = sys.argv[1 + server:]  # FRAMEWORK [--modes A,B] [--channel FD]
+    options = dict(zip(rest[::2], rest[1::2]))
+    asked_modes = tuple(options["--modes"].split(",")) if "--modes" in options else None
+    if server:
+        fork_server(framework, asked_modes, int(options["--channel"]))
+    else:
+        main(framework, modes=asked_modes)

@@ -114,3 +114,44 @@ def test_the_fork_servers_own_memory_is_on_huge_pages(tmp_path):
             f"{small_before} kB of anonymous memory on 4 kB pages before a suite was loaded, {anonymous - huge} kB after"
     finally:
         worker.close()
+
+
+def _pipes(pid: int) -> set[str]:
+    """The pipes a process holds an end of ("pipe:[inode]"; both ends of a pipe read the same)."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("pipe:"):
+            found.add(link)
+    return found
+
+
+def test_a_forked_workers_pipes_are_its_own_so_its_death_is_seen_at_once(tmp_path):
+    """The runner makes each worker's two pipes and passes the child's ends to the fork server,
+    which closes its copies once it has forked: neither the server nor a worker forked later
+    holds an end of an earlier worker's pipes, so a worker's death ends its replies at once (a
+    leaked end would keep them open: a fatal error would look like a hang, found only by the
+    task's timeout)."""
+    first = runner.Worker("torch", tmp_path / "worker.log")
+    try:
+        assert first.start(), first.message
+        later = [runner.Worker("torch", tmp_path / "worker.log", forks=False) for _ in range(2)]
+        for worker in later:
+            worker.adopt(first.server.fork(spare=True))
+            assert worker.ready(), worker.message
+        own = _pipes(first.proc.pid)
+        assert len(own) == 2  # its requests and its replies
+        for pid in (first.server.proc.pid, *(w.proc.pid for w in later)):
+            assert not own & _pipes(pid), f"process {pid} holds an end of the first worker's pipes"
+        first.proc.kill()
+        start = time.monotonic()
+        with pytest.raises(runner.WorkerGone):
+            first.receive(30)
+        assert time.monotonic() - start < 5
+        for worker in later:
+            worker.stop()
+    finally:
+        first.close()
