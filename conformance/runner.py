@@ -252,8 +252,12 @@ class ForkedProcess:
 
     def wait(self):
         """Close our ends of its pipes. Nothing to wait for: the kernel reaps it for the fork
-        server, and its exit (tearing down a framework's memory) goes on without holding the run."""
-        self.poll()
+        server, and its exit (tearing down a framework's memory) goes on without holding the run.
+        It is gone for us from here: one whose replies ended may still be exiting (or a zombie
+        that `poll` cannot tell from a live process, its fork server dead), and a task sent to it
+        would go to a closed pipe; it is killed to be sure."""
+        if self.poll() is None:
+            self.kill()
         try:  # the reading end stays with the reader thread, which sees the end and lets it go
             self.stdin.close()
         except OSError:

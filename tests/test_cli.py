@@ -135,7 +135,8 @@ def test_a_killed_worker_costs_at_most_the_task_in_flight(tmp_path):
     # to the dying worker: then only that task is `crashed`, and the run goes on
     crashed = {(r.dtype, r.api) for r in run.rows if r.verdict == "crashed"}
     assert len(crashed) <= 1
-    assert all("exited with code -9" in r.detail for r in run.rows if r.verdict == "crashed")
+    # -9: killed; -1: a forked worker already gone, whose status went to its fork server
+    assert all(re.search(r"exited with code -(9|1) ", r.detail) for r in run.rows if r.verdict == "crashed")
     assert all(r.verdict == "conforms" for r in run.rows if (r.dtype, r.api) not in crashed)
     assert run.rows[-1].verdict == "conforms"  # the restarted worker answered the last task
 

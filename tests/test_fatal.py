@@ -155,3 +155,23 @@ def test_a_forked_workers_pipes_are_its_own_so_its_death_is_seen_at_once(tmp_pat
             worker.stop()
     finally:
         first.close()
+
+
+def test_a_forked_worker_let_go_is_gone_for_the_runner_even_as_a_zombie():
+    """A forked worker whose replies ended may still be a process (exiting, or a zombie nobody
+    reaps once its fork server died, which a signal 0 cannot tell from a live one): after
+    `wait` (the runner letting it go, its pipe closed) `poll` must say it is gone, or the next
+    task goes to the closed pipe (the run stopped with "write to closed file")."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        time.sleep(0.2)  # a zombie now: this test's child, not reaped yet
+        read_end, write_end = os.pipe()
+        proc = runner.ForkedProcess(pid, os.fdopen(write_end, "wb"), os.fdopen(read_end, "rb"))
+        assert proc.poll() is None  # what poll alone sees of a zombie
+        proc.wait()
+        assert proc.poll() is not None and proc.stdin.closed
+        proc.stdout.close()
+    finally:
+        os.waitpid(pid, 0)
