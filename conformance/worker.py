@@ -256,7 +256,7 @@ def _rehearse(framework: str, suite: str, case) -> None:
     Python quickens a function's code in place after its first calls: done in a child, that
     writes to memory it shares with the server, and each page written is copied (COW)."""
     for _ in range(REHEARSALS if case is not None else 0):
-        arrays = inputs(case, set(case.dtypes))
+        inputs(case, set(case.dtypes))
         request = Request(suite, case.id, [TaskRequest(d, "api", "device", "mode") for d in case.dtypes])
         Request.from_json(json.loads(json.dumps(request.to_json())))
         json.dumps({"hello": Hello(framework).to_json()})
