@@ -55,19 +55,29 @@ def timed_run(fatal_cases: list[str], use_spares: bool = True, forks: bool = Tru
         runner._forks = forking
 
 
+def _machine_ticks() -> list[int]:
+    """/proc/stat's all-cores line: user, nice, system, idle, iowait, irq, softirq, steal, ..."""
+    return [int(v) for v in open("/proc/stat").readline().split()[1:]]
+
+
 def machine_cpu() -> float:
     """CPU seconds the machine has spent, all cores: /proc/stat less idle, iowait and steal."""
-    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    fields = _machine_ticks()
     return (sum(fields) - fields[3] - fields[4] - fields[7]) / os.sysconf("SC_CLK_TCK")
 
 
 def steal() -> float:
     """CPU seconds the hypervisor gave this machine's vCPUs to others, all cores."""
-    return int(open("/proc/stat").readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+    return _machine_ticks()[7] / os.sysconf("SC_CLK_TCK")
+
+
+def _process_stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command's name: state, ppid, ..., minflt (7), utime (11), stime (12)."""
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
 
 
 def process_cpu(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    fields = _process_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -94,7 +104,7 @@ def spare_cycles(n: int, case_id: str) -> None:
                 assert spare.receive(30).fatal
                 try:  # its time on a CPU so far (ns): set-up, hello, the task; not its exit
                     child.append(int(open(f"/proc/{spare.proc.pid}/schedstat").read().split()[0]) / 1e9)
-                    faults.append(int(open(f"/proc/{spare.proc.pid}/stat").read().rsplit(")", 1)[1].split()[7]))
+                    faults.append(int(_process_stat(spare.proc.pid)[7]))
                 except OSError:
                     pass
                 spare.stop()

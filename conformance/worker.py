@@ -177,9 +177,16 @@ def serve(framework: str, reply, suites: dict | None = None, described: Hello | 
                 return
 
 
+@functools.cache
+def _fatal_globs() -> tuple[str, ...]:
+    """XENT_TEST_FATAL_CASES (the module docstring), read once a process (a fork server's
+    children inherit its environment, and so its reading)."""
+    return tuple(g for g in os.environ.get("XENT_TEST_FATAL_CASES", "").split(",") if g)
+
+
 def _fatal(case_id: str) -> bool:
-    """XENT_TEST_FATAL_CASES (the module docstring): this case's tasks die as a device assert does."""
-    return any(fnmatchcase(case_id, g) for g in os.environ.get("XENT_TEST_FATAL_CASES", "").split(",") if g)
+    """This case's tasks die as a device assert does (XENT_TEST_FATAL_CASES)."""
+    return any(fnmatchcase(case_id, g) for g in _fatal_globs())
 
 
 def _run_task(adapter, api, case, arrays, task) -> dict:

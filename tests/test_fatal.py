@@ -73,9 +73,6 @@ def _kernel_at_least(major: int, minor: int) -> bool:
     return (int(release[0]), int(release[1])) >= (major, minor)
 
 
-@pytest.mark.skipif(not os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled")
-                    or "[never]" in open("/sys/kernel/mm/transparent_hugepage/enabled").read()
-                    or not _kernel_at_least(6, 1), reason="no transparent huge pages, or no MADV_COLLAPSE (Linux 6.1)")
 def _anonymous_kb(pid: int, names: tuple[str, ...] = ("", "[heap]")) -> tuple[int, int]:
     """kB of a process's anonymous memory (Python's arenas, torch's allocations, the heap), and
     of it on transparent huge pages."""
@@ -92,6 +89,9 @@ def _anonymous_kb(pid: int, names: tuple[str, ...] = ("", "[heap]")) -> tuple[in
     return anonymous, huge
 
 
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled")
+                    or "[never]" in open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+                    or not _kernel_at_least(6, 1), reason="no transparent huge pages, or no MADV_COLLAPSE (Linux 6.1)")
 def test_the_fork_servers_own_memory_is_on_huge_pages(tmp_path):
     """Python's arenas and torch's allocations (anonymous mappings besides the heap, which glibc's
     tunable puts on huge pages) are moved onto 2 MB pages: a fork copies, and a child's exit
