@@ -674,7 +674,6 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         # the case's tasks go to the worker in one request; it answers task by task, so each
         # answer is classified here while the worker computes the next
         pending = [t for t in case_tasks if t.api != NO_API]
-        fatal = None  # a fatal task's observation, classified once its worker's successor has the rest
         while pending and not control.stop.is_set():
             if worker.proc.poll() is not None:  # it died (a fatal error, a crash, a hang killed)
                 replaced = spares is not None and spares.take(worker)  # a started spare takes its place
@@ -682,17 +681,12 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                     result.restarts += 1
                     result.spares_used += replaced
                 if not replaced and not worker.start():
-                    if fatal:
-                        record(*fatal, loaded)
                     for task in pending:
                         record(task, _all(verdicts.CRASHED, worker.message), loaded)
-                    return
+                    break
             case = pending[0].case
             worker.send(Request(suite_dir[pending[0].suite], case.id,
                                 [TaskRequest(t.dtype, t.api, t.device_id, t.mode) for t in pending]))
-            if fatal:  # classified while its successor computes the next
-                record(*fatal, loaded)
-                fatal = None
             sent, pending = pending, []
             for i, task in enumerate(sent):
                 try:
@@ -702,14 +696,11 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                         record(task, _all(verdicts.CRASHED, str(e)), loaded)
                         pending = sent[i + 1:]  # a new worker takes the rest
                     break
-                observed = {o: _observed(reply.outputs[o], reply.fatal) for o in OUTPUTS}
+                record(task, {o: _observed(reply.outputs[o], reply.fatal) for o in OUTPUTS}, loaded)
                 if reply.fatal:  # the worker is exiting: the rest go to a started spare, or a new one
                     worker.stop()
-                    pending, fatal = sent[i + 1:], (task, observed)
+                    pending = sent[i + 1:]
                     break
-                record(task, observed, loaded)
-        if fatal:  # its case's last task, or the run stopped
-            record(*fatal, loaded)
 
     # more lanes: more workers of the framework, each taking the next case (a compiled mode's
     # cost is in the worker, per graph); their answers are classified here one at a time
