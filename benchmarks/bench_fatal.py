@@ -184,9 +184,9 @@ def main() -> None:
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs; "
           f"fatal cases: {', '.join(fatal_cases)}")
     kept = [r for r, compared in ratios if compared]
-    print(f"{len(kept)} of {len(ratios)} pairs compared (the others lost more than {STEAL:.0%} of the machine's CPU "
-          f"to its neighbours)" if kept else
-          f"every pair lost more than {STEAL:.0%} of the machine's CPU to its neighbours: the median of them all")
+    if len(kept) < len(ratios):
+        print(f"{len(ratios) - len(kept)} of {len(ratios)} pairs left out (a run lost more than {STEAL:.0%} of the "
+              f"machine's CPU to its neighbours)" + ("" if kept else ": every pair was, the median is of them all"))
     print(f"fatal-error overhead: {statistics.median(kept or [r for r, _ in ratios]):.2f}x")
 
 
