@@ -54,28 +54,22 @@ def timed_run(fatal_cases: list[str], use_spares: bool = True, forks: bool = Tru
         runner._forks = lambda framework: False
     try:
         with tempfile.TemporaryDirectory() as out:
-            start, cpu, stolen = time.perf_counter(), machine_cpu(), steal()
+            start, (cpu, stolen) = time.perf_counter(), machine_times()
             (run,) = runner.run([SUITES["default"][1]], ["torch"], out_dir=Path(out), use_spares=use_spares)
-            return Timed(time.perf_counter() - start, machine_cpu() - cpu, steal() - stolen), run
+            wall, (cpu_after, stolen_after) = time.perf_counter() - start, machine_times()
+            return Timed(wall, cpu_after - cpu, stolen_after - stolen), run
     finally:
         del os.environ["XENT_TEST_FATAL_CASES"]
         runner._forks = forking
 
 
-def _machine_ticks() -> list[int]:
-    """/proc/stat's all-cores line: user, nice, system, idle, iowait, irq, softirq, steal, ..."""
-    return [int(v) for v in open("/proc/stat").readline().split()[1:]]
-
-
-def machine_cpu() -> float:
-    """CPU seconds the machine has spent, all cores: /proc/stat less idle, iowait and steal."""
-    fields = _machine_ticks()
-    return (sum(fields) - fields[3] - fields[4] - fields[7]) / os.sysconf("SC_CLK_TCK")
-
-
-def steal() -> float:
-    """CPU seconds the hypervisor gave this machine's vCPUs to others, all cores."""
-    return _machine_ticks()[7] / os.sysconf("SC_CLK_TCK")
+def machine_times() -> tuple[float, float]:
+    """From one reading of /proc/stat's all-cores line (user, nice, system, idle, iowait, irq,
+    softirq, steal, ...): the CPU seconds the machine has spent, all cores, less idle, iowait
+    and steal; and the CPU seconds the hypervisor gave its vCPUs to others (stolen)."""
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - fields[3] - fields[4] - fields[7]) / tick, fields[7] / tick
 
 
 def _process_stat(pid: int) -> list[str]:
@@ -103,7 +97,7 @@ def spare_cycles(n: int, case_id: str) -> None:
             api = next(a.name for a in first.hello.apis if a.op == "cross_entropy")
             first.server.suites = [suite]
             server = first.server.proc.pid
-            wall, machine, served, own = time.perf_counter(), machine_cpu(), process_cpu(server), time.process_time()
+            wall, machine, served, own = time.perf_counter(), machine_times()[0], process_cpu(server), time.process_time()
             child, faults, spares = [], [], runner.Spares(first, runner.Control())
             for _ in range(n):
                 spare = spares._spare()  # as the runner makes one: forked, started
@@ -115,7 +109,7 @@ def spare_cycles(n: int, case_id: str) -> None:
                 except OSError:
                     pass
                 spare.stop()
-            wall, machine = time.perf_counter() - wall, machine_cpu() - machine
+            wall, machine = time.perf_counter() - wall, machine_times()[0] - machine
             served, own = process_cpu(server) - served, time.process_time() - own
             first.close()
     finally:
