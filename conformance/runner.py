@@ -43,7 +43,9 @@ WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 class WorkerGone(Exception):
-    pass
+    def __init__(self, message: str, started: bool = True):
+        super().__init__(message)
+        self.started = started  # False: it died before it said the request last sent started
 
 
 
@@ -94,6 +96,7 @@ class Worker:
         self.proc: subprocess.Popen | ForkedProcess | None = None
         self.hello: Hello | None = None
         self.message = ""
+        self.started = True  # it said it started the request last sent (worker: "started")
 
     def start(self) -> bool:
         self.launch()
@@ -144,7 +147,7 @@ class Worker:
         """Replies as the worker writes them: a JSON line, then the bytes of each "ok" output."""
         while line := stream.readline():
             message = json.loads(line)
-            if "outputs" not in message:  # the hello
+            if "outputs" not in message:  # the hello, or {"started": true}
                 replies.put(message)
                 continue
             reply = Reply.from_json(message)
@@ -161,15 +164,19 @@ class Worker:
         """The next message: a Reply, or the hello's dict."""
         try:
             reply = self.replies.get(timeout=timeout)
+            while isinstance(reply, dict) and reply.get("started"):  # it read the request last sent
+                self.started = True
+                reply = self.replies.get(timeout=timeout)
         except queue.Empty:
             self.stop()
             raise WorkerGone(f"no answer in {timeout:g} s (hung); worker killed") from None
         if reply is None:
             code = self.proc.wait()
-            raise WorkerGone(f"worker exited with code {code} (see {self.log_path.name})")
+            raise WorkerGone(f"worker exited with code {code} (see {self.log_path.name})", self.started)
         return reply
 
     def send(self, request: Request) -> None:
+        self.started = False
         try:
             self.proc.stdin.write(json.dumps(request.to_json()).encode() + b"\n")
             self.proc.stdin.flush()
@@ -674,6 +681,7 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
         # the case's tasks go to the worker in one request; it answers task by task, so each
         # answer is classified here while the worker computes the next
         pending = [t for t in case_tasks if t.api != NO_API]
+        resent = False
         while pending and not control.stop.is_set():
             if worker.proc.poll() is not None:  # it died (a fatal error, a crash, a hang killed)
                 replaced = spares is not None and spares.take(worker)  # a started spare takes its place
@@ -692,9 +700,13 @@ def _run_tasks(worker, framework, suites, result, *, timeout, expectations, prog
                 try:
                     reply = worker.receive(timeout)
                 except WorkerGone as e:
-                    if not control.stop.is_set():  # interrupted is not crashed: that task did not run
-                        record(task, _all(verdicts.CRASHED, str(e)), loaded)
-                        pending = sent[i + 1:]  # a new worker takes the rest
+                    if control.stop.is_set():  # interrupted is not crashed: that task did not run
+                        break
+                    if not e.started and not resent:  # it died before starting them (killed between
+                        pending, resent = sent, True  # tasks): none ran, a new worker takes them all;
+                        break  # once: one that dies so again has crashed on them
+                    record(task, _all(verdicts.CRASHED, str(e)), loaded)
+                    pending = sent[i + 1:]  # a new worker takes the rest
                     break
                 record(task, {o: _observed(reply.outputs[o], reply.fatal) for o in OUTPUTS}, loaded)
                 if reply.fatal:  # the worker is exiting: the rest go to a started spare, or a new one

@@ -16,6 +16,8 @@ settings cost seconds a process (Inductor's ISA check), which an eager run must 
 Hello:   {"hello": Hello} or {"hello": null, "message"}; a spare forked by the fork server
          says only its framework and devices (the runner keeps the first hello)
 Request: a Request: every task (dtype, API, device, mode) of one case
+Started: {"started": true}, once the request is read, before its first task: a worker that dies
+         before saying it (killed between tasks: the OOM killer, a user) ran none of them
 Replies: one Reply per task, in order; after a fatal reply the worker exits. Each "ok" output's
          `nbytes` bytes follow the line, in the order of OUTPUTS.
 
@@ -162,6 +164,7 @@ def serve(framework: str, reply, suites: dict | None = None, described: Hello | 
         if req.suite not in suites:
             suites[req.suite] = {c.id: c for c in load_suite(req.suite)}
         case = suites[req.suite][req.case]
+        reply({"started": True})  # the request is ours now: a death from here on is a task's
         arrays = inputs(case, {t.dtype for t in req.tasks})  # one request holds every task of its case
         for task in req.tasks:
             if _fatal(case.id):

@@ -118,12 +118,18 @@ def worker_children(parent: int | None = None):
 
 @torch_missing
 @pytest.mark.slow
-def test_a_killed_worker_costs_at_most_the_task_in_flight(tmp_path):
-    suite = small_suite(tmp_path, cases=2)  # 4 tasks, then 2: the second case's request comes after the kill
-    killed = []
+@pytest.mark.parametrize("after", [1, 4])
+def test_a_killed_worker_costs_at_most_the_task_in_flight(tmp_path, after):
+    """Killed as a crash or the OOM killer would, after its first task (`after` 1: it may be
+    computing the next), or between the two cases (4: the first answered, the second's request
+    not yet sent). The second case's request goes to a new worker, or to the dying one, which
+    never says it started it: no task of it is anyone's crash."""
+    suite = small_suite(tmp_path, cases=2)  # 4 tasks, then 2
+    killed, done = [], []
 
-    def progress(done, more):
-        if done and not killed:  # after the first task, kill the worker as a crash would
+    def progress(finished, more):
+        done.append(finished)
+        if sum(done) == after and not killed:
             for server in worker_children():  # torch's fork server, then the worker it forked
                 killed.extend([server, *worker_children(server)])
             for pid in killed:
@@ -132,14 +138,37 @@ def test_a_killed_worker_costs_at_most_the_task_in_flight(tmp_path):
     (run,) = runner.run([suite], ["torch"], out_dir=tmp_path / "o", progress=progress)
     assert len(killed) == 2
     assert len(run.rows) == (4 + 2) * 2  # every task has its rows
-    # the killed worker's replies already written are read; the task in flight (of the first case,
-    # or the second case's first, sent before the runner saw the exit) is `crashed`, the rest run
     crashed = {(r.case_id, r.dtype, r.api) for r in run.rows if r.verdict == "crashed"}
-    assert len(crashed) <= 1 and run.restarts == 1
+    assert len(crashed) <= (1 if after == 1 else 0) and run.restarts == 1
+    assert {case_id for case_id, _, _ in crashed} <= {"small-mean"}  # the task in flight, if any
     # -9: killed; -1: a forked worker already gone, whose status went to its fork server
     assert all(re.search(r"exited with code -(9|1) ", r.detail) for r in run.rows if r.verdict == "crashed")
     assert all(r.verdict == "conforms" for r in run.rows if (r.case_id, r.dtype, r.api) not in crashed)
-    assert run.rows[-1].verdict != "crashed"  # the restarted worker answered the second case's last task
+
+
+@torch_missing
+@pytest.mark.slow
+def test_a_worker_says_when_it_started_a_request_so_a_death_before_is_no_tasks_crash(tmp_path):
+    from conformance.protocol import Request, TaskRequest
+    suite = small_suite(tmp_path)
+    request = Request(str(suite), "small-mean", [TaskRequest("float32", "torch.nn.functional.cross_entropy", "cpu", "eager")] * 3)
+    for killed_before in (False, True):
+        worker = runner.Worker("torch", tmp_path / "worker.log")
+        try:
+            assert worker.start(), worker.message
+            if killed_before:
+                worker.proc.kill()
+                worker.send(request)
+            else:
+                worker.send(request)
+                assert worker.receive(60).outputs["loss"].status == "ok"
+                worker.proc.kill()
+            with pytest.raises(runner.WorkerGone) as gone:
+                while True:  # the replies it wrote before it died, then its end
+                    worker.receive(60)
+            assert gone.value.started is not killed_before
+        finally:
+            worker.close()
 
 
 @torch_missing
