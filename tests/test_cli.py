@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from conformance import runner
+from conformance.protocol import Request, TaskRequest
 from reference.casefile import load_case_file
 from reference.golden import generate
 
@@ -125,11 +126,11 @@ def test_a_killed_worker_costs_at_most_the_task_in_flight(tmp_path, after):
     not yet sent). The second case's request goes to a new worker, or to the dying one, which
     never says it started it: no task of it is anyone's crash."""
     suite = small_suite(tmp_path, cases=2)  # 4 tasks, then 2
-    killed, done = [], []
+    killed, done = [], [0]
 
     def progress(finished, more):
-        done.append(finished)
-        if sum(done) == after and not killed:
+        done[0] += finished
+        if done[0] == after and not killed:
             for server in worker_children():  # torch's fork server, then the worker it forked
                 killed.extend([server, *worker_children(server)])
             for pid in killed:
@@ -149,7 +150,6 @@ def test_a_killed_worker_costs_at_most_the_task_in_flight(tmp_path, after):
 @torch_missing
 @pytest.mark.slow
 def test_a_worker_says_when_it_started_a_request_so_a_death_before_is_no_tasks_crash(tmp_path):
-    from conformance.protocol import Request, TaskRequest
     suite = small_suite(tmp_path)
     request = Request(str(suite), "small-mean", [TaskRequest("float32", "torch.nn.functional.cross_entropy", "cpu", "eager")] * 3)
     for killed_before in (False, True):
